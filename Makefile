@@ -1,0 +1,39 @@
+# The two quick-start commands: `make run` and `make test`. Everything else is a helper.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: run test lint typecheck unit install install-test e2e-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: serve on the embedded default (self-signed certs in certs/, state from examples/state)
+## and show a developer's manifest being reviewed and denied.
+run: install
+	scripts/run-demo
+
+## make test: install what the tests need, then lint, type-check and run every test tier.
+test: install e2e-deps lint typecheck
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check webhook tests bench
+	$(BIN)/ruff format --check webhook
+
+typecheck: install
+	$(BIN)/mypy --strict webhook
+
+e2e-deps:
+	tests/e2e/install_deps.sh
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,149 @@
+"""The `guardrail` command: thin click commands over library functions.
+
+Each command parses its flags, calls the library and maps the result to an exit code:
+0 fine, 1 an enforce-mode violation or a denial, 2 bad input (`where: what` on stderr).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from webhook import __version__
+from webhook.config import Config, load_config
+from webhook.errors import GuardrailError
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+EXIT_BAD_INPUT = 2
+FORMATS = ("text", "json", "sarif", "junit", "policyreport", "html")
+
+
+def _own_namespace() -> str | None:
+    # Set by the Deployment through the downward API; exempts guardrail's own namespace.
+    return os.environ.get("POD_NAMESPACE") or None
+
+
+def _load_config(path: str | None) -> Config:
+    try:
+        return load_config(path, own_namespace=_own_namespace())
+    except GuardrailError as exc:
+        click.echo(f"guardrail: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="guardrail")
+def main() -> None:
+    """Guardrail: network-security guardrails for Kubernetes, as an admission webhook."""
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config YAML.")
+@click.option("--state", "state_path", type=click.Path(exists=True),
+              help="Read cluster state from these manifests instead of the API server.")
+@click.option("--cert-dir", default="certs", show_default=True, type=click.Path(file_okay=False),
+              help="Directory with tls.crt and tls.key (generated when missing).")
+@click.option("--bind", default="0.0.0.0:8443", show_default=True, help="HOST:PORT to listen on.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+def serve(config_path: str | None, state_path: str | None, cert_dir: str, bind: str,
+          workers: int, threads: int) -> None:
+    """Serve the admission webhook over TLS (gunicorn, gthread workers)."""
+    from webhook import server  # noqa: PLC0415 - keeps `guardrail check` free of gunicorn
+
+    config = _load_config(config_path)
+    try:
+        server.serve(config=config, config_path=config_path, state_path=state_path,
+                     cert_dir=Path(cert_dir), bind=bind, workers=workers, threads=threads)
+    except GuardrailError as exc:
+        click.echo(f"guardrail: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+
+
+@main.command()
+@click.option("--out", "out_dir", default="certs", show_default=True,
+              type=click.Path(file_okay=False))
+@click.option("--service", default="guardrail", show_default=True)
+@click.option("--namespace", default="guardrail-system", show_default=True)
+@click.option("--host", "hosts", multiple=True, help="Extra DNS name or IP address (repeatable).")
+@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650))
+def certs(out_dir: str, service: str, namespace: str, hosts: tuple[str, ...], days: int) -> None:
+    """Write a CA and an ECDSA P-256 serving certificate; print the base64 caBundle."""
+    from webhook import certs as certs_lib  # noqa: PLC0415
+
+    try:
+        bundle = certs_lib.write_certificates(Path(out_dir), service=service,
+                                              namespace=namespace, hosts=hosts, days=days)
+    except GuardrailError as exc:
+        click.echo(f"guardrail: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    click.echo(bundle.ca_bundle)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--cluster", is_flag=True, help="Add the live cluster's namespaces and policies.")
+@click.argument("paths", nargs=-1, required=True)
+def check(config_path: str | None, fmt: str, cluster: bool, paths: tuple[str, ...]) -> None:
+    """Judge manifests offline; exit 1 on an enforce-mode violation, 2 on bad input."""
+    from webhook import checking, report  # noqa: PLC0415
+
+    config = _load_config(config_path)
+    try:
+        result = checking.check_paths(list(paths), config, cluster=cluster,
+                                      stdin=sys.stdin.buffer)
+    except GuardrailError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    for note in result.notes:
+        click.echo(note, err=True)
+    click.echo(report.render(result, fmt), nl=False)
+    sys.exit(EXIT_VIOLATION if result.has_enforced_violation else EXIT_OK)
+
+
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--namespace", default=None, help="Only this namespace.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@click.option("--write-reports", is_flag=True, help="Write PolicyReports to the cluster.")
+def audit(config_path: str | None, namespace: str | None, fmt: str, write_reports: bool) -> None:
+    """Judge everything in the live cluster with the webhook's engine."""
+    from webhook import audit as audit_lib  # noqa: PLC0415
+
+    config = _load_config(config_path)
+    try:
+        code = audit_lib.run(config, namespace=namespace, fmt=fmt, write_reports=write_reports)
+    except GuardrailError as exc:
+        click.echo(f"guardrail: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--url", default="https://127.0.0.1:8443/validate", show_default=True)
+@click.option("--ca", "ca_file", default="certs/ca.crt", show_default=True,
+              type=click.Path(dir_okay=False))
+@click.option("--operation", type=click.Choice(["CREATE", "UPDATE", "DELETE"]), default="CREATE",
+              show_default=True)
+@click.option("--username", default="guardrail-review", show_default=True)
+@click.argument("manifest")
+def review(url: str, ca_file: str, operation: str, username: str, manifest: str) -> None:
+    """Send a manifest to a running webhook and print the verdict as kubectl would."""
+    from webhook import reviewing  # noqa: PLC0415
+
+    try:
+        outcome = reviewing.review(manifest, url=url, ca_file=ca_file, operation=operation,
+                                   username=username, stdin=sys.stdin.buffer)
+    except GuardrailError as exc:
+        click.echo(f"guardrail: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    for line in outcome.stderr_lines:
+        click.echo(line, err=True)
+    for line in outcome.stdout_lines:
+        click.echo(line)
+    sys.exit(EXIT_OK if outcome.allowed else EXIT_VIOLATION)

@@ -1,0 +1,159 @@
+"""The cluster state the policies read, and an indexed in-memory implementation of it.
+
+Every source (manifest files, the API server's list+watch) feeds the same `IndexedState`, so a
+decision costs the same dictionary lookups whichever source is behind it: O(1) in the number
+of namespaces and policies in the cluster.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from webhook.policy import isolation
+from webhook.policy.model import Namespace, Obj, PolicyRef, Providers
+from webhook.policy.objects import (
+    CALICO_STAGED,
+    GLOBAL_FLAVORS,
+    NAMESPACED_FLAVORS,
+    flavor_of,
+    ref_of,
+)
+
+PolicyKey = tuple[str, str, str]  # (flavor, kind, name) inside one namespace, or globally
+
+
+class ClusterState(Protocol):
+    """What a policy may ask about the cluster. Implementations never block on I/O here."""
+
+    def namespace(self, name: str) -> Namespace | None: ...
+
+    def namespaces(self) -> Iterable[Namespace]: ...
+
+    def policies_in(self, namespace: str) -> Sequence[Obj]: ...
+
+    def global_policies(self) -> Sequence[Obj]: ...
+
+    def providers(self, namespace: str) -> Providers: ...
+
+
+class IndexedState:
+    """Namespaces and network policies indexed by namespace, with memoised providers.
+
+    Thread-safe: gunicorn's gthread workers read it from many threads while a watch (or a
+    reload) writes it. Readers get snapshots (tuples), never live containers.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._namespaces: dict[str, Namespace] = {}
+        self._namespaced: dict[str, dict[PolicyKey, Obj]] = {}
+        self._global: dict[PolicyKey, Obj] = {}
+        self._global_snapshot: tuple[Obj, ...] = ()
+        self._providers: dict[str, Providers] = {}
+
+    # -- reads (ClusterState) -------------------------------------------------------------
+    def namespace(self, name: str) -> Namespace | None:
+        return self._namespaces.get(name)
+
+    def namespaces(self) -> Iterable[Namespace]:
+        with self._lock:
+            return tuple(self._namespaces.values())
+
+    def policies_in(self, namespace: str) -> Sequence[Obj]:
+        with self._lock:
+            return tuple(self._namespaced.get(namespace, {}).values())
+
+    def global_policies(self) -> Sequence[Obj]:
+        return self._global_snapshot
+
+    def providers(self, namespace: str) -> Providers:
+        cached = self._providers.get(namespace)
+        if cached is not None:
+            return cached
+        with self._lock:
+            ns = self._namespaces.get(namespace) or Namespace.unknown(namespace)
+            result = isolation.providers_for(
+                ns, self._namespaced.get(namespace, {}).values(), self._global_snapshot
+            )
+            self._providers[namespace] = result
+            return result
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return {
+                "namespaces": len(self._namespaces),
+                "policies": sum(len(p) for p in self._namespaced.values()) + len(self._global),
+            }
+
+    # -- writes ----------------------------------------------------------------------------
+    def upsert(self, obj: Obj) -> None:
+        """Add or replace a Namespace or a network policy; other kinds are ignored."""
+        with self._lock:
+            if obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
+                ns = Namespace.from_object(obj)
+                if ns.name:
+                    self._namespaces[ns.name] = ns
+                    self._providers.pop(ns.name, None)
+                return
+            located = self._locate(obj)
+            if located is None:
+                return
+            namespace, key = located
+            if namespace is None:
+                self._global[key] = obj
+                self._global_changed()
+            else:
+                self._namespaced.setdefault(namespace, {})[key] = obj
+                self._providers.pop(namespace, None)
+
+    def remove(self, obj: Obj) -> None:
+        with self._lock:
+            if obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
+                name = str((obj.get("metadata") or {}).get("name") or "")
+                self._namespaces.pop(name, None)
+                self._namespaced.pop(name, None)
+                self._providers.pop(name, None)
+                return
+            located = self._locate(obj)
+            if located is None:
+                return
+            namespace, key = located
+            if namespace is None:
+                if self._global.pop(key, None) is not None:
+                    self._global_changed()
+            else:
+                bucket = self._namespaced.get(namespace)
+                if bucket is not None and bucket.pop(key, None) is not None:
+                    self._providers.pop(namespace, None)
+
+    def replace_all(self, objs: Iterable[Obj]) -> None:
+        """Swap the whole content at once (a resync or a reload), readers never see a mix."""
+        fresh = IndexedState()
+        for obj in objs:
+            fresh.upsert(obj)
+        with self._lock:
+            self._namespaces = fresh._namespaces
+            self._namespaced = fresh._namespaced
+            self._global = fresh._global
+            self._global_snapshot = fresh._global_snapshot
+            self._providers = {}
+
+    def _global_changed(self) -> None:
+        self._global_snapshot = tuple(self._global.values())
+        # A global policy can cover any namespace: every memoised answer is now suspect.
+        self._providers = {}
+
+    @staticmethod
+    def _locate(obj: Obj) -> tuple[str | None, PolicyKey] | None:
+        flavor = flavor_of(obj)
+        if flavor is None or flavor == CALICO_STAGED:
+            return None
+        ref: PolicyRef = ref_of(obj, flavor)
+        key = (flavor, ref.kind, ref.name)
+        if flavor in GLOBAL_FLAVORS:
+            return None, key
+        if flavor in NAMESPACED_FLAVORS and ref.namespace:
+            return ref.namespace, key
+        return None
