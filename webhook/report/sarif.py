@@ -1,0 +1,94 @@
+"""`--format sarif`: SARIF 2.1.0, as code-scanning services (GitHub, GitLab, Azure) ingest it.
+
+One rule per policy id; one result per violation with level `error` (enforce), `warning`
+(warn, or advisory) or `note` (audit), located at the file and line the object starts on,
+plus a logical location naming the Kubernetes object.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import PurePath
+from typing import Any
+from urllib.parse import quote
+
+from webhook import __version__
+from webhook.policy.model import POLICY_IDS, Violation
+from webhook.report.base import POLICY_INFO, ReportInput, level
+
+SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+_LEVELS = {"error": "error", "warning": "warning", "audit": "note"}
+# Defaults of SPEC §3.5; a result's own level always says what happened to it.
+_DEFAULT_LEVELS = dict.fromkeys(POLICY_IDS, "error") | {"restrict-allow-all": "warning"}
+
+
+def artifact_uri(file: str) -> str:
+    """A relative URI reference for a relative path, a file:// URI for an absolute one."""
+    path = PurePath(file)
+    if path.is_absolute():
+        return path.as_uri()
+    return quote(file.replace(os.sep, "/"), safe="/")
+
+
+def _rule(policy: str) -> dict[str, Any]:
+    info = POLICY_INFO[policy]
+    return {
+        "id": policy,
+        "name": info.title,
+        "shortDescription": {"text": info.summary},
+        "fullDescription": {"text": info.summary},
+        "defaultConfiguration": {"level": _DEFAULT_LEVELS[policy]},
+        "properties": {"tags": ["kubernetes", "network-policy", "security"]},
+    }
+
+
+def _result(violation: Violation) -> dict[str, Any]:
+    finding = violation.finding
+    qualified = "/".join(part for part in (finding.namespace, finding.kind, finding.name) if part)
+    location: dict[str, Any] = {
+        "logicalLocations": [
+            {"name": finding.name, "fullyQualifiedName": qualified, "kind": "resource"}
+        ]
+    }
+    if violation.file is not None:
+        physical: dict[str, Any] = {"artifactLocation": {"uri": artifact_uri(violation.file)}}
+        if violation.line is not None:
+            physical["region"] = {"startLine": violation.line}
+        location["physicalLocation"] = physical
+    return {
+        "ruleId": finding.policy,
+        "ruleIndex": POLICY_IDS.index(finding.policy),
+        "level": _LEVELS[level(violation)],
+        "message": {"text": finding.message},
+        "locations": [location],
+        "properties": {
+            "mode": str(violation.mode),
+            "kind": finding.kind,
+            "namespace": finding.namespace,
+            "name": finding.name,
+        },
+    }
+
+
+def document(result: ReportInput) -> dict[str, Any]:
+    return {
+        "$schema": SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "guardrail",
+                        "version": __version__,
+                        "rules": [_rule(policy) for policy in POLICY_IDS],
+                    }
+                },
+                "results": [_result(v) for v in result.violations],
+            }
+        ],
+    }
+
+
+def render(result: ReportInput) -> str:
+    return json.dumps(document(result), indent=2, ensure_ascii=False) + "\n"
