@@ -43,30 +43,53 @@ def main() -> None:
 
 @main.command()
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config YAML.")
-@click.option("--state", "state_path", type=click.Path(exists=True),
-              help="Read cluster state from these manifests instead of the API server.")
-@click.option("--cert-dir", default="certs", show_default=True, type=click.Path(file_okay=False),
-              help="Directory with tls.crt and tls.key (generated when missing).")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(exists=True),
+    help="Read cluster state from these manifests instead of the API server.",
+)
+@click.option(
+    "--cert-dir",
+    default="certs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory with tls.crt and tls.key (generated when missing).",
+)
 @click.option("--bind", default="0.0.0.0:8443", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
-def serve(config_path: str | None, state_path: str | None, cert_dir: str, bind: str,
-          workers: int, threads: int) -> None:
+def serve(
+    config_path: str | None,
+    state_path: str | None,
+    cert_dir: str,
+    bind: str,
+    workers: int,
+    threads: int,
+) -> None:
     """Serve the admission webhook over TLS (gunicorn, gthread workers)."""
     from webhook import server  # noqa: PLC0415 - keeps `guardrail check` free of gunicorn
 
     config = _load_config(config_path)
     try:
-        server.serve(config=config, config_path=config_path, state_path=state_path,
-                     cert_dir=Path(cert_dir), bind=bind, workers=workers, threads=threads)
+        server.serve(
+            config=config,
+            config_path=config_path,
+            state_path=state_path,
+            cert_dir=Path(cert_dir),
+            bind=bind,
+            workers=workers,
+            threads=threads,
+        )
     except GuardrailError as exc:
         click.echo(f"guardrail: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
 
 
 @main.command()
-@click.option("--out", "out_dir", default="certs", show_default=True,
-              type=click.Path(file_okay=False))
+@click.option(
+    "--out", "out_dir", default="certs", show_default=True, type=click.Path(file_okay=False)
+)
 @click.option("--service", default="guardrail", show_default=True)
 @click.option("--namespace", default="guardrail-system", show_default=True)
 @click.option("--host", "hosts", multiple=True, help="Extra DNS name or IP address (repeatable).")
@@ -76,8 +99,9 @@ def certs(out_dir: str, service: str, namespace: str, hosts: tuple[str, ...], da
     from webhook import certs as certs_lib  # noqa: PLC0415
 
     try:
-        bundle = certs_lib.write_certificates(Path(out_dir), service=service,
-                                              namespace=namespace, hosts=hosts, days=days)
+        bundle = certs_lib.write_certificates(
+            Path(out_dir), service=service, namespace=namespace, hosts=hosts, days=days
+        )
     except GuardrailError as exc:
         click.echo(f"guardrail: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -95,8 +119,7 @@ def check(config_path: str | None, fmt: str, cluster: bool, paths: tuple[str, ..
 
     config = _load_config(config_path)
     try:
-        result = checking.check_paths(list(paths), config, cluster=cluster,
-                                      stdin=sys.stdin.buffer)
+        result = checking.check_paths(list(paths), config, cluster=cluster, stdin=sys.stdin.buffer)
     except GuardrailError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -126,10 +149,15 @@ def audit(config_path: str | None, namespace: str | None, fmt: str, write_report
 
 @main.command()
 @click.option("--url", default="https://127.0.0.1:8443/validate", show_default=True)
-@click.option("--ca", "ca_file", default="certs/ca.crt", show_default=True,
-              type=click.Path(dir_okay=False))
-@click.option("--operation", type=click.Choice(["CREATE", "UPDATE", "DELETE"]), default="CREATE",
-              show_default=True)
+@click.option(
+    "--ca", "ca_file", default="certs/ca.crt", show_default=True, type=click.Path(dir_okay=False)
+)
+@click.option(
+    "--operation",
+    type=click.Choice(["CREATE", "UPDATE", "DELETE"]),
+    default="CREATE",
+    show_default=True,
+)
 @click.option("--username", default="guardrail-review", show_default=True)
 @click.argument("manifest")
 def review(url: str, ca_file: str, operation: str, username: str, manifest: str) -> None:
@@ -137,8 +165,14 @@ def review(url: str, ca_file: str, operation: str, username: str, manifest: str)
     from webhook import reviewing  # noqa: PLC0415
 
     try:
-        outcome = reviewing.review(manifest, url=url, ca_file=ca_file, operation=operation,
-                                   username=username, stdin=sys.stdin.buffer)
+        outcome = reviewing.review(
+            manifest,
+            url=url,
+            ca_file=ca_file,
+            operation=operation,
+            username=username,
+            stdin=sys.stdin.buffer,
+        )
     except GuardrailError as exc:
         click.echo(f"guardrail: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)

@@ -1,6 +1,6 @@
 """The configuration file: read once at start, validated with exact paths, frozen.
 
-    config.yaml: policies.require-role-labels.mode: must be one of enforce, warn, audit, off
+config.yaml: policies.require-role-labels.mode: must be one of enforce, warn, audit, off
 """
 
 from __future__ import annotations
@@ -129,18 +129,21 @@ def load_config(path: str | os.PathLike[str] | None, own_namespace: str | None =
 def parse_config(data: object, source: str, own_namespace: str | None = None) -> Config:
     """Validate a parsed config document; errors name `source: json.path`."""
     top = _mapping(data, source, "")
-    _known(top, source, "", {"mode", "onError", "allowNamespaceModeLabel", "exemptions",
-                              "policies"})
+    _known(
+        top, source, "", {"mode", "onError", "allowNamespaceModeLabel", "exemptions", "policies"}
+    )
     mode = _enum(top.get("mode", "enforce"), Mode, source, "mode")
     on_error = _enum(top.get("onError", "deny"), OnError, source, "onError")
-    allow_label = _bool(top.get("allowNamespaceModeLabel", False), source,
-                        "allowNamespaceModeLabel")
+    allow_label = _bool(
+        top.get("allowNamespaceModeLabel", False), source, "allowNamespaceModeLabel"
+    )
 
     ex = _mapping(top.get("exemptions", {}), source, "exemptions")
     _known(ex, source, "exemptions", {"namespaces", "usernames", "groups"})
     namespaces = frozenset(
-        _str_list(ex.get("namespaces", list(DEFAULT_EXEMPT_NAMESPACES)), source,
-                  "exemptions.namespaces")
+        _str_list(
+            ex.get("namespaces", list(DEFAULT_EXEMPT_NAMESPACES)), source, "exemptions.namespaces"
+        )
     )
     own = own_namespace or OWN_NAMESPACE
     namespaces |= {own}
@@ -169,21 +172,31 @@ def parse_config(data: object, source: str, own_namespace: str | None = None) ->
         modes[policy] = _enum(body.get("mode", default), Mode, source, f"{path}.mode")
 
     labels_body = per_policy["require-role-labels"]
-    labels = _str_list(labels_body.get("labels", ["app", "role"]), source,
-                       "policies.require-role-labels.labels", non_empty_items=True)
-    raw_allowed = _mapping(labels_body.get("allowedValues", {}) or {}, source,
-                           "policies.require-role-labels.allowedValues")
+    labels = _str_list(
+        labels_body.get("labels", ["app", "role"]),
+        source,
+        "policies.require-role-labels.labels",
+        non_empty_items=True,
+    )
+    raw_allowed = _mapping(
+        labels_body.get("allowedValues", {}) or {},
+        source,
+        "policies.require-role-labels.allowedValues",
+    )
     allowed: dict[str, tuple[str, ...]] = {}
     for key, values in raw_allowed.items():
         path = f"policies.require-role-labels.allowedValues.{key}"
         if key not in labels:
-            raise ConfigError(f"label {key!r} is not in policies.require-role-labels.labels",
-                              f"{source}: {path}")
+            raise ConfigError(
+                f"label {key!r} is not in policies.require-role-labels.labels", f"{source}: {path}"
+            )
         allowed[str(key)] = tuple(_str_list(values, source, path, non_empty_items=True))
 
-    raw_dirs = _str_list(per_policy["require-default-deny"].get("directions",
-                                                                ["Ingress", "Egress"]),
-                         source, "policies.require-default-deny.directions")
+    raw_dirs = _str_list(
+        per_policy["require-default-deny"].get("directions", ["Ingress", "Egress"]),
+        source,
+        "policies.require-default-deny.directions",
+    )
     directions: list[Direction] = []
     for i, d in enumerate(raw_dirs):
         direction = _enum(d, Direction, source, f"policies.require-default-deny.directions[{i}]")
@@ -215,8 +228,9 @@ def _mapping(value: object, source: str, path: str) -> Mapping[str, Any]:
         raise ConfigError(f"must be a mapping, not {_type_name(value)}", _where(source, path))
     for key in value:
         if not isinstance(key, str):
-            raise ConfigError(f"keys must be strings, not {_type_name(key)} {key!r}",
-                              _where(source, path))
+            raise ConfigError(
+                f"keys must be strings, not {_type_name(key)} {key!r}", _where(source, path)
+            )
     return value
 
 
@@ -224,8 +238,9 @@ def _known(value: Mapping[str, Any], source: str, path: str, known: set[str]) ->
     for key in value:
         if key not in known:
             child = f"{path}.{key}" if path else key
-            raise ConfigError(f"unknown field (expected one of {', '.join(sorted(known))})",
-                              _where(source, child))
+            raise ConfigError(
+                f"unknown field (expected one of {', '.join(sorted(known))})", _where(source, child)
+            )
 
 
 def _enum(value: object, enum: type[E], source: str, path: str) -> E:
@@ -246,12 +261,14 @@ def _bool(value: object, source: str, path: str) -> bool:
 
 def _str_list(value: object, source: str, path: str, *, non_empty_items: bool = False) -> list[str]:
     if not isinstance(value, list):
-        raise ConfigError(f"must be a list of strings, not {_type_name(value)}",
-                          _where(source, path))
+        raise ConfigError(
+            f"must be a list of strings, not {_type_name(value)}", _where(source, path)
+        )
     for i, item in enumerate(value):
         if not isinstance(item, str):
-            raise ConfigError(f"must be a string, not {_type_name(item)}",
-                              _where(source, f"{path}[{i}]"))
+            raise ConfigError(
+                f"must be a string, not {_type_name(item)}", _where(source, f"{path}[{i}]")
+            )
         if non_empty_items and not item:
             raise ConfigError("must not be empty", _where(source, f"{path}[{i}]"))
     return list(value)
@@ -260,5 +277,11 @@ def _str_list(value: object, source: str, path: str, *, non_empty_items: bool = 
 def _type_name(value: object) -> str:
     if value is None:
         return "null"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)

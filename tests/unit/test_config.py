@@ -87,34 +87,66 @@ def test_own_namespace_is_exempt(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("policies:\n  require-role-labels:\n    mode: block\n",
-         "config.yaml: policies.require-role-labels.mode: must be one of enforce, warn, audit, off"),
+        (
+            "policies:\n  require-role-labels:\n    mode: block\n",
+            "config.yaml: policies.require-role-labels.mode: must be one of enforce, warn, audit, off",
+        ),
         ("mode: 3\n", "config.yaml: mode: must be one of enforce, warn, audit, off"),
         ("onError: ignore\n", "config.yaml: onError: must be one of deny, allow"),
-        ("allowNamespaceModeLabel: yes please\n",
-         "config.yaml: allowNamespaceModeLabel: must be true or false, not a string"),
+        (
+            "allowNamespaceModeLabel: yes please\n",
+            "config.yaml: allowNamespaceModeLabel: must be true or false, not a string",
+        ),
         ("- a\n- b\n", "config.yaml: must be a mapping, not a list"),
-        ("modes: enforce\n", "config.yaml: modes: unknown field (expected one of allowNamespaceModeLabel, exemptions, mode, onError, policies)"),
+        (
+            "modes: enforce\n",
+            "config.yaml: modes: unknown field (expected one of allowNamespaceModeLabel, exemptions, mode, onError, policies)",
+        ),
         ("policies: {require-labels: {}}\n", "config.yaml: policies.require-labels: unknown field"),
-        ("exemptions: {namespaces: kube-system}\n",
-         "config.yaml: exemptions.namespaces: must be a list of strings, not a string"),
-        ("exemptions: {usernames: [alice, 7]}\n",
-         "config.yaml: exemptions.usernames[1]: must be a string, not a number"),
-        ("policies: {require-role-labels: {labels: [app, '']}}\n",
-         "config.yaml: policies.require-role-labels.labels[1]: must not be empty"),
-        ("policies: {require-role-labels: {allowedValues: {tier: [a]}}}\n",
-         "config.yaml: policies.require-role-labels.allowedValues.tier: label 'tier' is not in"),
-        ("policies: {require-default-deny: {directions: [Ingress, Sideways]}}\n",
-         "config.yaml: policies.require-default-deny.directions[1]: must be one of Ingress, Egress"),
-        ("policies: {protect-default-deny: {labels: [a]}}\n",
-         "config.yaml: policies.protect-default-deny.labels: unknown field (expected one of mode)"),
+        (
+            "exemptions: {namespaces: kube-system}\n",
+            "config.yaml: exemptions.namespaces: must be a list of strings, not a string",
+        ),
+        (
+            "exemptions: {usernames: [alice, 7]}\n",
+            "config.yaml: exemptions.usernames[1]: must be a string, not a number",
+        ),
+        (
+            "policies: {require-role-labels: {labels: [app, '']}}\n",
+            "config.yaml: policies.require-role-labels.labels[1]: must not be empty",
+        ),
+        (
+            "policies: {require-role-labels: {allowedValues: {tier: [a]}}}\n",
+            "config.yaml: policies.require-role-labels.allowedValues.tier: label 'tier' is not in",
+        ),
+        (
+            "policies: {require-default-deny: {directions: [Ingress, Sideways]}}\n",
+            "config.yaml: policies.require-default-deny.directions[1]: must be one of Ingress, Egress",
+        ),
+        (
+            "policies: {protect-default-deny: {labels: [a]}}\n",
+            "config.yaml: policies.protect-default-deny.labels: unknown field (expected one of mode)",
+        ),
         ("mode: [unclosed\n", "config.yaml:2: invalid YAML"),
         (b"mode: \xff\xfe\n", "config.yaml: not UTF-8 text"),
     ],
-    ids=["bad-policy-mode", "mode-not-string", "bad-onerror", "bool-as-string", "top-not-mapping",
-         "unknown-top-field", "unknown-policy", "namespaces-not-list", "username-not-string",
-         "empty-label", "allowed-values-unknown-label", "bad-direction", "unknown-policy-field",
-         "yaml-syntax", "not-utf8"],
+    ids=[
+        "bad-policy-mode",
+        "mode-not-string",
+        "bad-onerror",
+        "bool-as-string",
+        "top-not-mapping",
+        "unknown-top-field",
+        "unknown-policy",
+        "namespaces-not-list",
+        "username-not-string",
+        "empty-label",
+        "allowed-values-unknown-label",
+        "bad-direction",
+        "unknown-policy-field",
+        "yaml-syntax",
+        "not-utf8",
+    ],
 )
 def test_errors_name_the_path(tmp_path: Path, text: str | bytes, expected: str) -> None:
     """Each invalid config is rejected with `file: json.path: what is wrong`."""
@@ -139,11 +171,16 @@ def test_huge_file(tmp_path: Path) -> None:
 
 def test_allowed_values_and_directions(tmp_path: Path) -> None:
     """allowedValues and directions are read into the policy settings, duplicates dropped."""
-    config = load_config(_write(tmp_path, (
-        "policies:\n"
-        "  require-role-labels: {labels: [app, role], allowedValues: {role: [web, db]}}\n"
-        "  require-default-deny: {directions: [Egress, Egress]}\n"
-    )))
+    config = load_config(
+        _write(
+            tmp_path,
+            (
+                "policies:\n"
+                "  require-role-labels: {labels: [app, role], allowedValues: {role: [web, db]}}\n"
+                "  require-default-deny: {directions: [Egress, Egress]}\n"
+            ),
+        )
+    )
     assert config.settings.allowed_values == {"role": ("web", "db")}
     assert config.settings.directions == (Direction.EGRESS,)
 
@@ -164,24 +201,49 @@ def _ns(label: str | None) -> Namespace:
         (True, "off", "audit", Mode.OFF),
         (True, "enforce", None, Mode.ENFORCE),
     ],
-    ids=["label-ignored-by-default", "relax-to-audit", "relax-to-warn", "never-tighten",
-         "off-not-allowed", "enforce-label-noop", "off-stays-off", "no-label"],
+    ids=[
+        "label-ignored-by-default",
+        "relax-to-audit",
+        "relax-to-warn",
+        "never-tighten",
+        "off-not-allowed",
+        "enforce-label-noop",
+        "off-stays-off",
+        "no-label",
+    ],
 )
-def test_namespace_mode_label(allow_label: bool, policy_mode: str, label: str | None,
-                              expected: Mode) -> None:
+def test_namespace_mode_label(
+    allow_label: bool, policy_mode: str, label: str | None, expected: Mode
+) -> None:
     """The namespace label relaxes a policy only when allowed, and never tightens or disables."""
     config = parse_config(
-        {"allowNamespaceModeLabel": allow_label,
-         "policies": {"require-role-labels": {"mode": policy_mode}}},
+        {
+            "allowNamespaceModeLabel": allow_label,
+            "policies": {"require-role-labels": {"mode": policy_mode}},
+        },
         "config.yaml",
     )
     assert config.mode_for("require-role-labels", _ns(label)) is expected
 
 
-def _request(namespace: str = "shop", username: str = "dev", groups: tuple[str, ...] = (),
-             kind: str = "Pod", name: str = "web") -> Request:
-    return Request(uid="u", kind=kind, group="", version="v1", namespace=namespace, name=name,
-                   operation=Operation.CREATE, username=username, groups=groups)
+def _request(
+    namespace: str = "shop",
+    username: str = "dev",
+    groups: tuple[str, ...] = (),
+    kind: str = "Pod",
+    name: str = "web",
+) -> Request:
+    return Request(
+        uid="u",
+        kind=kind,
+        group="",
+        version="v1",
+        namespace=namespace,
+        name=name,
+        operation=Operation.CREATE,
+        username=username,
+        groups=groups,
+    )
 
 
 @pytest.mark.parametrize(
@@ -195,13 +257,28 @@ def _request(namespace: str = "shop", username: str = "dev", groups: tuple[str, 
         (_request(namespace="", kind="Namespace", name="kube-system"), True),
         (_request(namespace="", kind="Namespace", name="shop"), False),
     ],
-    ids=["system-namespace", "own-namespace", "ordinary", "username", "group",
-         "namespace-object-by-name", "ordinary-namespace-object"],
+    ids=[
+        "system-namespace",
+        "own-namespace",
+        "ordinary",
+        "username",
+        "group",
+        "namespace-object-by-name",
+        "ordinary-namespace-object",
+    ],
 )
 def test_exemptions(request_: Request, exempt: bool) -> None:
     """Exemptions match the request's namespace, username or groups, never object labels."""
-    config = parse_config({"exemptions": {"namespaces": ["kube-system"], "usernames": ["ci-bot"],
-                                          "groups": ["platform"]}}, "config.yaml")
+    config = parse_config(
+        {
+            "exemptions": {
+                "namespaces": ["kube-system"],
+                "usernames": ["ci-bot"],
+                "groups": ["platform"],
+            }
+        },
+        "config.yaml",
+    )
     assert config.exemptions.exempts(request_) is exempt
 
 

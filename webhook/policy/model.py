@@ -75,12 +75,15 @@ class Namespace:
 
     @staticmethod
     def from_object(obj: Obj) -> Namespace:
-        meta = obj.get("metadata") or {}
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, Mapping) else {}
         name = str(meta.get("name") or "")
         raw_labels = meta.get("labels") or {}
-        labels = {str(k): str(v) for k, v in raw_labels.items()} if isinstance(
-            raw_labels, Mapping
-        ) else {}
+        labels = (
+            {str(k): str(v) for k, v in raw_labels.items()}
+            if isinstance(raw_labels, Mapping)
+            else {}
+        )
         # The API server sets this immutable label on every namespace; files may lack it.
         labels.setdefault("kubernetes.io/metadata.name", name)
         status = obj.get("status") or {}

@@ -54,26 +54,56 @@ class Resource:
 
 
 NAMESPACES = Resource("namespaces", "/api/v1", "namespaces", "Namespace", "v1", False)
-K8S_POLICIES = Resource("networkpolicies.networking.k8s.io", "/apis/networking.k8s.io/v1",
-                        "networkpolicies", "NetworkPolicy", "networking.k8s.io/v1", True)
+K8S_POLICIES = Resource(
+    "networkpolicies.networking.k8s.io",
+    "/apis/networking.k8s.io/v1",
+    "networkpolicies",
+    "NetworkPolicy",
+    "networking.k8s.io/v1",
+    True,
+)
 
 
 def _calico(group: str, version: str) -> tuple[Resource, Resource]:
     api = f"{group}/{version}"
     return (
-        Resource(f"networkpolicies.{group}", f"/apis/{api}", "networkpolicies",
-                 "NetworkPolicy", api, True),
-        Resource(f"globalnetworkpolicies.{group}", f"/apis/{api}", "globalnetworkpolicies",
-                 "GlobalNetworkPolicy", api, False),
+        Resource(
+            f"networkpolicies.{group}",
+            f"/apis/{api}",
+            "networkpolicies",
+            "NetworkPolicy",
+            api,
+            True,
+        ),
+        Resource(
+            f"globalnetworkpolicies.{group}",
+            f"/apis/{api}",
+            "globalnetworkpolicies",
+            "GlobalNetworkPolicy",
+            api,
+            False,
+        ),
     )
 
 
 ANP_API = "policy.networking.k8s.io/v1alpha1"
 ADMIN_POLICIES = (
-    Resource("adminnetworkpolicies", f"/apis/{ANP_API}", "adminnetworkpolicies",
-             "AdminNetworkPolicy", ANP_API, False),
-    Resource("baselineadminnetworkpolicies", f"/apis/{ANP_API}", "baselineadminnetworkpolicies",
-             "BaselineAdminNetworkPolicy", ANP_API, False),
+    Resource(
+        "adminnetworkpolicies",
+        f"/apis/{ANP_API}",
+        "adminnetworkpolicies",
+        "AdminNetworkPolicy",
+        ANP_API,
+        False,
+    ),
+    Resource(
+        "baselineadminnetworkpolicies",
+        f"/apis/{ANP_API}",
+        "baselineadminnetworkpolicies",
+        "BaselineAdminNetworkPolicy",
+        ANP_API,
+        False,
+    ),
 )
 
 
@@ -97,8 +127,9 @@ class KubeClient:
                 except config.ConfigException:
                     config.load_kube_config(context=context, client_configuration=configuration)
             else:
-                config.load_kube_config(config_file=kubeconfig, context=context,
-                                        client_configuration=configuration)
+                config.load_kube_config(
+                    config_file=kubeconfig, context=context, client_configuration=configuration
+                )
         except (config.ConfigException, OSError) as exc:
             raise GuardrailError(f"cannot load Kubernetes client configuration: {exc}") from exc
         self._config = configuration
@@ -120,12 +151,17 @@ class KubeClient:
             headers["Authorization"] = token
         return headers
 
-    def get(self, path: str, params: Mapping[str, str] | None = None,
-            timeout: float = 30.0) -> dict[str, Any]:
+    def get(
+        self, path: str, params: Mapping[str, str] | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
         url = self.host + path + (f"?{urlencode(params)}" if params else "")
-        response = self._pool.request("GET", url, headers=self._headers(),
-                                      timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                                      retries=False)
+        response = self._pool.request(
+            "GET",
+            url,
+            headers=self._headers(),
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=False,
+        )
         if response.status >= 400:
             raise ApiError(response.status, response.data[:300].decode("utf-8", "replace"))
         data = orjson.loads(response.data)
@@ -142,23 +178,27 @@ class KubeClient:
             raise
         return True
 
-    def stream(self, path: str, params: Mapping[str, str],
-               read_timeout: float) -> Iterator[dict[str, Any]]:
+    def stream(
+        self, path: str, params: Mapping[str, str], read_timeout: float
+    ) -> Iterator[dict[str, Any]]:
         """Yield each JSON line of a watch response until the server closes it."""
         url = self.host + path + f"?{urlencode(params)}"
         response = self._pool.request(
-            "GET", url, headers=self._headers(), preload_content=False, retries=False,
+            "GET",
+            url,
+            headers=self._headers(),
+            preload_content=False,
+            retries=False,
             timeout=urllib3.Timeout(connect=10.0, read=read_timeout),
         )
         try:
             if response.status >= 400:
-                raise ApiError(response.status,
-                               response.read(300).decode("utf-8", "replace"))
+                raise ApiError(response.status, response.read(300).decode("utf-8", "replace"))
             buffer = b""
             for chunk in response.stream(64 * 1024):
                 buffer += chunk
                 while (newline := buffer.find(b"\n")) >= 0:
-                    line, buffer = buffer[:newline], buffer[newline + 1:]
+                    line, buffer = buffer[:newline], buffer[newline + 1 :]
                     if line.strip():
                         event = orjson.loads(line)
                         if isinstance(event, dict):
@@ -175,8 +215,7 @@ def discover(client: KubeClient) -> list[Resource]:
     elif client.exists("/apis/crd.projectcalico.org/v1"):
         group = client.get("/apis/crd.projectcalico.org/v1")
         plurals = {r.get("name") for r in group.get("resources", []) if isinstance(r, dict)}
-        resources.extend(r for r in _calico("crd.projectcalico.org", "v1")
-                         if r.plural in plurals)
+        resources.extend(r for r in _calico("crd.projectcalico.org", "v1") if r.plural in plurals)
     if client.exists(f"/apis/{ANP_API}"):
         group = client.get(f"/apis/{ANP_API}")
         plurals = {r.get("name") for r in group.get("resources", []) if isinstance(r, dict)}
@@ -199,8 +238,13 @@ class Metrics:
 class LiveState(IndexedState):
     """The IndexedState kept current by list+watch; `synced` once every resource was listed."""
 
-    def __init__(self, client: KubeClient, *, resync_seconds: float = RESYNC_SECONDS,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        *,
+        resync_seconds: float = RESYNC_SECONDS,
+        metrics: Metrics | None = None,
+    ) -> None:
         super().__init__()
         self._client = client
         self._resync_seconds = resync_seconds
@@ -215,8 +259,9 @@ class LiveState(IndexedState):
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        threading.Thread(target=self._run_discovery, name="guardrail-discovery",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._run_discovery, name="guardrail-discovery", daemon=True
+        ).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -246,8 +291,12 @@ class LiveState(IndexedState):
                     return
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
         for resource in self._resources:
-            thread = threading.Thread(target=self._watch_forever, args=(resource,),
-                                      name=f"guardrail-watch-{resource.name}", daemon=True)
+            thread = threading.Thread(
+                target=self._watch_forever,
+                args=(resource,),
+                name=f"guardrail-watch-{resource.name}",
+                daemon=True,
+            )
             thread.start()
             self._threads.append(thread)
 
@@ -268,8 +317,7 @@ class LiveState(IndexedState):
                     version = ""  # expired: relist at once
                     continue
                 self._metrics.restart(resource.name)
-                log.warning("watch of %s failed, retrying in %.1fs: %s", resource.name, delay,
-                            exc)
+                log.warning("watch of %s failed, retrying in %.1fs: %s", resource.name, delay, exc)
                 if self._stop.wait(delay):
                     return
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
@@ -303,11 +351,13 @@ class LiveState(IndexedState):
             "watch": "1",
             "resourceVersion": version,
             "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(int(max(1.0, min(WATCH_TIMEOUT_SECONDS,
-                                                   until - time.monotonic())))),
+            "timeoutSeconds": str(
+                int(max(1.0, min(WATCH_TIMEOUT_SECONDS, until - time.monotonic())))
+            ),
         }
-        for event in self._client.stream(resource.url(), params,
-                                         read_timeout=WATCH_TIMEOUT_SECONDS + 30):
+        for event in self._client.stream(
+            resource.url(), params, read_timeout=WATCH_TIMEOUT_SECONDS + 30
+        ):
             if self._stop.is_set():
                 break
             kind = event.get("type")
@@ -337,8 +387,13 @@ class LiveState(IndexedState):
             old = self._keys.get(resource.name, set())
             fresh = {self._key(o) for o in objs}
             for namespace, name in old - fresh:
-                self.remove({"apiVersion": resource.api_version, "kind": resource.kind,
-                             "metadata": {"namespace": namespace, "name": name}})
+                self.remove(
+                    {
+                        "apiVersion": resource.api_version,
+                        "kind": resource.kind,
+                        "metadata": {"namespace": namespace, "name": name},
+                    }
+                )
             for obj in objs:
                 self.upsert(obj)
             self._keys[resource.name] = fresh
@@ -364,8 +419,9 @@ class LiveState(IndexedState):
         self._last_contact = time.monotonic()
 
     # -- the negative-answer confirmation --------------------------------------------------------
-    def confirm_providers(self, namespace: str,
-                          timeout: float = CONFIRM_TIMEOUT_SECONDS) -> Providers | None:
+    def confirm_providers(
+        self, namespace: str, timeout: float = CONFIRM_TIMEOUT_SECONDS
+    ) -> Providers | None:
         """Providers from a live read of the namespace's policies, or None when it fails.
 
         Called only before a default-deny denial, so that a policy applied a moment before the

@@ -1,0 +1,322 @@
+"""The Flask application: `POST /validate`, `/healthz`, `/readyz`, `/metrics`.
+
+One AdmissionReview flows one way: read and bound the body -> `admission.review.parse`
+(HTTP 400 on a malformed review) -> exemptions -> `policy.evaluate` -> `admission.decide` ->
+the response, one JSON log line per violation, the counters. A request the webhook fails to
+judge is still answered with an AdmissionReview, following `onError`: a 5xx would make the API
+server apply the webhook's failurePolicy without saying why.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+from flask import Flask, Response, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from webhook.admission import decide, review
+from webhook.config import Config
+from webhook.errors import GuardrailError
+from webhook.policy import evaluate
+from webhook.policy.model import Request, Violation
+from webhook.state.base import ClusterState
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+# An oversized body is read and discarded up to this much more, so that the client, which
+# sends its whole body before reading, sees the 413 instead of a connection reset. Beyond it
+# the connection is dropped: such a client is not the API server.
+DRAIN_BYTES = 32 * 1024 * 1024
+READ_CHUNK = 64 * 1024
+TOO_LARGE = f"request body is larger than {MAX_BODY_BYTES} bytes (4 MiB)"
+LOGGER_NAME = "guardrail"
+log = logging.getLogger(f"{LOGGER_NAME}.admission")
+
+# Admission decisions take well under a millisecond to a few; the API server gives up at the
+# webhook's timeoutSeconds (5 s by default in deploy/).
+DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+# -- logging ------------------------------------------------------------------------------------
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, plus the record's `fields`.
+
+    Pass structured data as `extra={"fields": {...}}`; keys in it become top-level keys.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            entry.update(fields)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Send guardrail's own loggers to stderr as JSON lines (idempotent)."""
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.setLevel(level)
+    logger.propagate = False
+    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+
+
+# -- metrics ------------------------------------------------------------------------------------
+class Metrics:
+    """The webhook's Prometheus metrics, in one process or across gunicorn workers.
+
+    With `multiprocess_dir`, values live in prometheus_client's per-process files there (the
+    process must have been started with PROMETHEUS_MULTIPROC_DIR pointing at it, see server.py)
+    and a scrape, answered by any worker, adds up every worker's files.
+    """
+
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        # In multiprocess mode nothing is registered: a scrape collects the files instead.
+        self.registry = None if multiprocess_dir else CollectorRegistry()
+        self.violations = Counter(
+            "guardrail_violations",
+            "Policy violations found in admission requests, by policy and mode.",
+            ("policy", "mode", "kind", "namespace"),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "guardrail_judgement_errors",
+            "Admission requests guardrail failed to judge (answered following onError).",
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "guardrail_request_duration_seconds",
+            "Time to answer POST /validate, from the body read to the response built.",
+            buckets=DURATION_BUCKETS,
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        if self.multiprocess_dir is not None:
+            registry = CollectorRegistry()
+            # prometheus_client's multiprocess module has no type annotations.
+            MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        assert self.registry is not None
+        return generate_latest(self.registry)
+
+
+# -- the application ----------------------------------------------------------------------------
+def create_app(
+    config: Config,
+    state: ClusterState,
+    *,
+    ready: Callable[[], bool] = lambda: True,
+    multiprocess_dir: Path | None = None,
+) -> Flask:
+    """The webhook's Flask app, judging with `config` against `state`."""
+    app = Flask("guardrail", static_folder=None)
+    metrics = Metrics(multiprocess_dir)
+    enabled = config.enabled_policies()
+
+    def judge(req: Request) -> decide.Decision:
+        if config.exemptions.exempts(req):
+            return decide.ALLOWED
+        findings = evaluate(req, state, config.settings, enabled)
+        if not findings:
+            return decide.ALLOWED
+        namespace = state.namespace(req.namespace) if req.namespace else None
+        return decide.decide(decide.apply_modes(findings, config, namespace))
+
+    @app.post("/validate")
+    def validate() -> Response:
+        started = time.perf_counter()
+        body = _read_body(request.environ["wsgi.input"], request.content_length)
+        if body is None:
+            return _error(413, TOO_LARGE)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return _error(400, _json_problem(body, exc))
+        try:
+            parsed = review.parse(doc)
+        except review.ReviewError as exc:
+            return _error(400, str(exc))
+
+        req = parsed.request
+        try:
+            decision = judge(req)
+        except GuardrailError as exc:
+            # Something in the object under review (or the state) could not be read.
+            log.warning(
+                "could not judge request: %s",
+                exc,
+                extra={"fields": {**_request_fields(req), "error": str(exc)}},
+            )
+            metrics.errors.inc()
+            decision = decide.failure(config.on_error, str(exc))
+        except Exception:
+            log.exception(
+                "internal error while judging a request", extra={"fields": _request_fields(req)}
+            )
+            metrics.errors.inc()
+            decision = decide.failure(config.on_error, "internal error, see guardrail's log")
+
+        if decision.violations:
+            try:
+                _record(decision.violations, req, metrics)
+            except Exception:
+                # The verdict stands: bookkeeping must not turn it into a 5xx.
+                log.exception("could not record violations", extra={"fields": _request_fields(req)})
+        out = orjson.dumps(review.build_response(parsed.api_version, req.uid, decision))
+        metrics.duration.observe(time.perf_counter() - started)
+        return Response(out, 200, mimetype="application/json")
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return _json(200, {"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        if ready():
+            return _json(200, {"status": "ready"})
+        return _json(503, {"status": "not ready", "error": "cluster state not synced yet"})
+
+    @app.get("/metrics")
+    def metrics_endpoint() -> Response:
+        return Response(metrics.render(), 200, content_type=CONTENT_TYPE_LATEST)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        if isinstance(exc, MethodNotAllowed):
+            allowed = ", ".join(sorted(m for m in exc.valid_methods or () if m != "OPTIONS"))
+            response = _error(
+                405, f"method {request.method} is not allowed on {request.path}; use {allowed}"
+            )
+            response.headers["Allow"] = allowed
+            return response
+        if isinstance(exc, NotFound):
+            return _error(
+                404,
+                f"no such path: {request.path} (guardrail serves POST /validate, "
+                "GET /healthz, /readyz, /metrics)",
+            )
+        return _error(code, exc.description or exc.name)
+
+    return app
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def _json(code: int, body: Mapping[str, Any]) -> Response:
+    return Response(orjson.dumps(body), code, mimetype="application/json")
+
+
+def _error(code: int, message: str) -> Response:
+    return _json(code, {"error": message})
+
+
+def _read_body(stream: BinaryIO, length: int | None) -> bytes | None:
+    """The request body, or None when it is over MAX_BODY_BYTES (then drained if modest).
+
+    Reads the WSGI stream directly: gunicorn ends it at Content-Length or at the last chunk
+    of a chunked body, and a known length is read in one call on the hot path.
+    """
+    if length is not None:
+        if length <= MAX_BODY_BYTES:
+            return stream.read(length)
+        if length <= MAX_BODY_BYTES + DRAIN_BYTES:
+            _drain(stream, length)
+        return None
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := stream.read(READ_CHUNK):
+        total += len(chunk)
+        if total > MAX_BODY_BYTES:
+            _drain(stream, DRAIN_BYTES)
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _drain(stream: BinaryIO, limit: int) -> None:
+    drained = 0
+    while drained < limit and (chunk := stream.read(min(READ_CHUNK, limit - drained))):
+        drained += len(chunk)
+
+
+def _json_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Say why a body is not JSON in words a caller can act on."""
+    if not body.strip():
+        return "request body is empty; expected an AdmissionReview JSON object"
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"request body is not valid UTF-8 (invalid byte at offset {err.start})"
+    if "depth" in exc.msg or "recursion" in exc.msg.lower():
+        return (
+            f"request body is not acceptable JSON: nested deeper than 1024 levels "
+            f"(line {exc.lineno}, column {exc.colno})"
+        )
+    return f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+
+
+def _request_fields(req: Request) -> dict[str, Any]:
+    return {
+        "uid": req.uid,
+        "kind": req.kind,
+        "namespace": req.namespace,
+        "name": req.name,
+        "operation": str(req.operation),
+        "user": req.username,
+        "dry_run": req.dry_run,
+    }
+
+
+def _record(violations: tuple[Violation, ...], req: Request, metrics: Metrics) -> None:
+    """One log line and one counter increment per violation, whatever its mode."""
+    for violation in violations:
+        finding = violation.finding
+        mode = str(violation.mode)
+        metrics.violations.labels(finding.policy, mode, finding.kind, finding.namespace).inc()
+        log.log(
+            logging.WARNING if violation.enforced else logging.INFO,
+            "%s",
+            finding.message,
+            extra={
+                "fields": {
+                    "event": "violation",
+                    "policy": finding.policy,
+                    "mode": mode,
+                    "kind": finding.kind,
+                    "namespace": finding.namespace,
+                    "name": finding.name,
+                    "user": req.username,
+                    "operation": str(req.operation),
+                    "uid": req.uid,
+                    "dry_run": req.dry_run,
+                    "denied": violation.enforced,
+                }
+            },
+        )

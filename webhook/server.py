@@ -1,0 +1,310 @@
+"""`guardrail serve`: the Flask app under gunicorn, over TLS, with gthread workers.
+
+- TLS comes from `CERT_DIR/tls.crt` and `tls.key`, generated (with a CA) when missing.
+- Certificates replaced on disk are served to new connections without a restart: gunicorn asks
+  its `ssl_context` hook for a context on every accepted connection, and `ReloadingTLS` answers
+  with a cached context that it rebuilds when the files' identity changes (checked at most once
+  a second). A half-replaced pair (new certificate, old key) fails to load and the previous
+  context stays in use until the pair is whole again, so no handshake ever fails for it.
+- Keep-alive: the API server reuses its connections to the webhook between calls, so admission
+  calls do not pay a TLS handshake each. Idle connections are kept longer (120 s) than Go's
+  HTTP client keeps them (90 s): the client closes first, and never sends a request on a
+  connection the server is closing at that moment.
+- SIGTERM: gunicorn's gthread worker stops accepting, finishes every connection it holds
+  (including a request whose body is still arriving) within `graceful_timeout`, then exits.
+- Metrics from several workers are added up through prometheus_client's multiprocess mode,
+  in a private temporary directory removed when the server exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import ssl
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from webhook.certs import TLS_CERT, TLS_KEY, write_certificates
+from webhook.config import OWN_NAMESPACE, Config
+from webhook.errors import GuardrailError
+
+log = logging.getLogger("guardrail.server")
+
+DEFAULT_SERVICE = "guardrail"
+GENERATED_HOSTS = ("localhost", "127.0.0.1")
+KEEPALIVE_SECONDS = 120
+GRACEFUL_TIMEOUT_SECONDS = 30
+CERT_CHECK_INTERVAL = 1.0
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# -- TLS ----------------------------------------------------------------------------------------
+FileIdentity = tuple[tuple[int, int, int, int], ...]
+
+
+class ReloadingTLS:
+    """An SSLContext for the certificate pair on disk, rebuilt when the files change.
+
+    Thread-safe: gthread workers wrap sockets from many threads. Each worker process has its
+    own copy after fork and watches the files itself.
+    """
+
+    def __init__(
+        self, cert: Path, key: Path, *, check_interval: float = CERT_CHECK_INTERVAL
+    ) -> None:
+        self.cert = cert
+        self.key = key
+        self.check_interval = check_interval
+        self._lock = threading.Lock()
+        identity = self._identity()
+        try:
+            self._context = self._load()
+        except (OSError, ssl.SSLError) as exc:
+            raise GuardrailError(
+                f"cannot load the serving certificate {cert} with key {key}: {exc}",
+                str(cert.parent),
+            ) from exc
+        self._identity_loaded = identity
+        self._identity_failed: FileIdentity | None = None
+        self._checked = time.monotonic()
+
+    def context(self) -> ssl.SSLContext:
+        """The context for a new connection (cheap: one clock read, a stat once a second)."""
+        now = time.monotonic()
+        if now - self._checked >= self.check_interval:
+            with self._lock:
+                if now - self._checked >= self.check_interval:
+                    self._reload_if_changed()
+                    self._checked = time.monotonic()
+        return self._context
+
+    def gunicorn_hook(
+        self, _conf: object, _default_factory: Callable[[], ssl.SSLContext]
+    ) -> ssl.SSLContext:
+        """gunicorn's `ssl_context(conf, default_ssl_context_factory)` setting."""
+        return self.context()
+
+    def _identity(self) -> FileIdentity | None:
+        try:
+            stats = (self.cert.stat(), self.key.stat())
+        except OSError:
+            return None
+        return tuple((s.st_dev, s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
+
+    def _load(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+        context.set_alpn_protocols(["http/1.1"])
+        context.load_cert_chain(certfile=str(self.cert), keyfile=str(self.key))
+        return context
+
+    def _reload_if_changed(self) -> None:
+        identity = self._identity()
+        # Missing files (mid-replacement) or unchanged ones: keep serving what we have.
+        if identity is None or identity == self._identity_loaded:
+            return
+        try:
+            context = self._load()
+        except (OSError, ssl.SSLError) as exc:
+            if identity != self._identity_failed:
+                log.warning(
+                    "new certificate files do not load yet, keeping the current ones",
+                    extra={"fields": {"cert": str(self.cert), "error": str(exc)}},
+                )
+                self._identity_failed = identity
+            return
+        self._context = context
+        self._identity_loaded = identity
+        self._identity_failed = None
+        log.info(
+            "serving the certificate replaced on disk",
+            extra={"fields": {"cert": str(self.cert), "pid": os.getpid()}},
+        )
+
+
+def ensure_certificates(cert_dir: Path) -> bool:
+    """Generate a CA and serving certificate in cert_dir unless tls.crt and tls.key exist.
+
+    Returns whether it generated them.
+    """
+    if (cert_dir / TLS_CERT).is_file() and (cert_dir / TLS_KEY).is_file():
+        return False
+    bundle = write_certificates(
+        cert_dir, service=DEFAULT_SERVICE, namespace=OWN_NAMESPACE, hosts=GENERATED_HOSTS, days=365
+    )
+    log.info(
+        "generated a CA and a serving certificate",
+        extra={
+            "fields": {
+                "dir": str(cert_dir),
+                "dns_names": list(bundle.dns_names),
+                "ip_addresses": list(bundle.ip_addresses),
+            }
+        },
+    )
+    return True
+
+
+# -- gunicorn -----------------------------------------------------------------------------------
+def _check_bind(bind: str) -> None:
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise GuardrailError(f"{bind!r} is not HOST:PORT (e.g. 0.0.0.0:8443, [::]:8443)", "--bind")
+
+
+def _gunicorn_logger_class(formatter: type[logging.Formatter]) -> Any:
+    """gunicorn's logger with JSON lines, like guardrail's own, and no access log.
+
+    The access log would cost a formatted line per admission call on the hot path; requests
+    are counted and timed by the metrics, and every violation has its own log line.
+    """
+    from gunicorn.glogging import Logger  # noqa: PLC0415 - gunicorn only matters to `serve`
+
+    class JsonLogger(Logger):  # type: ignore[misc]  # gunicorn is untyped
+        def setup(self, cfg: Any) -> None:
+            super().setup(cfg)
+            for handler in self.error_log.handlers:
+                handler.setFormatter(formatter())
+
+    return JsonLogger
+
+
+def _gunicorn_application(options: dict[str, Any], factory: Callable[[], Any]) -> Any:
+    # gunicorn is untyped (see pyproject's mypy overrides) and only needed by `serve`.
+    from gunicorn.app.base import BaseApplication  # noqa: PLC0415
+
+    class GuardrailApplication(BaseApplication):  # type: ignore[misc]  # untyped base
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return factory()
+
+    return GuardrailApplication()
+
+
+def serve(
+    *,
+    config: Config,
+    config_path: str | None,
+    state_path: str | os.PathLike[str] | None,
+    cert_dir: Path,
+    bind: str,
+    workers: int,
+    threads: int,
+) -> None:
+    """Run the webhook until SIGTERM/SIGINT; GuardrailError for bad flags, certs or state."""
+    if state_path is None:
+        raise GuardrailError(
+            "live cluster state is not implemented yet; pass --state PATH", "--state"
+        )
+    _check_bind(bind)
+    # prometheus_client picks its storage when first imported, from this variable: it must be
+    # set before webhook.app (which imports prometheus_client) is, and before workers fork.
+    metrics_dir = Path(tempfile.mkdtemp(prefix="guardrail-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    _use_multiprocess_values()
+    master_pid = os.getpid()
+    try:
+        _run(
+            config=config,
+            config_path=config_path,
+            state_path=state_path,
+            cert_dir=Path(cert_dir),
+            bind=bind,
+            workers=workers,
+            threads=threads,
+            metrics_dir=metrics_dir,
+        )
+    finally:
+        # Workers are forked inside gunicorn and leave through here by SystemExit too: only
+        # the master owns the directory.
+        if os.getpid() == master_pid:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(
+    *,
+    config: Config,
+    config_path: str | None,
+    state_path: str | os.PathLike[str],
+    cert_dir: Path,
+    bind: str,
+    workers: int,
+    threads: int,
+    metrics_dir: Path,
+) -> None:
+    # Imported here, after PROMETHEUS_MULTIPROC_DIR is set (see serve).
+    from prometheus_client import multiprocess  # noqa: PLC0415
+
+    from webhook.app import JsonFormatter, configure_logging, create_app  # noqa: PLC0415
+    from webhook.state.files import load_state  # noqa: PLC0415
+
+    configure_logging()
+    state = load_state(Path(state_path))
+    ensure_certificates(cert_dir)
+    tls = ReloadingTLS(cert_dir / TLS_CERT, cert_dir / TLS_KEY)
+
+    def ready() -> bool:
+        return True  # state read from files is complete once loaded
+
+    def child_exit(_server: object, worker: Any) -> None:
+        # Unannotated in prometheus_client; drops the dead worker's live-gauge files.
+        multiprocess.mark_process_dead(worker.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+
+    options: dict[str, Any] = {
+        "bind": [bind],
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "keepalive": KEEPALIVE_SECONDS,
+        "timeout": 30,
+        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        # An AdmissionReview URL is short (/validate?timeout=5s) and its headers few: anything
+        # far larger is not the API server.
+        "limit_request_line": 4094,
+        "limit_request_fields": 50,
+        "limit_request_field_size": 8190,
+        "certfile": str(cert_dir / TLS_CERT),
+        "keyfile": str(cert_dir / TLS_KEY),
+        "ssl_context": tls.gunicorn_hook,
+        "child_exit": child_exit,
+        "proc_name": "guardrail",
+        "logger_class": _gunicorn_logger_class(JsonFormatter),
+        "accesslog": None,
+        # A control socket in $HOME would collide between instances and fail on a read-only
+        # root filesystem; nothing here uses gunicornc.
+        "control_socket_disable": True,
+    }
+    log.info(
+        "starting guardrail",
+        extra={
+            "fields": {
+                "bind": bind,
+                "workers": workers,
+                "threads": threads,
+                "cert_dir": str(cert_dir),
+                "config": config_path or "<defaults>",
+                "state": str(state_path),
+            }
+        },
+    )
+    _gunicorn_application(
+        options, lambda: create_app(config, state, ready=ready, multiprocess_dir=metrics_dir)
+    ).run()
+
+
+def _use_multiprocess_values() -> None:
+    """Make prometheus_client store values in files even if something imported it already."""
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None:
+        # The module attribute metrics read at construction; set through setattr because
+        # the stubs declare it a class, not a settable variable.
+        setattr(values, "ValueClass", values.get_value_class())  # noqa: B010
