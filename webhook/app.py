@@ -23,6 +23,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -30,11 +31,15 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from webhook.admission import decide, review
-from webhook.config import Config
+from webhook.config import Config, OnError
 from webhook.errors import GuardrailError
 from webhook.policy import evaluate
-from webhook.policy.model import Request, Violation
+from webhook.policy.model import Finding, Request, Violation
 from webhook.state.base import ClusterState
+
+# Policies whose answer depends on the cluster state (the others read only the object).
+SYNC_WAIT_SECONDS = 2.0
+STATE_POLICIES = frozenset({"require-default-deny", "protect-default-deny"})
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # An oversized body is read and discarded up to this much more, so that the client, which
@@ -117,7 +122,53 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The cache's health, per worker (each worker keeps its own watch; see README).
+        # Multiprocess modes: the worst worker is what matters to an operator.
+        self.cache_contact = Gauge(
+            "guardrail_cache_last_contact_timestamp_seconds",
+            "Unix time the API server last answered this cache (list or watch event).",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.cache_age = Gauge(
+            "guardrail_cache_age_seconds",
+            "Seconds since the API server last answered the cache (set at scrape time).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.cache_synced = Gauge(
+            "guardrail_cache_synced",
+            "1 once every watched resource has been listed, else 0.",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        self.cache_objects = Gauge(
+            "guardrail_cache_objects",
+            "Objects held in the cache, by resource.",
+            ("resource",),
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self.watch_restarts = Counter(
+            "guardrail_watch_restarts",
+            "Watches of the API server restarted after a failure, by resource.",
+            ("resource",),
+            registry=self.registry,
+        )
+        self.confirmations = Counter(
+            "guardrail_confirmations",
+            "Live reads confirming a missing default-deny before a denial, by outcome.",
+            ("outcome",),
+            registry=self.registry,
+        )
+        # Called before each scrape, to refresh gauges computed from live values.
+        self.before_scrape: Callable[[], None] = lambda: None
+
     def render(self) -> bytes:
+        try:
+            self.before_scrape()
+        except Exception:  # a scrape must not fail because of one gauge
+            log.exception("could not refresh cache gauges")
         if self.multiprocess_dir is not None:
             registry = CollectorRegistry()
             # prometheus_client's multiprocess module has no type annotations.
@@ -127,6 +178,53 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+# -- judging ------------------------------------------------------------------------------------
+class Judge:
+    """Exemptions, policies and modes for one request: the verdict, never an HTTP concern."""
+
+    def __init__(
+        self, config: Config, state: ClusterState, ready: Callable[[], bool], metrics: Metrics
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.ready = ready
+        self.metrics = metrics
+        self.enabled = config.enabled_policies()
+        # Only the live state can confirm a negative answer; files are the whole truth.
+        self.confirm: Callable[[str], object] | None = getattr(state, "confirm_providers", None)
+        self.wait_synced: Callable[[float], bool] | None = getattr(state, "wait_synced", None)
+
+    def decide(self, req: Request) -> decide.Decision:
+        config, state = self.config, self.state
+        if config.exemptions.exempts(req):
+            return decide.ALLOWED
+        findings = evaluate(req, state, config.settings, self.enabled)
+        if any(_confirmable(f) for f in findings):
+            if not self.ready() and self.wait_synced is not None:
+                # A worker that has just started: a short wait beats a denial.
+                self.wait_synced(SYNC_WAIT_SECONDS)
+            if not self.ready():
+                if config.on_error is OnError.DENY:
+                    return decide.failure(
+                        config.on_error,
+                        "the cluster state has not been read yet, so whether namespace "
+                        f'"{req.namespace}" has a default-deny is unknown; retry in a moment',
+                    )
+                findings = [f for f in findings if f.policy not in STATE_POLICIES]
+            elif self.confirm is not None:
+                # The cache says "no default-deny": confirm with a live read before denying,
+                # so a policy applied a moment before this object (one `kubectl apply -f
+                # dir/`) counts. The read updates the cache; a failed read keeps its answer.
+                confirmed = self.confirm(req.namespace)
+                self.metrics.confirmations.labels("failed" if confirmed is None else "read").inc()
+                if confirmed is not None:
+                    findings = evaluate(req, state, config.settings, self.enabled)
+        if not findings:
+            return decide.ALLOWED
+        namespace = state.namespace(req.namespace) if req.namespace else None
+        return decide.decide(decide.apply_modes(findings, config, namespace))
+
+
 # -- the application ----------------------------------------------------------------------------
 def create_app(
     config: Config,
@@ -134,20 +232,16 @@ def create_app(
     *,
     ready: Callable[[], bool] = lambda: True,
     multiprocess_dir: Path | None = None,
+    metrics: Metrics | None = None,
 ) -> Flask:
-    """The webhook's Flask app, judging with `config` against `state`."""
-    app = Flask("guardrail", static_folder=None)
-    metrics = Metrics(multiprocess_dir)
-    enabled = config.enabled_policies()
+    """The webhook's Flask app, judging with `config` against `state`.
 
-    def judge(req: Request) -> decide.Decision:
-        if config.exemptions.exempts(req):
-            return decide.ALLOWED
-        findings = evaluate(req, state, config.settings, enabled)
-        if not findings:
-            return decide.ALLOWED
-        namespace = state.namespace(req.namespace) if req.namespace else None
-        return decide.decide(decide.apply_modes(findings, config, namespace))
+    `ready` says whether the state is synced. Unsynced, verdicts that depend on the state
+    follow `onError`; verdicts on the object alone (labels, allow-all rules) stand.
+    """
+    app = Flask("guardrail", static_folder=None)
+    metrics = metrics or Metrics(multiprocess_dir)
+    judge = Judge(config, state, ready, metrics)
 
     @app.post("/validate")
     def validate() -> Response:
@@ -166,7 +260,7 @@ def create_app(
 
         req = parsed.request
         try:
-            decision = judge(req)
+            decision = judge.decide(req)
         except GuardrailError as exc:
             # Something in the object under review (or the state) could not be read.
             log.warning(
@@ -280,6 +374,11 @@ def _json_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:
             f"(line {exc.lineno}, column {exc.colno})"
         )
     return f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+
+
+def _confirmable(finding: Finding) -> bool:
+    """A default-deny denial, which a fresher view of the namespace could lift."""
+    return finding.policy == "require-default-deny" and not finding.advisory
 
 
 def _request_fields(req: Request) -> dict[str, Any]:

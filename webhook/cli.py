@@ -59,6 +59,11 @@ def main() -> None:
 @click.option("--bind", default="0.0.0.0:8443", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="Kubeconfig for the live state (default: in-cluster, then $KUBECONFIG, ~/.kube/config).",
+)
 def serve(
     config_path: str | None,
     state_path: str | None,
@@ -66,6 +71,7 @@ def serve(
     bind: str,
     workers: int,
     threads: int,
+    kubeconfig: str | None,
 ) -> None:
     """Serve the admission webhook over TLS (gunicorn, gthread workers)."""
     from webhook import server  # noqa: PLC0415 - keeps `guardrail check` free of gunicorn
@@ -80,6 +86,7 @@ def serve(
             bind=bind,
             workers=workers,
             threads=threads,
+            kubeconfig=kubeconfig,
         )
     except GuardrailError as exc:
         click.echo(f"guardrail: {exc}", err=True)

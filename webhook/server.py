@@ -199,12 +199,14 @@ def serve(
     bind: str,
     workers: int,
     threads: int,
+    kubeconfig: str | None = None,
 ) -> None:
-    """Run the webhook until SIGTERM/SIGINT; GuardrailError for bad flags, certs or state."""
-    if state_path is None:
-        raise GuardrailError(
-            "live cluster state is not implemented yet; pass --state PATH", "--state"
-        )
+    """Run the webhook until SIGTERM/SIGINT; GuardrailError for bad flags, certs or state.
+
+    With `state_path` the state is read once from manifests; without it, each worker keeps
+    its own list+watch cache of the API server (in-cluster config, else `kubeconfig`, else
+    $KUBECONFIG or ~/.kube/config).
+    """
     _check_bind(bind)
     # prometheus_client picks its storage when first imported, from this variable: it must be
     # set before webhook.app (which imports prometheus_client) is, and before workers fork.
@@ -222,6 +224,7 @@ def serve(
             workers=workers,
             threads=threads,
             metrics_dir=metrics_dir,
+            kubeconfig=kubeconfig,
         )
     finally:
         # Workers are forked inside gunicorn and leave through here by SystemExit too: only
@@ -234,26 +237,37 @@ def _run(
     *,
     config: Config,
     config_path: str | None,
-    state_path: str | os.PathLike[str],
+    state_path: str | os.PathLike[str] | None,
     cert_dir: Path,
     bind: str,
     workers: int,
     threads: int,
     metrics_dir: Path,
+    kubeconfig: str | None,
 ) -> None:
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is set (see serve).
     from prometheus_client import multiprocess  # noqa: PLC0415
 
-    from webhook.app import JsonFormatter, configure_logging, create_app  # noqa: PLC0415
+    from webhook.app import JsonFormatter, Metrics, configure_logging, create_app  # noqa: PLC0415
     from webhook.state.files import load_state  # noqa: PLC0415
+    from webhook.state.live import KubeClient  # noqa: PLC0415
 
     configure_logging()
-    state = load_state(Path(state_path))
+    files_state = load_state(Path(state_path)) if state_path is not None else None
+    if files_state is None:
+        # Fail now, in the foreground, on a client configuration that cannot work at all.
+        KubeClient(kubeconfig)
     ensure_certificates(cert_dir)
     tls = ReloadingTLS(cert_dir / TLS_CERT, cert_dir / TLS_KEY)
 
-    def ready() -> bool:
-        return True  # state read from files is complete once loaded
+    def factory() -> Any:
+        # Runs in each worker after fork (no preload): watch threads do not survive a fork.
+        metrics = Metrics(metrics_dir)
+        if files_state is not None:
+            # State read from files is complete once loaded: always ready.
+            return create_app(config, files_state, metrics=metrics)
+        state = live_state(kubeconfig, metrics)
+        return create_app(config, state, ready=lambda: state.synced, metrics=metrics)
 
     def child_exit(_server: object, worker: Any) -> None:
         # Unannotated in prometheus_client; drops the dead worker's live-gauge files.
@@ -292,13 +306,44 @@ def _run(
                 "threads": threads,
                 "cert_dir": str(cert_dir),
                 "config": config_path or "<defaults>",
-                "state": str(state_path),
+                "state": str(state_path) if state_path is not None else "<live cluster>",
             }
         },
     )
-    _gunicorn_application(
-        options, lambda: create_app(config, state, ready=ready, multiprocess_dir=metrics_dir)
-    ).run()
+    _gunicorn_application(options, factory).run()
+
+
+def live_state(kubeconfig: str | None, metrics: Any) -> Any:
+    """A started LiveState whose health is exported through the app's metrics."""
+    from webhook.state.live import KubeClient, LiveState  # noqa: PLC0415
+    from webhook.state.live import Metrics as StateMetrics  # noqa: PLC0415
+
+    last_contact = [0.0]
+
+    def contact() -> None:
+        now = time.time()
+        if now - last_contact[0] >= 1.0:  # a gauge file write at most once a second
+            last_contact[0] = now
+            metrics.cache_contact.set(now)
+
+    state = LiveState(
+        KubeClient(kubeconfig),
+        metrics=StateMetrics(
+            restart=lambda resource: metrics.watch_restarts.labels(resource).inc(),
+            objects=lambda resource, count: metrics.cache_objects.labels(resource).set(count),
+            contact=contact,
+        ),
+    )
+
+    def before_scrape() -> None:
+        age = state.age_seconds()
+        metrics.cache_age.set(age if age != float("inf") else -1)
+        metrics.cache_synced.set(1 if state.synced else 0)
+
+    metrics.before_scrape = before_scrape
+    metrics.cache_synced.set(0)
+    state.start()
+    return state
 
 
 def _use_multiprocess_values() -> None:

@@ -196,18 +196,19 @@ def test_tls_1_2_and_1_3_clients_connect(fresh_server: Server, version: ssl.TLSV
 
 
 def test_serve_refuses_bad_flags(tmp_path: Path) -> None:
-    """serve without --state, or with a --bind that is not HOST:PORT, exits 2 with the reason."""
+    """serve with no cluster to read, or a --bind that is not HOST:PORT, exits 2 with the reason."""
     import subprocess  # noqa: PLC0415
 
     from tests.http.support import GUARDRAIL  # noqa: PLC0415
 
     cert_dir = tmp_path / "certs"
     make_certs(cert_dir)
-    no_state = subprocess.run([GUARDRAIL, "serve", "--cert-dir", str(cert_dir)],
+    no_state = subprocess.run([GUARDRAIL, "serve", "--cert-dir", str(cert_dir),
+                               "--kubeconfig", str(tmp_path / "missing-kubeconfig")],
                               capture_output=True, text=True, timeout=60, check=False)
     assert no_state.returncode == 2
-    assert no_state.stderr.strip() == ("guardrail: --state: live cluster state is not "
-                                       "implemented yet; pass --state PATH")
+    assert no_state.stderr.strip() == ("guardrail: cannot load Kubernetes client configuration: "
+                                       "Invalid kube-config file. No configuration found.")
     bad_bind = subprocess.run([GUARDRAIL, "serve", "--state", str(tmp_path), "--cert-dir",
                                str(cert_dir), "--bind", "8443"],
                               capture_output=True, text=True, timeout=60, check=False)

@@ -230,9 +230,11 @@ class Metrics:
         self,
         restart: Callable[[str], None] = lambda _resource: None,
         objects: Callable[[str, int], None] = lambda _resource, _count: None,
+        contact: Callable[[], None] = lambda: None,
     ) -> None:
         self.restart = restart
         self.objects = objects
+        self.contact = contact
 
 
 class LiveState(IndexedState):
@@ -417,6 +419,7 @@ class LiveState(IndexedState):
 
     def _touch(self) -> None:
         self._last_contact = time.monotonic()
+        self._metrics.contact()
 
     # -- the negative-answer confirmation --------------------------------------------------------
     def confirm_providers(
