@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint typecheck unit install install-test e2e-deps clean
+.PHONY: run test lint typecheck install test-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ run: install
 	scripts/run-demo
 
 ## make test: install what the tests need, then lint, type-check and run every test tier.
-test: install e2e-deps lint typecheck
+test: install test-deps lint typecheck
 	$(BIN)/pytest -q
 
 lint: install
@@ -32,8 +32,8 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict webhook
 
-e2e-deps:
-	tests/e2e/install_deps.sh
+test-deps:
+	scripts/install-test-deps
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
