@@ -50,6 +50,9 @@ GROUPS = {
     "ReplicationController": ("", "v1"),
     "NetworkPolicy": ("networking.k8s.io", "v1"),
     "Service": ("", "v1"),
+    "GlobalNetworkPolicy": ("projectcalico.org", "v3"),
+    "AdminNetworkPolicy": ("policy.networking.k8s.io", "v1alpha1"),
+    "BaselineAdminNetworkPolicy": ("policy.networking.k8s.io", "v1alpha1"),
 }
 
 
@@ -429,8 +432,8 @@ def test_policies_of_other_namespaces_and_staged_policies_do_not_count() -> None
     assert dict(providers_for(ns, [staged], [])) == {}
 
 
-def test_admin_network_policies_are_not_providers_yet() -> None:
-    """AdminNetworkPolicy and BaselineAdminNetworkPolicy are not counted as default-deny."""
+def test_admin_network_policy_denying_ingress_from_pods_is_not_a_provider() -> None:
+    """A BANP denying ingress from every pod leaves nodes and the outside world open: no provider."""
     anp = {
         "apiVersion": "policy.networking.k8s.io/v1alpha1",
         "kind": "BaselineAdminNetworkPolicy",
@@ -1121,7 +1124,10 @@ def test_calico_allow_all_rule_is_reported_by_path() -> None:
 
 # -- malformed input ------------------------------------------------------------------------------
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.sampled_from(["", "Ingress", "Egress", "::/0"]),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.sampled_from(["", "Ingress", "Egress", "::/0", "Allow", "Deny", "all()", "a =="]),
     lambda inner: (
         st.lists(inner, max_size=3)
         | st.dictionaries(
@@ -1147,6 +1153,12 @@ JSON = st.recursive(
                     "name",
                     "namespace",
                     "annotations",
+                    "selector",
+                    "action",
+                    "source",
+                    "subject",
+                    "namespaces",
+                    "networks",
                 ]
             ),
             inner,
@@ -1157,8 +1169,22 @@ JSON = st.recursive(
 )
 
 
+GLOBAL_KINDS = ("GlobalNetworkPolicy", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
+
+
 @given(
-    kind=st.sampled_from(["Pod", "Deployment", "CronJob", "NetworkPolicy", "Namespace"]),
+    kind=st.sampled_from(
+        [
+            "Pod",
+            "Deployment",
+            "CronJob",
+            "NetworkPolicy",
+            "Namespace",
+            "GlobalNetworkPolicy",
+            "AdminNetworkPolicy",
+            "BaselineAdminNetworkPolicy",
+        ]
+    ),
     operation=st.sampled_from(list(Operation)),
     obj=JSON,
     old=JSON,
@@ -1182,7 +1208,7 @@ def test_malformed_objects_never_raise(kind: str, operation: Operation, obj: Any
         kind=kind,
         group=group,
         version=version,
-        namespace="" if kind == "Namespace" else "shop",
+        namespace="" if kind in ("Namespace", *GLOBAL_KINDS) else "shop",
         name="x",
         operation=operation,
         obj=obj if isinstance(obj, dict) else None,
@@ -1197,3 +1223,131 @@ def test_malformed_objects_never_raise(kind: str, operation: Operation, obj: Any
         findings = check(req, indexed, SETTINGS)
         assert all(isinstance(f, Finding) and f.message.startswith("[") for f in findings)
         assert all(len(f.summary) < 120 for f in findings)
+
+
+# -- Calico: malformed selectors, effective types -------------------------------------------------
+def calico_request(obj: Any, operation: Operation = Operation.CREATE, old: Any = None) -> Request:
+    source = obj if obj is not None else old
+    meta = source.get("metadata") or {}
+    group, _, version = source["apiVersion"].rpartition("/")
+    return Request(
+        uid="u",
+        kind=source["kind"],
+        group=group,
+        version=version,
+        namespace=str(meta.get("namespace") or ""),
+        name=str(meta.get("name") or ""),
+        operation=operation,
+        obj=obj,
+        old_obj=old,
+    )
+
+
+def calico_np(
+    name: str, spec: dict[str, Any], api_version: str = "projectcalico.org/v3"
+) -> dict[str, Any]:
+    return {
+        "apiVersion": api_version,
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": spec,
+    }
+
+
+BAD_APP = calico_global(
+    "deny-app",
+    {"selector": "app == web", "types": ["Ingress", "Egress"]},
+)
+
+
+@pytest.mark.parametrize("api_version", ["projectcalico.org/v3", "crd.projectcalico.org/v1"])
+def test_malformed_calico_selector_is_an_advisory_naming_field_and_column(api_version: str) -> None:
+    """A selector that does not parse gives a warning-only finding with the field and the column."""
+    obj = {**BAD_APP, "apiVersion": api_version}
+    [finding] = restrict(calico_request(obj))
+    assert finding.advisory
+    assert finding.message == (
+        '[restrict-allow-all] GlobalNetworkPolicy "deny-app" has an invalid selector at '
+        "spec.selector column 8: expected a quoted string after '==', found label 'web'; "
+        "Calico will reject it."
+    )
+    assert finding.summary == (
+        "[restrict-allow-all] invalid selector at spec.selector column 8 in GlobalNetworkPolicy "
+        '"deny-app"'
+    )
+
+
+def test_many_malformed_selectors_are_capped_at_five_warnings() -> None:
+    """Seven bad rule selectors give five findings, the last one counting the two not shown."""
+    rules = [{"action": "Allow", "source": {"selector": f"a{i} =="}} for i in range(7)]
+    findings = restrict(calico_request(calico_np("bad", {"ingress": rules})))
+    assert [f.advisory for f in findings] == [True] * 5
+    assert "spec.ingress[4].source.selector column" in findings[4].message
+    assert findings[4].message.endswith("2 more of its selectors are invalid too.")
+    assert all(len(f.summary) < 120 for f in findings)
+
+
+def test_non_string_selector_is_named_without_a_column() -> None:
+    """A selector that is not a string is reported by its path alone."""
+    [finding] = restrict(calico_request(calico_np("bad", {"selector": 7})))
+    assert finding.message == (
+        '[restrict-allow-all] NetworkPolicy "bad" in namespace "shop" has an invalid selector at '
+        "spec.selector: expected a selector string, not int; Calico will reject it."
+    )
+
+
+def test_malformed_selector_never_breaks_the_other_policies() -> None:
+    """require- and protect-default-deny read a broken Calico policy as providing nothing."""
+    indexed = state(namespace("shop"), BAD_APP)
+    [missing] = deny(request(pod()), indexed)
+    assert "has no default-deny network policy for Ingress and Egress" in missing.message
+    assert protect(global_request(None, Operation.DELETE, BAD_APP), indexed) == []
+    # Breaking the selector of a relied-upon default-deny is a weakening: Calico cannot use it.
+    broken = calico_global("default-deny", {**GLOBAL_DENY["spec"], "selector": "all() &&"})
+    [finding] = protect(global_request(broken, Operation.UPDATE, GLOBAL_DENY), cluster(2))
+    assert finding.message.startswith(
+        '[protect-default-deny] Updating GlobalNetworkPolicy "default-deny" would leave 2 '
+        "namespaces without a default-deny for Ingress and Egress"
+    )
+    [advisory] = restrict(global_request(broken, Operation.UPDATE, GLOBAL_DENY))
+    assert "spec.selector column 9" in advisory.message
+
+
+CALICO_TYPES: list[tuple[str, dict[str, Any], list[str]]] = [
+    ("types-exclude-egress", {"types": ["Ingress"], "egress": [{"action": "Allow"}]}, []),
+    ("defaulted-egress-only", {"egress": [{"action": "Allow"}]}, ["spec.egress[0]"]),
+    (
+        "defaulted-ingress-only",
+        {"ingress": [{"action": "Pass"}], "egress": []},
+        ["spec.ingress[0]"],
+    ),
+    (
+        "explicit-both",
+        {
+            "types": ["Ingress", "Egress"],
+            "ingress": [{"action": "Allow"}],
+            "egress": [{"action": "Allow"}],
+        },
+        ["spec.ingress[0]", "spec.egress[0]"],
+    ),
+    (
+        "malformed-types-report-all",
+        {"types": "Ingress", "egress": [{"action": "Allow"}]},
+        ["spec.egress[0]"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "paths"), [c[1:] for c in CALICO_TYPES], ids=[c[0] for c in CALICO_TYPES]
+)
+def test_calico_allow_all_rules_follow_the_effective_types(
+    spec: dict[str, Any], paths: list[str]
+) -> None:
+    """As for Kubernetes, allow-all rules of a direction the Calico policy does not apply to are not reported."""
+    findings = restrict(calico_request(calico_np("open", spec)))
+    if not paths:
+        assert findings == []
+        return
+    [finding] = findings
+    assert f"{'rule' if len(paths) == 1 else 'rules'} {', '.join(paths)} admit" in finding.message

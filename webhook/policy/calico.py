@@ -30,6 +30,7 @@ other key is a pod label, unknown at the time a policy is judged.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -536,6 +537,9 @@ class _Parser:
         return values
 
 
+# Every decision re-reads the same few selectors (global policies are checked against each
+# namespace): parse each text once. Selectors are immutable, so sharing them is safe.
+@functools.lru_cache(maxsize=4096)
 def parse_selector(text: str) -> Selector:
     """Parse a Calico selector; an empty or all-blank selector is `all()`.
 

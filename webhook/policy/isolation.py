@@ -3,7 +3,8 @@
 A namespace is isolated in direction D (Ingress, Egress) when some network policy denies all D
 traffic to every pod in it except what other policies allow: its "default-deny providers"
 (SPEC 2.5). `providers_for` finds them per flavor (Kubernetes NetworkPolicy here, Calico in
-calico.py); `require-default-deny` wants one per required direction before pods run,
+calico.py, AdminNetworkPolicy and BaselineAdminNetworkPolicy in admin.py);
+`require-default-deny` wants one per required direction before pods run,
 `protect-default-deny` keeps the last one from being deleted or weakened, and
 `restrict-allow-all` flags rules that admit everything and so cancel the default-deny.
 """
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from webhook.errors import GuardrailError
-from webhook.policy import calico
+from webhook.policy import admin, calico
 from webhook.policy.model import (
     MESSAGE_SUMMARY_LIMIT,
     Direction,
@@ -43,6 +44,7 @@ from webhook.policy.objects import (
     ref_of,
 )
 from webhook.policy.workloads import (
+    Subject,
     is_being_deleted,
     is_mirror_pod,
     is_pod,
@@ -57,12 +59,13 @@ REQUIRE_DEFAULT_DENY = "require-default-deny"
 PROTECT_DEFAULT_DENY = "protect-default-deny"
 RESTRICT_ALLOW_ALL = "restrict-allow-all"
 MAX_LISTED_NAMESPACES = 10
+MAX_SELECTOR_WARNINGS = 5
 
-# Flavors whose objects restrict-allow-all reads (ANP/BANP rules have their own semantics).
-_RULE_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL})
-# Flavors that can be providers, hence whose changes protect-default-deny judges; add ANP/BANP
-# when admin_provided_directions counts them.
-_PROVIDER_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL})
+# Flavors whose objects restrict-allow-all reads. Not BANP: it is evaluated below every
+# NetworkPolicy (and Calico tier), so its Allow rules cannot reopen any other default-deny.
+_RULE_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL, ANP})
+# Flavors that can be providers, hence whose changes protect-default-deny judges.
+_PROVIDER_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL, ANP, BANP})
 # (direction, rules key, peers key) of a Kubernetes NetworkPolicy spec.
 _K8S_RULES = ((Direction.INGRESS, "ingress", "from"), (Direction.EGRESS, "egress", "to"))
 
@@ -199,13 +202,13 @@ def provided_directions(obj: Obj, flavor: str, namespace: Namespace) -> frozense
 
 
 def admin_provided_directions(obj: Obj, flavor: str, namespace: Namespace) -> frozenset[Direction]:
-    """AdminNetworkPolicy / BaselineAdminNetworkPolicy as providers: not counted yet.
+    """AdminNetworkPolicy / BaselineAdminNetworkPolicy as providers (admin.py decides).
 
-    The dispatch point for when SPEC adds them; until then they never satisfy
-    require-default-deny (and so removing one never trips protect-default-deny).
+    Egress only, when the subject covers the namespace and the egress rules deny every
+    destination (`networks` 0.0.0.0/0 and ::/0) before any rule reopens everything; never
+    Ingress, since v1alpha1 ingress peers cannot name nodes or the outside world.
     """
-    del obj, flavor, namespace
-    return frozenset()
+    return admin.provided_directions(obj, flavor, namespace)
 
 
 def providers_for(
@@ -363,11 +366,12 @@ def protect_default_deny(
     """A default-deny cannot be deleted or weakened while a namespace relies on it.
 
     Objects: DELETE and UPDATE of network policies (Kubernetes NetworkPolicy, Calico
-    NetworkPolicy and GlobalNetworkPolicy). Reads `oldObject` (else the state's copy), `object`
-    on UPDATE, and the providers of the namespace (namespaced policy) or of every namespace the
-    policy covers now (global policy). Allows when every non-exempt namespace keeps a provider
-    for each required direction it has now; always allows collection deletes (empty name) and
-    changes in a namespace that is terminating or gone, so namespace deletion never hangs.
+    NetworkPolicy and GlobalNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy).
+    Reads `oldObject` (else the state's copy), `object` on UPDATE, and the providers of the
+    namespace (namespaced policy) or of every namespace the policy covers now (global policy).
+    Allows when every non-exempt namespace keeps a provider for each required direction it has
+    now; always allows collection deletes (empty name) and changes in a namespace that is
+    terminating or gone, so namespace deletion never hangs.
     Example:
 
         [protect-default-deny] Deleting NetworkPolicy "default-deny" in namespace "shop" would
@@ -546,9 +550,12 @@ def restrict_allow_all(request: Request, state: ClusterState, settings: Settings
     """A network policy must not hold a rule that admits all traffic (default mode: warn).
 
     Objects: CREATE/UPDATE of Kubernetes NetworkPolicy, Calico NetworkPolicy and
-    GlobalNetworkPolicy. Reads `spec.ingress` / `spec.egress` (and, for Kubernetes, the
-    effective policyTypes: rules of a direction the policy does not isolate do nothing).
-    Allows rules restricted by ports or by peers other than match-everything ones (SPEC 2.5).
+    GlobalNetworkPolicy, and AdminNetworkPolicy. Reads `spec.ingress` / `spec.egress` and the
+    effective types (Kubernetes policyTypes, Calico types: rules of a direction the policy does
+    not apply to do nothing). Allows rules restricted by ports or by peers other than
+    match-everything ones (SPEC 2.5; for an ANP, Allow/Pass to `namespaces: {}`, every pod, or
+    a /0 network). A Calico policy with a selector that does not parse also gets an advisory
+    finding (a warning, never a denial: validating Calico objects is the API server's job).
     Example:
 
         [restrict-allow-all] NetworkPolicy "open" in namespace "shop": rule spec.ingress[0]
@@ -565,14 +572,32 @@ def restrict_allow_all(request: Request, state: ClusterState, settings: Settings
     subject = subject_of(request)
     if flavor not in GLOBAL_FLAVORS and subject.namespace in settings.exempt_namespaces:
         return []
+    findings: list[Finding] = []
+    if flavor in (CALICO, CALICO_GLOBAL):
+        findings.extend(_selector_findings(obj, subject))
+    rules = _allow_all_rules(obj, flavor)
+    if rules:
+        findings.append(_allow_all_finding(rules, flavor, subject))
+    return findings
+
+
+def _allow_all_rules(obj: Obj, flavor: str) -> list[tuple[Direction, int]]:
+    """The unrestricted rules of a policy, in the directions the policy applies to."""
     if flavor == K8S:
         isolated = effective_policy_types(obj.get("spec"))
-        rules = [(d, i) for d, i in unrestricted_rules(obj) if d in isolated]
-    else:
-        rules = calico.unrestricted_rules(obj)
-    if not rules:
-        return []
+        return [(d, i) for d, i in unrestricted_rules(obj) if d in isolated]
+    if flavor == ANP:
+        return admin.unrestricted_rules(obj, flavor)
+    spec = obj.get("spec")
+    types = calico.effective_types(spec) if isinstance(spec, Mapping) else None
+    rules = calico.unrestricted_rules(obj)
+    # Malformed `types` (the API server rejects them): report every rule rather than none.
+    return rules if types is None else [(d, i) for d, i in rules if d in types]
 
+
+def _allow_all_finding(
+    rules: Sequence[tuple[Direction, int]], flavor: str, subject: Subject
+) -> Finding:
     paths = [f"spec.{direction.lower()}[{index}]" for direction, index in rules]
     one = len(paths) == 1
     scope = (
@@ -580,7 +605,7 @@ def restrict_allow_all(request: Request, state: ClusterState, settings: Settings
         if flavor in GLOBAL_FLAVORS
         else "the namespace's default-deny"
     )
-    if flavor == K8S:
+    if flavor in (K8S, ANP):
         directions = {direction for direction, _ in rules}
         peers = "/".join(
             word
@@ -601,16 +626,49 @@ def restrict_allow_all(request: Request, state: ClusterState, settings: Settings
         f'[{RESTRICT_ALLOW_ALL}] {subject.kind} "{subject.name}": {", ".join(paths)} '
         f"{'admits' if one else 'admit'} all traffic, cancelling default-deny",
     )
-    return [
-        Finding(
-            policy=RESTRICT_ALLOW_ALL,
-            kind=subject.kind,
-            namespace=subject.namespace,
-            name=subject.name,
-            message=message,
-            summary=summary,
+    return Finding(
+        policy=RESTRICT_ALLOW_ALL,
+        kind=subject.kind,
+        namespace=subject.namespace,
+        name=subject.name,
+        message=message,
+        summary=summary,
+    )
+
+
+def _selector_findings(obj: Obj, subject: Subject) -> list[Finding]:
+    """One advisory finding per Calico selector that does not parse, naming field and column.
+
+    Advisory: Calico's API server owns the validation of its objects and rejects these itself
+    (through the CRDs, Calico cannot enforce the policy), so Guardrail warns and never denies.
+    """
+    errors = calico.selector_errors(obj)
+    findings: list[Finding] = []
+    for count, (path, error) in enumerate(errors[:MAX_SELECTOR_WARNINGS], start=1):
+        where = f"{path} column {error.column}" if error.column else path
+        message = (
+            f"[{RESTRICT_ALLOW_ALL}] {subject.phrase} has an invalid selector at {where}: "
+            f"{error.message}; Calico will reject it."
         )
-    ]
+        if count == MAX_SELECTOR_WARNINGS and len(errors) > count:
+            # Each warning costs the API server header space: name a few, count the rest.
+            message += f" {len(errors) - count} more of its selectors are invalid too."
+        # Field and column first, so that a long name is what a cut warning loses.
+        short = (
+            f'[{RESTRICT_ALLOW_ALL}] invalid selector at {where} in {subject.kind} "{subject.name}"'
+        )
+        findings.append(
+            Finding(
+                policy=RESTRICT_ALLOW_ALL,
+                kind=subject.kind,
+                namespace=subject.namespace,
+                name=subject.name,
+                message=message,
+                summary=_fit(message, short),
+                advisory=True,
+            )
+        )
+    return findings
 
 
 # -- shared ---------------------------------------------------------------------------------------
