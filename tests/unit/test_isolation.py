@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -568,8 +569,16 @@ def test_workloads_are_judged_on_create_and_update(kind: str, operation: Operati
 def test_requests_that_start_no_pods_are_not_judged(
     obj: dict[str, Any], operation: Operation
 ) -> None:
-    """Pod updates, deletes, mirror pods, finalizer updates and other kinds pass."""
-    assert deny(request(obj, operation, obj), state(namespace("shop"))) == []
+    """Pod updates, deletes, mirror pods (from a node), finalizer updates and other kinds pass."""
+    judged = replace(request(obj, operation, obj), username="system:node:worker-1")
+    assert deny(judged, state(namespace("shop"))) == []
+
+
+def test_mirror_annotation_set_by_a_user_is_judged() -> None:
+    """A user-made pod carrying the mirror annotation still needs a default-deny."""
+    obj = pod(annotations={"kubernetes.io/config.mirror": "x"})
+    judged = replace(request(obj), username="jane")
+    assert [f.policy for f in deny(judged, state(namespace("shop")))] == ["require-default-deny"]
 
 
 def test_isolated_namespace_passes() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -236,9 +237,15 @@ def test_delete_and_connect_are_never_checked(operation: Operation) -> None:
 
 
 def test_mirror_pods_are_skipped() -> None:
-    """A kubelet mirror pod runs anyway, so it is never judged."""
+    """A kubelet mirror pod (created by the node) runs anyway, so it is never judged."""
     obj = workload("Pod", {}, annotations={"kubernetes.io/config.mirror": "3f2a"})
-    assert judge(request(obj)) == []
+    assert judge(replace(request(obj), username="system:node:worker-1")) == []
+
+
+def test_mirror_annotation_set_by_a_user_does_not_skip() -> None:
+    """A developer who adds the mirror annotation to their own pod is still judged."""
+    obj = workload("Pod", {}, annotations={"kubernetes.io/config.mirror": "3f2a"})
+    assert len(judge(replace(request(obj), username="jane"))) == 1
 
 
 def test_other_annotations_do_not_skip() -> None:

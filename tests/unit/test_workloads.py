@@ -177,8 +177,17 @@ def test_label_values_keep_what_the_author_wrote() -> None:
     ids=["mirror", "other-annotation", "annotations-null", "metadata-null", "object-null"],
 )
 def test_mirror_pod_is_recognised_by_annotation(obj: Any, expected: bool) -> None:
-    """Only the kubelet's mirror annotation marks a mirror pod."""
-    assert is_mirror_pod(obj) is expected
+    """Only the kubelet's mirror annotation, set by a node, marks a mirror pod."""
+    assert is_mirror_pod(obj, "system:node:worker-1") is expected
+
+
+@pytest.mark.parametrize(
+    "username", ["jane", "system:serviceaccount:shop:deployer", "system:nodes", ""], ids=str
+)
+def test_mirror_annotation_from_anyone_but_a_node_is_not_a_mirror_pod(username: str) -> None:
+    """A user who sets the mirror annotation on their own pod does not escape the policies."""
+    obj = {"metadata": {"annotations": {"kubernetes.io/config.mirror": "abc"}}}
+    assert is_mirror_pod(obj, username) is False
 
 
 def test_deletion_timestamp_marks_an_object_being_deleted() -> None:

@@ -281,7 +281,9 @@ def require_default_deny(
         return []
     if is_pod(request.group, request.kind):
         # Pods are immutable in every field that matters here; mirror pods run regardless.
-        if request.operation is not Operation.CREATE or is_mirror_pod(request.obj):
+        if request.operation is not Operation.CREATE:
+            return []
+        if is_mirror_pod(request.obj, request.username):
             return []
     elif request.operation not in (Operation.CREATE, Operation.UPDATE):
         return []
@@ -480,19 +482,33 @@ def _lost_by_namespaced_change(
     ns = state.namespace(namespace)
     if ns is None or ns.terminating:
         return {}
-    policies = state.policies_in(namespace)
-    others = [p for p in policies if _key_of(p, namespace) != key]
     if old is None:
+        policies = state.policies_in(namespace)
         old = next((p for p in policies if _key_of(p, namespace) == key), None)
         if old is None:
             return {}  # nothing known to lose
-    global_policies = state.global_policies()
+    # Every other policy (global, or stored here under another key) provides the same before
+    # and after this change: read that from the state's memoised providers instead of judging
+    # them all again per request. Only the old and the new object are judged.
+    kept = {
+        direction
+        for direction, refs in state.providers(namespace).items()
+        if any(_ref_key(ref) != key for ref in refs)
+    }
     # "Before" uses the object the API server says is stored, so a cache that has not seen it
     # yet cannot hide what the change removes.
-    before = providers_for(ns, [*others, old], global_policies)
-    after = providers_for(ns, [*others, new] if new is not None else others, global_policies)
-    lost = tuple(d for d in settings.directions if before.get(d) and not after.get(d))
+    before = _provided_by(old, ns)
+    after = _provided_by(new, ns)
+    lost = tuple(d for d in settings.directions if d in before and d not in after and d not in kept)
     return {namespace: lost} if lost else {}
+
+
+def _provided_by(obj: Obj | None, ns: Namespace) -> frozenset[Direction]:
+    """Directions obj alone provides in ns (nothing for a missing, unknown or staged object)."""
+    flavor = flavor_of(obj) if obj is not None else None
+    if obj is None or flavor is None or flavor == CALICO_STAGED:
+        return frozenset()
+    return provided_directions(obj, flavor, ns)
 
 
 def _lost_by_global_change(

@@ -63,7 +63,7 @@ def require_role_labels(request: Request, state: ClusterState, settings: Setting
     template = pod_template(request.group, request.kind, request.obj)
     if template is None or request.obj is None:
         return []
-    if is_pod(request.group, request.kind) and is_mirror_pod(request.obj):
+    if is_pod(request.group, request.kind) and is_mirror_pod(request.obj, request.username):
         return []
     subject = subject_of(request)
     if subject.namespace in settings.exempt_namespaces:

@@ -86,8 +86,17 @@ def _string_labels(raw: object) -> dict[str, str]:
     return labels
 
 
-def is_mirror_pod(obj: Obj | None) -> bool:
-    """True for a kubelet's mirror of a static pod: it runs whatever the API server says."""
+NODE_USERNAME_PREFIX = "system:node:"
+
+
+def is_mirror_pod(obj: Obj | None, username: str) -> bool:
+    """True for a kubelet's mirror of a static pod: it runs whatever the API server says.
+
+    The annotation alone proves nothing (anyone who may create Pods can set it), so only a
+    node's own identity creating it counts: the kubelet is the one writer of mirror pods.
+    """
+    if not username.startswith(NODE_USERNAME_PREFIX):
+        return False
     annotations = _metadata(obj).get("annotations")
     return isinstance(annotations, Mapping) and MIRROR_POD_ANNOTATION in annotations
 
