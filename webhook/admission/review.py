@@ -61,6 +61,7 @@ class AdmissionRequest(TypedDict):
 class Status(TypedDict):
     code: int
     message: str
+    reason: NotRequired[str]
 
 
 class AdmissionResponse(TypedDict):
@@ -179,7 +180,12 @@ def build_response(api_version: str, uid: str, decision: Decision) -> AdmissionR
     """The AdmissionReview answering request `uid`, echoing the request's apiVersion."""
     body: AdmissionResponse = {"uid": uid, "allowed": decision.allowed}
     if not decision.allowed:
-        body["status"] = {"code": decision.code or 403, "message": decision.message}
+        # reason makes kubectl print "Error from server (Forbidden)", as for any denial.
+        body["status"] = {
+            "code": decision.code or 403,
+            "message": decision.message,
+            "reason": "Forbidden",
+        }
     if decision.warnings:
         body["warnings"] = list(decision.warnings)
     if decision.audit_annotations:

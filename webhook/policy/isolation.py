@@ -307,8 +307,8 @@ def require_default_deny(
     )
     summary = _fit(
         message,
-        f'[{REQUIRE_DEFAULT_DENY}] namespace "{namespace}" has no default-deny for {wanted}; '
-        f'apply one before creating {subject.kind} "{subject.name}"',
+        f'[{REQUIRE_DEFAULT_DENY}] {subject.kind} "{subject.name}": namespace "{namespace}" '
+        f"has no default-deny for {wanted}",
     )
     return [
         Finding(

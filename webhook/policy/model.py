@@ -151,10 +151,14 @@ MESSAGE_SUMMARY_LIMIT = 119
 
 
 def summarize(text: str, limit: int = MESSAGE_SUMMARY_LIMIT) -> str:
-    """Cut text to fit a warning, ending with an ellipsis when cut."""
+    """Cut text to fit a warning, at a word boundary when one is near, ending with "…"."""
     if len(text) <= limit:
         return text
-    return text[: limit - 1].rstrip() + "…"
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 2 // 3:  # a word boundary not too far back: keep whole words
+        cut = cut[:space]
+    return cut.rstrip(" ,;:") + "…"
 
 
 @dataclass(frozen=True, slots=True)
