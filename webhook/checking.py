@@ -22,7 +22,13 @@ from webhook.manifests import Manifest, is_cluster_scoped, load_paths
 from webhook.policy import isolation
 from webhook.policy.model import Direction, Finding, Operation, Request, Violation, summarize
 from webhook.report.base import Resource
-from webhook.state.files import DEFAULT_NAMESPACE, state_from_manifests, with_default_namespace
+from webhook.state.base import IndexedState
+from webhook.state.files import (
+    DEFAULT_NAMESPACE,
+    state_from_manifests,
+    state_objects,
+    with_default_namespace,
+)
 
 CHECK_USERNAME = "guardrail-check"
 DEFAULT_DENY = isolation.REQUIRE_DEFAULT_DENY
@@ -49,20 +55,35 @@ def check_paths(
     *,
     cluster: bool = False,
     stdin: BinaryIO | None = None,
+    kubeconfig: str | None = None,
 ) -> CheckResult:
-    """Load files, directories and `-` (stdin), and judge every object in them."""
-    if cluster:
-        raise GuardrailError(
-            "--cluster needs the live cluster state source, which is not available yet"
-        )
+    """Load files, directories and `-` (stdin), and judge every object in them.
+
+    With `cluster`, the state is the live cluster's namespaces and policies (listed once, with
+    `kubeconfig` or the usual in-cluster / $KUBECONFIG resolution) plus the manifests' own,
+    which win: they are what the cluster will hold once they are applied.
+    """
     loaded = load_paths(list(paths), stdin)
-    result = check_manifests(loaded.manifests, config)
+    state = None
+    if cluster:
+        from webhook.state.live import read_cluster  # noqa: PLC0415 - only with --cluster
+
+        state = IndexedState()
+        for obj in read_cluster(kubeconfig):
+            state.upsert(obj)
+        for obj in state_objects(loaded.manifests):
+            state.upsert(obj)
+    result = check_manifests(loaded.manifests, config, state)
     result.notes[:0] = loaded.notes
     return result
 
 
-def check_manifests(manifests: Sequence[Manifest], config: Config) -> CheckResult:
-    state = state_from_manifests(manifests)
+def check_manifests(
+    manifests: Sequence[Manifest], config: Config, state: IndexedState | None = None
+) -> CheckResult:
+    """Judge each manifest; the state is the manifests' own unless given (the audit's cluster)."""
+    if state is None:
+        state = state_from_manifests(manifests)
     result = CheckResult(resources=len(manifests))
     # (position in the input, violation): the namespace summaries are slotted in afterwards.
     placed: list[tuple[int, Violation]] = []

@@ -340,11 +340,19 @@ def test_bad_input_exits_2_with_file_and_line(
 
 
 @INVOKERS
-def test_cluster_flag_is_refused_for_now(tmp_path: Path, invoke: Invoke) -> None:
-    """`--cluster` exits 2 with a clear message until the live state source exists."""
+def test_cluster_flag_with_unreachable_api_is_bad_input(tmp_path: Path, invoke: Invoke) -> None:
+    """`--cluster` whose API server does not answer exits 2 naming it, without a traceback."""
     (tmp_path / "ok.yaml").write_text(CLEAN)
-    run = invoke(tmp_path, ["check", "--cluster", "ok.yaml"], b"")
-    assert run.code == 2
-    assert run.stderr == (
-        "--cluster needs the live cluster state source, which is not available yet\n"
+    (tmp_path / "kubeconfig").write_text(
+        '{"apiVersion": "v1", "kind": "Config", "current-context": "x",'
+        ' "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:9"}}],'
+        ' "users": [{"name": "u", "user": {"token": "t"}}],'
+        ' "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}]}'
     )
+    run = invoke(tmp_path, ["check", "--cluster", "--kubeconfig", "kubeconfig", "ok.yaml"], b"")
+    assert (run.code, run.stdout) == (2, "")
+    assert run.stderr.startswith(
+        "https://127.0.0.1:9: cannot read the cluster's namespaces and network policies: "
+    )
+    assert "Connection refused" in run.stderr
+    assert "Traceback" not in run.stderr

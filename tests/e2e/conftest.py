@@ -8,7 +8,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e import build_cluster
+from tests.e2e.guardrail import FIXTURES, GuardrailControl
 from tests.e2e.harness import Cluster, ClusterError, Log, find_etcd
+
+CALICO_CRDS = FIXTURES / "calico-crds.yaml"
 
 # Why the servers could not be prepared before the tests, for the fixture to report as each
 # e2e test's error (instead of an INTERNALERROR traceback from the hook, or a second build).
@@ -69,3 +72,35 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
         yield started
     finally:
         started.stop()
+
+
+@pytest.fixture(scope="session")
+def guardrail(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GuardrailControl]:
+    """The session's `guardrail serve`, started on demand per configuration.
+
+    Calico's crd.projectcalico.org/v1 policy CRDs are installed first, so its discovery finds
+    them. `guardrail.use("enforce" | "warn" | "audit")` starts (or reuses) the process serving
+    that configuration; it is stopped after the session. Registration: the `webhook` fixture.
+    """
+    cluster.kubectl("apply", "-f", str(CALICO_CRDS))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "-f", str(CALICO_CRDS))
+    control = GuardrailControl(cluster, tmp_path_factory.mktemp("guardrail"))
+    try:
+        yield control
+    finally:
+        # Registration first: nothing may call a webhook that is going away.
+        control.unregister()
+        control.stop()
+
+
+@pytest.fixture(scope="module")
+def webhook(guardrail: GuardrailControl) -> Iterator[GuardrailControl]:
+    """guardrail registered with the API server (deploy/'s webhook configuration, pointed at
+    127.0.0.1) for the length of one test module; unregistered after it."""
+    guardrail.register()
+    try:
+        yield guardrail
+    finally:
+        guardrail.unregister()

@@ -207,7 +207,8 @@ def test_serve_refuses_bad_flags(tmp_path: Path) -> None:
                                "--kubeconfig", str(tmp_path / "missing-kubeconfig")],
                               capture_output=True, text=True, timeout=60, check=False)
     assert no_state.returncode == 2
-    assert no_state.stderr.strip() == ("guardrail: cannot load Kubernetes client configuration: "
+    assert no_state.stderr.strip() == (f"guardrail: {tmp_path / 'missing-kubeconfig'}: cannot load "
+                                       "Kubernetes client configuration: "
                                        "Invalid kube-config file. No configuration found.")
     bad_bind = subprocess.run([GUARDRAIL, "serve", "--state", str(tmp_path), "--cert-dir",
                                str(cert_dir), "--bind", "8443"],

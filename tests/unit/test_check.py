@@ -232,10 +232,14 @@ def test_stdin_objects_are_judged_with_the_files(tmp_path: Path) -> None:
     ]
 
 
-def test_cluster_state_is_not_available_yet() -> None:
-    """`--cluster` is refused with a clear error until the live state source exists."""
+def test_cluster_state_without_a_kubeconfig_is_bad_input(tmp_path: Path) -> None:
+    """`--cluster` with a kubeconfig that does not exist is a clear error naming the file."""
+    missing = str(tmp_path / "missing")
     with pytest.raises(GuardrailError) as info:
-        check_paths(["-"], default_config(), cluster=True, stdin=io.BytesIO(b""))
+        check_paths(
+            ["-"], default_config(), cluster=True, stdin=io.BytesIO(b""), kubeconfig=missing
+        )
     assert str(info.value) == (
-        "--cluster needs the live cluster state source, which is not available yet"
+        f"{missing}: cannot load Kubernetes client configuration: "
+        "Invalid kube-config file. No configuration found."
     )

@@ -1,9 +1,14 @@
 """Cluster state from the API server: list+watch into an IndexedState.
 
 One watcher thread per resource (namespaces, NetworkPolicies, Calico policies, admin network
-policies where served) lists, then watches from the list's resourceVersion; a 410 Gone or a
-broken stream relists, failures back off exponentially, and a periodic resync relists anyway
-so a missed event cannot live forever. Decisions never wait on it: they read the index.
+policies where served) lists, then watches from the list's resourceVersion with bookmarks; a
+410 Gone (from the watch request or as an ERROR event) relists at once, other failures back off
+exponentially with jitter, and a periodic resync relists anyway so a missed event cannot live
+forever. A resync applies only the difference (by resourceVersion), so it neither rebuilds the
+index nor throws away memoised answers for namespaces that did not change. Discovery runs at
+start and again periodically: Calico CRDs (or its API server) installed later are picked up,
+and a resource that went away is dropped with its objects. Decisions never wait on any of this:
+they read the index.
 
 The HTTP client is urllib3 (which the kubernetes package already depends on), configured from
 the kubernetes package's kubeconfig / in-cluster loaders: they handle every auth method and
@@ -13,10 +18,11 @@ token refresh, while the raw client lets us parse with orjson and bound every re
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -31,9 +37,25 @@ from webhook.state.base import IndexedState
 log = logging.getLogger("guardrail.state")
 
 CONFIRM_TIMEOUT_SECONDS = 2.0
-WATCH_TIMEOUT_SECONDS = 290  # server-side; the client read timeout is a little longer
+# Server-side watch timeout; the client's read timeout is a little longer, so a connection that
+# went silent (no event, no bookmark) is noticed even where no reset ever arrives.
+WATCH_TIMEOUT_SECONDS = 290
+WATCH_READ_SLACK_SECONDS = 30
 RESYNC_SECONDS = 600.0
+DISCOVERY_SECONDS = 60.0
+DROP_AFTER_DISCOVERIES = 2
+REPORT_SECONDS = 1.0
+BACKOFF_MIN_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
+LIST_PAGE_SIZE = "500"
+# Per-namespace change counters live in this many buckets (a namespace hashes to one): bounded
+# memory, and a collision only makes a confirmation read once more.
+CHANGE_BUCKETS = 4096
+# What is kept of an object's metadata: identity, the version the resync compares, and what
+# the Namespace record reads (labels, deletionTimestamp).
+KEPT_METADATA = ("name", "namespace", "resourceVersion", "labels", "deletionTimestamp")
+
+ObjKey = tuple[str, str]  # (namespace, name) inside one resource
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +136,10 @@ class ApiError(Exception):
 
 
 class KubeClient:
-    """A small JSON client for the API server, built from the kubernetes package's config."""
+    """A small JSON client for the API server, built from the kubernetes package's config.
+
+    Without `kubeconfig`: the in-cluster service account, else $KUBECONFIG / ~/.kube/config.
+    """
 
     def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
         from kubernetes import client, config  # noqa: PLC0415 - heavy import, live mode only
@@ -130,8 +155,11 @@ class KubeClient:
                 config.load_kube_config(
                     config_file=kubeconfig, context=context, client_configuration=configuration
                 )
-        except (config.ConfigException, OSError) as exc:
-            raise GuardrailError(f"cannot load Kubernetes client configuration: {exc}") from exc
+        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
+            # Name the file when one was given: the user's own mistake is then obvious.
+            raise GuardrailError(
+                f"cannot load Kubernetes client configuration: {exc}", kubeconfig or ""
+            ) from exc
         self._config = configuration
         self.host = str(configuration.host).rstrip("/")
         self._pool = urllib3.PoolManager(
@@ -146,6 +174,7 @@ class KubeClient:
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "guardrail"}
+        # Calls the loader's refresh hook: projected service-account tokens rotate.
         token = self._config.get_api_key_with_prefix("BearerToken", alias="authorization")
         if token:
             headers["Authorization"] = token
@@ -169,6 +198,33 @@ class KubeClient:
             raise ApiError(response.status, "response is not a JSON object")
         return data
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any] | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
+        """A write (POST, PUT, DELETE) with an optional JSON body; ApiError on HTTP errors.
+
+        Used by the audit to keep its reports and its Lease; the webhook itself never writes.
+        """
+        headers = self._headers()
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        response = self._pool.request(
+            method,
+            self.host + path,
+            body=orjson.dumps(body) if body is not None else None,
+            headers=headers,
+            timeout=urllib3.Timeout(connect=timeout, read=timeout),
+            retries=False,
+        )
+        if response.status >= 400:
+            raise ApiError(response.status, response.data[:300].decode("utf-8", "replace"))
+        data = orjson.loads(response.data) if response.data else {}
+        return data if isinstance(data, dict) else {}
+
     def exists(self, path: str) -> bool:
         try:
             self.get(path, timeout=10.0)
@@ -179,9 +235,16 @@ class KubeClient:
         return True
 
     def stream(
-        self, path: str, params: Mapping[str, str], read_timeout: float
+        self,
+        path: str,
+        params: Mapping[str, str],
+        read_timeout: float,
+        opened: Callable[[], None] = lambda: None,
     ) -> Iterator[dict[str, Any]]:
-        """Yield each JSON line of a watch response until the server closes it."""
+        """Yield each JSON line of a watch response until the server closes it.
+
+        `opened` is called once the server has accepted the watch (status 200).
+        """
         url = self.host + path + f"?{urlencode(params)}"
         response = self._pool.request(
             "GET",
@@ -194,7 +257,9 @@ class KubeClient:
         try:
             if response.status >= 400:
                 raise ApiError(response.status, response.read(300).decode("utf-8", "replace"))
+            opened()
             buffer = b""
+            # Chunked responses are read chunk by chunk: each event as soon as it is flushed.
             for chunk in response.stream(64 * 1024):
                 buffer += chunk
                 while (newline := buffer.find(b"\n")) >= 0:
@@ -204,23 +269,119 @@ class KubeClient:
                         if isinstance(event, dict):
                             yield event
         finally:
+            # A watch cut short must not go back to the pool half-read: close the connection
+            # (one new connection per watch, every few minutes, costs nothing).
+            response.close()
             response.release_conn()
+
+
+def _served_plurals(client: KubeClient, group_version: str) -> set[str] | None:
+    """The resources a group version serves, or None when it is not served (or unavailable).
+
+    An aggregated API (Calico's API server) that is registered but down answers 503: treated
+    as not served, so the CRDs behind it are read instead of the whole cache waiting for it.
+    """
+    try:
+        listing = client.get(f"/apis/{group_version}", timeout=10.0)
+    except ApiError as exc:
+        if exc.status == 404 or exc.status >= 500:
+            if exc.status != 404:
+                log.warning("API %s is registered but unavailable: %s", group_version, exc)
+            return None
+        raise
+    return {
+        str(r.get("name"))
+        for r in listing.get("resources") or []
+        if isinstance(r, dict) and "/" not in str(r.get("name"))
+    }
 
 
 def discover(client: KubeClient) -> list[Resource]:
     """The resources this cluster serves: Calico through v3 when served, else its CRDs."""
     resources = [NAMESPACES, K8S_POLICIES]
-    if client.exists("/apis/projectcalico.org/v3"):
-        resources.extend(_calico("projectcalico.org", "v3"))
-    elif client.exists("/apis/crd.projectcalico.org/v1"):
-        group = client.get("/apis/crd.projectcalico.org/v1")
-        plurals = {r.get("name") for r in group.get("resources", []) if isinstance(r, dict)}
-        resources.extend(r for r in _calico("crd.projectcalico.org", "v1") if r.plural in plurals)
-    if client.exists(f"/apis/{ANP_API}"):
-        group = client.get(f"/apis/{ANP_API}")
-        plurals = {r.get("name") for r in group.get("resources", []) if isinstance(r, dict)}
+    for group in ("projectcalico.org/v3", "crd.projectcalico.org/v1"):
+        plurals = _served_plurals(client, group)
+        if plurals is not None:
+            name, version = group.split("/")
+            resources.extend(r for r in _calico(name, version) if r.plural in plurals)
+            break
+    plurals = _served_plurals(client, ANP_API)
+    if plurals is not None:
         resources.extend(r for r in ADMIN_POLICIES if r.plural in plurals)
     return resources
+
+
+def slim(obj: dict[str, Any], resource: Resource) -> dict[str, Any]:
+    """obj made whole (kind, apiVersion) and cut to what policies and the cache read.
+
+    The cache holds every policy of the cluster in every worker: managedFields, kubectl's
+    last-applied annotation (the whole object again), uid, timestamps and owner references are
+    most of an object's size and no policy reads them.
+    """
+    meta = obj.get("metadata")
+    kept: dict[str, Any] = {
+        "apiVersion": obj.get("apiVersion") or resource.api_version,
+        "kind": obj.get("kind") or resource.kind,
+        "metadata": (
+            {k: meta[k] for k in KEPT_METADATA if k in meta} if isinstance(meta, dict) else {}
+        ),
+    }
+    for part in ("spec", "status") if resource is NAMESPACES else ("spec",):
+        if part in obj:
+            kept[part] = obj[part]
+    return kept
+
+
+def list_objects(client: KubeClient, resource: Resource) -> tuple[list[Obj], str]:
+    """Every object of a resource (paginated, one consistent snapshot) and its resourceVersion."""
+    objs: list[Obj] = []
+    params = {"limit": LIST_PAGE_SIZE}
+    version = ""
+    while True:
+        page = client.get(resource.url(), params)
+        objs.extend(
+            slim(item, resource) for item in page.get("items") or [] if isinstance(item, dict)
+        )
+        meta = page.get("metadata") or {}
+        version = str(meta.get("resourceVersion") or version)
+        token = meta.get("continue")
+        if not token:
+            return objs, version
+        params = {"limit": LIST_PAGE_SIZE, "continue": str(token)}
+
+
+def cluster_objects(client: KubeClient) -> list[Obj]:
+    """A one-off snapshot of the cluster's namespaces and policies (`check --cluster`)."""
+    found: list[Obj] = []
+    for resource in discover(client):
+        objs, _version = list_objects(client, resource)
+        found.extend(objs)
+    return found
+
+
+def read_cluster(kubeconfig: str | None = None) -> list[Obj]:
+    """The live cluster's namespaces and policies, read once; GuardrailError when it cannot be."""
+    client = KubeClient(kubeconfig)
+    try:
+        return cluster_objects(client)
+    except (ApiError, urllib3.exceptions.HTTPError, OSError, orjson.JSONDecodeError) as exc:
+        raise GuardrailError(
+            f"cannot read the cluster's namespaces and network policies: {exc}", client.host
+        ) from exc
+
+
+def _key(obj: Obj) -> ObjKey:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def _version_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _jittered(seconds: float) -> float:
+    # Spreads the retries of many workers and replicas; not security-relevant randomness.
+    return seconds * random.uniform(0.8, 1.2)  # noqa: S311
 
 
 class Metrics:
@@ -231,10 +392,29 @@ class Metrics:
         restart: Callable[[str], None] = lambda _resource: None,
         objects: Callable[[str, int], None] = lambda _resource, _count: None,
         contact: Callable[[], None] = lambda: None,
+        health: Callable[[bool, float], None] = lambda _synced, _age: None,
     ) -> None:
         self.restart = restart
         self.objects = objects
         self.contact = contact
+        # (synced, age_seconds), every REPORT_SECONDS from each worker: with one cache per
+        # worker, a gauge set only by the worker answering a scrape would leave the others'
+        # values stale.
+        self.health = health
+
+
+@dataclass(eq=False)
+class _Watcher:
+    """The list+watch loop of one resource, and what the staleness gauge needs of it."""
+
+    resource: Resource
+    stop: threading.Event = field(default_factory=threading.Event)
+    streaming: bool = False  # a watch stream is open right now
+    last_good: float = 0.0  # monotonic time the resource was last known current
+    # The resourceVersion to resume from: the list's, then each event's and bookmark's, kept
+    # here so a stream that breaks mid-way resumes after the last event it delivered.
+    version: str = ""
+    thread: threading.Thread | None = None
 
 
 class LiveState(IndexedState):
@@ -245,28 +425,45 @@ class LiveState(IndexedState):
         client: KubeClient,
         *,
         resync_seconds: float = RESYNC_SECONDS,
+        discovery_seconds: float = DISCOVERY_SECONDS,
         metrics: Metrics | None = None,
     ) -> None:
         super().__init__()
         self._client = client
         self._resync_seconds = resync_seconds
+        self._discovery_seconds = discovery_seconds
         self._metrics = metrics or Metrics()
         self._stop = threading.Event()
-        self._resources: list[Resource] = []
+        self._watchers: dict[str, _Watcher] = {}
+        self._first: frozenset[str] | None = None  # the first discovery: what "synced" needs
+        self._missing: dict[str, int] = {}  # resource -> discoveries in a row without it
         self._listed: set[str] = set()
-        self._keys: dict[str, set[tuple[str, str]]] = {}
+        # resource -> (namespace, name) -> resourceVersion of what the index holds from it.
+        self._versions: dict[str, dict[ObjKey, str]] = {}
+        self._changes = [0] * CHANGE_BUCKETS
+        self._global_changes = 0
         self._synced = threading.Event()
-        self._last_contact = 0.0
-        self._threads: list[threading.Thread] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         threading.Thread(
-            target=self._run_discovery, name="guardrail-discovery", daemon=True
+            target=self._discover_forever, name="guardrail-discovery", daemon=True
         ).start()
+        threading.Thread(target=self._report_forever, name="guardrail-health", daemon=True).start()
+
+    def _report_forever(self) -> None:
+        while True:
+            try:
+                self._metrics.health(self.synced, self.age_seconds())
+            except Exception:
+                log.exception("could not report the cache's health")
+            if self._stop.wait(REPORT_SECONDS):
+                return
 
     def stop(self) -> None:
         self._stop.set()
+        for watcher in list(self._watchers.values()):
+            watcher.stop.set()
 
     @property
     def synced(self) -> bool:
@@ -275,187 +472,296 @@ class LiveState(IndexedState):
     def wait_synced(self, timeout: float) -> bool:
         return self._synced.wait(timeout)
 
-    def age_seconds(self) -> float:
-        """Seconds since the API server last answered a list or sent a watch event."""
-        if not self._last_contact:
-            return float("inf")
-        return max(0.0, time.monotonic() - self._last_contact)
+    @property
+    def resources(self) -> tuple[Resource, ...]:
+        """The resources watched right now."""
+        return tuple(w.resource for w in list(self._watchers.values()))
 
-    def _run_discovery(self) -> None:
-        delay = 0.5
+    def age_seconds(self) -> float:
+        """Seconds the cache may lag the API server: 0 while every watch stream is open.
+
+        A resource whose watch is down counts from the moment it was last known current (its
+        last list, event, or the end of its last stream). Infinite before any contact.
+        """
+        watchers = list(self._watchers.values())
+        if not watchers:
+            return float("inf")
+        now = time.monotonic()
+        ages = [
+            0.0 if w.streaming else (now - w.last_good if w.last_good else float("inf"))
+            for w in watchers
+        ]
+        return max(0.0, *ages)
+
+    # -- discovery -------------------------------------------------------------------------
+    def _discover_forever(self) -> None:
+        delay = BACKOFF_MIN_SECONDS
         while not self._stop.is_set():
             try:
-                self._resources = discover(self._client)
-                break
+                resources = discover(self._client)
             except Exception as exc:  # noqa: BLE001 - any failure: retry with backoff
                 log.warning("discovery failed, retrying in %.1fs: %s", delay, exc)
-                if self._stop.wait(delay):
+                if self._stop.wait(_jittered(delay)):
                     return
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
-        for resource in self._resources:
-            thread = threading.Thread(
+                continue
+            delay = BACKOFF_MIN_SECONDS
+            self._reconcile(resources)
+            if self._stop.wait(_jittered(self._discovery_seconds)):
+                return
+
+    def _reconcile(self, resources: Sequence[Resource]) -> None:
+        """Start watchers for newly served resources, stop (and forget) gone ones."""
+        wanted = {r.name: r for r in resources}
+        if self._first is None:
+            self._first = frozenset(wanted)
+        for name, watcher in list(self._watchers.items()):
+            if wanted.get(name) == watcher.resource:
+                self._missing.pop(name, None)
+                continue
+            # A restarted API server serves CRDs a moment after it answers: only a resource
+            # missing from two discoveries in a row is gone (its objects keep counting until).
+            self._missing[name] = self._missing.get(name, 0) + 1
+            if self._missing[name] >= DROP_AFTER_DISCOVERIES:
+                del self._missing[name]
+                log.info("resource %s is no longer served; dropping its objects", name)
+                with self._lock:
+                    watcher.stop.set()
+                    self._drop_resource(watcher.resource)
+                    if self._first is not None:
+                        # Synced must not wait for a resource that will never be listed.
+                        self._first = self._first - {name}
+                        if self._first <= self._listed:
+                            self._synced.set()
+                del self._watchers[name]
+        for name, resource in wanted.items():
+            if name in self._watchers:
+                continue
+            watcher = _Watcher(resource)
+            if self._synced.is_set():
+                # Found by a later discovery: the cache is not stale, it just lacks this yet.
+                watcher.last_good = time.monotonic()
+            watcher.thread = threading.Thread(
                 target=self._watch_forever,
-                args=(resource,),
-                name=f"guardrail-watch-{resource.name}",
+                args=(watcher,),
+                name=f"guardrail-watch-{name}",
                 daemon=True,
             )
-            thread.start()
-            self._threads.append(thread)
+            self._watchers[name] = watcher
+            watcher.thread.start()
 
     # -- list + watch ----------------------------------------------------------------------
-    def _watch_forever(self, resource: Resource) -> None:
-        delay = 0.5
-        version = ""
+    def _watch_forever(self, watcher: _Watcher) -> None:
+        resource = watcher.resource
+        delay = BACKOFF_MIN_SECONDS
         next_resync = 0.0
-        while not self._stop.is_set():
+
+        def opened() -> None:
+            nonlocal delay
+            # The server accepted the watch: the API is back, the next failure starts afresh.
+            delay = BACKOFF_MIN_SECONDS
+            watcher.streaming = True
+            self._touch(watcher)
+
+        while not (self._stop.is_set() or watcher.stop.is_set()):
             try:
-                if not version or time.monotonic() >= next_resync:
-                    version = self._list(resource)
-                    next_resync = time.monotonic() + self._resync_seconds
-                    delay = 0.5
-                version = self._watch(resource, version, next_resync)
-            except Exception as exc:  # noqa: BLE001 - a watch must outlive any failure
-                if isinstance(exc, ApiError) and exc.status == 410:
-                    version = ""  # expired: relist at once
+                if not watcher.version or time.monotonic() >= next_resync:
+                    watcher.version = self._list(watcher)
+                    next_resync = time.monotonic() + _jittered(self._resync_seconds)
+                    delay = BACKOFF_MIN_SECONDS
+                self._watch(watcher, next_resync, opened)
+            except ApiError as exc:
+                if exc.status == 410:
+                    # Our resourceVersion was compacted away: only a fresh list is consistent.
+                    log.info("watch of %s expired (410 Gone); relisting", resource.name)
+                    watcher.version = ""
                     continue
-                self._metrics.restart(resource.name)
-                log.warning("watch of %s failed, retrying in %.1fs: %s", resource.name, delay, exc)
-                if self._stop.wait(delay):
+                if not self._retry(watcher, delay, exc):
                     return
                 delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+            except Exception as exc:  # noqa: BLE001 - a watch must outlive any failure
+                if not self._retry(watcher, delay, exc):
+                    return
+                delay = min(delay * 2, BACKOFF_MAX_SECONDS)
+            finally:
+                if watcher.streaming:
+                    # The data was current until the stream ended.
+                    watcher.streaming = False
+                    self._touch(watcher)
 
-    def _list(self, resource: Resource) -> str:
-        objs: list[Obj] = []
-        params = {"limit": "500"}
-        version = ""
-        while True:
-            page = self._client.get(resource.url(), params)
-            for item in page.get("items") or []:
-                if isinstance(item, dict):
-                    item.setdefault("kind", resource.kind)
-                    item.setdefault("apiVersion", resource.api_version)
-                    objs.append(item)
-            meta = page.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or version)
-            token = meta.get("continue")
-            if not token:
-                break
-            params = {"limit": "500", "continue": str(token)}
-        self._replace_resource(resource, objs)
-        self._touch()
-        self._listed.add(resource.name)
-        if self._resources and all(r.name in self._listed for r in self._resources):
-            self._synced.set()
-        return version
+    def _retry(self, watcher: _Watcher, delay: float, exc: Exception) -> bool:
+        """Count and log a failed list/watch, then wait; False when the state is stopping."""
+        if watcher.streaming:
+            watcher.streaming = False
+            self._touch(watcher)
+        self._metrics.restart(watcher.resource.name)
+        log.warning("watch of %s failed, retrying in %.1fs: %s", watcher.resource.name, delay, exc)
+        wait = _jittered(delay)
+        return not (self._stop.wait(wait) or watcher.stop.wait(0))
 
-    def _watch(self, resource: Resource, version: str, until: float) -> str:
+    def _list(self, watcher: _Watcher) -> str:
+        resource = watcher.resource
+        objs, version = list_objects(self._client, resource)
+        with self._lock:
+            if watcher.stop.is_set():
+                return version
+            self._replace_resource(resource, objs)
+            self._listed.add(resource.name)
+            if self._first is not None and self._first <= self._listed:
+                self._synced.set()
+        self._touch(watcher)
+        # A list without a resourceVersion (some aggregated APIs) must not mean "list again
+        # at once, forever": watch from "0", any version, which replays current objects.
+        return version or "0"
+
+    def _watch(self, watcher: _Watcher, until: float, opened: Callable[[], None]) -> None:
+        resource = watcher.resource
         params = {
             "watch": "1",
-            "resourceVersion": version,
+            "resourceVersion": watcher.version,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(
                 int(max(1.0, min(WATCH_TIMEOUT_SECONDS, until - time.monotonic())))
             ),
         }
         for event in self._client.stream(
-            resource.url(), params, read_timeout=WATCH_TIMEOUT_SECONDS + 30
+            resource.url(),
+            params,
+            read_timeout=WATCH_TIMEOUT_SECONDS + WATCH_READ_SLACK_SECONDS,
+            opened=opened,
         ):
-            if self._stop.is_set():
+            if self._stop.is_set() or watcher.stop.is_set():
                 break
             kind = event.get("type")
             obj = event.get("object")
             if not isinstance(obj, dict):
                 continue
-            self._touch()
+            self._touch(watcher)
             if kind == "ERROR":
                 raise ApiError(int(obj.get("code") or 500), str(obj.get("message") or ""))
-            obj.setdefault("kind", resource.kind)
-            obj.setdefault("apiVersion", resource.api_version)
-            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-            if kind in ("ADDED", "MODIFIED"):
-                self._upsert_tracked(resource, obj)
-            elif kind == "DELETED":
-                self._remove_tracked(resource, obj)
-        return version
+            # BOOKMARK events carry only the resourceVersion to resume from.
+            if kind in ("ADDED", "MODIFIED", "DELETED"):
+                self._apply(watcher, str(kind), slim(obj, resource))
+            watcher.version = _version_of(obj) or watcher.version
 
-    # -- bookkeeping of which objects came from which resource ---------------------------------
-    @staticmethod
-    def _key(obj: Obj) -> tuple[str, str]:
-        meta = obj.get("metadata") or {}
-        return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    # -- writes, and which objects came from which resource --------------------------------------
+    def _apply(self, watcher: _Watcher, kind: str, obj: Obj) -> None:
+        resource = watcher.resource
+        with self._lock:
+            if watcher.stop.is_set():
+                return  # a watcher being dropped must not write after its objects are gone
+            versions = self._versions.setdefault(resource.name, {})
+            key = _key(obj)
+            if kind == "DELETED":
+                self._remove(resource, obj)
+                versions.pop(key, None)
+            else:
+                self.upsert(obj)
+                versions[key] = _version_of(obj)
+            count = len(versions)
+            self._changed(resource, key[0])
+        self._metrics.objects(resource.name, count)
 
     def _replace_resource(self, resource: Resource, objs: list[Obj]) -> None:
+        """A fresh list of a resource: apply the differences, keep what did not change."""
+        fresh = {_key(o): _version_of(o) for o in objs}
         with self._lock:
-            old = self._keys.get(resource.name, set())
-            fresh = {self._key(o) for o in objs}
-            for namespace, name in old - fresh:
-                self.remove(
+            old = self._versions.get(resource.name, {})
+            for key in old.keys() - fresh.keys():
+                namespace, name = key
+                self._remove(
+                    resource,
                     {
                         "apiVersion": resource.api_version,
                         "kind": resource.kind,
                         "metadata": {"namespace": namespace, "name": name},
-                    }
+                    },
                 )
+                self._changed(resource, namespace)
             for obj in objs:
-                self.upsert(obj)
-            self._keys[resource.name] = fresh
+                key = _key(obj)
+                version = fresh[key]
+                if not version or old.get(key) != version:
+                    self.upsert(obj)
+                    self._changed(resource, key[0])
+            self._versions[resource.name] = fresh
         self._metrics.objects(resource.name, len(fresh))
 
-    def _upsert_tracked(self, resource: Resource, obj: Obj) -> None:
-        with self._lock:
-            self.upsert(obj)
-            keys = self._keys.setdefault(resource.name, set())
-            keys.add(self._key(obj))
-            count = len(keys)
-        self._metrics.objects(resource.name, count)
+    def _drop_resource(self, resource: Resource) -> None:
+        """Forget every object of a resource that is no longer served (caller holds the lock)."""
+        self._replace_resource(resource, [])
+        self._versions.pop(resource.name, None)
+        self._listed.discard(resource.name)
 
-    def _remove_tracked(self, resource: Resource, obj: Obj) -> None:
-        with self._lock:
-            self.remove(obj)
-            keys = self._keys.setdefault(resource.name, set())
-            keys.discard(self._key(obj))
-            count = len(keys)
-        self._metrics.objects(resource.name, count)
+    def _remove(self, resource: Resource, obj: Obj) -> None:
+        if resource is NAMESPACES:
+            # Only the Namespace itself: its policies leave through their own watch. (The
+            # base class drops them with it, which would race with the policy watch when a
+            # namespace is deleted and re-created under the same name.)
+            name = _key(obj)[1]
+            self._namespaces.pop(name, None)
+            self._providers.pop(name, None)
+            return
+        self.remove(obj)
 
-    def _touch(self) -> None:
-        self._last_contact = time.monotonic()
+    def _changed(self, resource: Resource, namespace: str) -> None:
+        """Count a policy change, for confirmations to tell whether the watch raced them."""
+        if resource.namespaced:
+            self._changes[hash(namespace) % CHANGE_BUCKETS] += 1
+        elif resource is not NAMESPACES:
+            self._global_changes += 1
+
+    def _touch(self, watcher: _Watcher) -> None:
+        watcher.last_good = time.monotonic()
         self._metrics.contact()
 
     # -- the negative-answer confirmation --------------------------------------------------------
     def confirm_providers(
         self, namespace: str, timeout: float = CONFIRM_TIMEOUT_SECONDS
     ) -> Providers | None:
-        """Providers from a live read of the namespace's policies, or None when it fails.
+        """Providers from a live read of the namespace's and the global policies, or None.
 
         Called only before a default-deny denial, so that a policy applied a moment before the
-        pod (one `kubectl apply -f dir/`) is honoured even if its watch event is still in
-        flight. Global policies come from the cache: they change rarely.
+        pod (one `kubectl apply -f dir/`, a Calico GlobalNetworkPolicy included) is honoured
+        even if its watch event is still in flight. What the read finds goes into the cache,
+        unless a watch event for the same policies arrived meanwhile (then the read may be
+        older than the cache: read again). None when the read fails or times out: the caller
+        keeps the cache's answer.
         """
         deadline = time.monotonic() + timeout
-        objs: list[Obj] = []
+        resources = [r for r in self.resources if r is not NAMESPACES]
+        bucket = hash(namespace) % CHANGE_BUCKETS
         try:
-            for resource in self._resources:
-                if not resource.namespaced or resource is NAMESPACES:
-                    continue
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return None
-                page = self._client.get(resource.url(namespace), timeout=remaining)
-                for item in page.get("items") or []:
-                    if isinstance(item, dict):
-                        item.setdefault("kind", resource.kind)
-                        item.setdefault("apiVersion", resource.api_version)
-                        objs.append(item)
+            for _attempt in range(2):
+                before = (self._changes[bucket], self._global_changes)
+                found: list[tuple[Resource, dict[str, Any]]] = []
+                for resource in resources:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return None
+                    url = resource.url(namespace) if resource.namespaced else resource.url()
+                    page = self._client.get(url, timeout=remaining)
+                    found.extend(
+                        (resource, slim(item, resource))
+                        for item in page.get("items") or []
+                        if isinstance(item, dict)
+                    )
+                with self._lock:
+                    if (self._changes[bucket], self._global_changes) != before:
+                        continue
+                    for resource, obj in found:
+                        versions = self._versions.setdefault(resource.name, {})
+                        if versions.get(_key(obj)) != _version_of(obj):
+                            self.upsert(obj)
+                            versions[_key(obj)] = _version_of(obj)
+                ns = self.namespace(namespace) or Namespace.unknown(namespace)
+                return isolation.providers_for(
+                    ns,
+                    [obj for r, obj in found if r.namespaced],
+                    [obj for r, obj in found if not r.namespaced],
+                )
         except Exception as exc:  # noqa: BLE001 - fall back to the cache's answer
             log.warning("live confirmation for namespace %s failed: %s", namespace, exc)
             return None
-        for obj in objs:
-            self._upsert_tracked(self._resource_of(obj), obj)
-        ns = self.namespace(namespace) or Namespace.unknown(namespace)
-        return isolation.providers_for(ns, objs, self.global_policies())
-
-    def _resource_of(self, obj: Obj) -> Resource:
-        for resource in self._resources:
-            if resource.kind == obj.get("kind") and resource.api_version == obj.get("apiVersion"):
-                return resource
-        return K8S_POLICIES
+        # Raced with the watch twice: the cache is at least as new as both reads.
+        return self.providers(namespace)
