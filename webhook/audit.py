@@ -1,15 +1,469 @@
-"""`guardrail audit`: judge a live cluster with the webhook's engine (not built yet)."""
+"""`guardrail audit`: judge a live cluster with the webhook's own engine.
+
+The sweep lists (paginated) namespaces, network policies (Kubernetes, and Calico and admin
+network policies where served, exactly as the webhook's cache discovers them), pods and the
+workload kinds, then hands every object to `checking.check_manifests` with the cluster's
+namespaces and policies as the state: each object is judged as its creation would be judged
+now, so the audit, `check` and the webhook give the same answer.
+
+- An object created by a workload that is itself judged (a Pod whose controller is a
+  ReplicaSet, a ReplicaSet whose controller is a Deployment, a Job of a CronJob) is not judged
+  again: its owner's verdict covers it, and an admin fixes the Deployment, not its 40 pods.
+  Transitively: a Deployment's pods are skipped through their ReplicaSet.
+- Objects in exempt namespaces are not judged (nor counted), as the webhook never sees them.
+- `--namespace` judges that namespace and what is in it; cluster-wide policies still count as
+  providers of its default-deny but are not themselves judged.
+- A namespace without a default-deny is one finding of kind `Namespace`, naming the workloads
+  that would be rejected there (as in `check`).
+
+The progress bar goes to stderr only when stderr is a terminal.
+"""
 
 from __future__ import annotations
 
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import IO, Any
+from urllib.parse import quote
+
+from webhook import report
+from webhook.checking import check_manifests
 from webhook.config import Config
 from webhook.errors import GuardrailError
+from webhook.manifests import Manifest
+from webhook.policy.model import Obj, Violation
+from webhook.policy.objects import flavor_of
+from webhook.policy.workloads import is_workload
+from webhook.report.base import Resource
+from webhook.report.policyreport import (
+    REPORT_APIS,
+    WGPOLICY,
+    ReportApi,
+    Subject,
+    cluster_reports,
+    dump,
+)
+from webhook.report.summary import breakdown, scope_namespace
+from webhook.state.base import IndexedState
+
+EXIT_OK = 0
+EXIT_VIOLATION = 1
+PAGE_SIZE = "500"
+AUDIT_FORMATS = ("text", "json", "sarif", "junit", "policyreport", "html")
+
+# (name for progress, api path, plural, kind, apiVersion): everything that makes pods.
+_WORKLOADS = (
+    ("deployments", "/apis/apps/v1", "deployments", "Deployment", "apps/v1"),
+    ("statefulsets", "/apis/apps/v1", "statefulsets", "StatefulSet", "apps/v1"),
+    ("daemonsets", "/apis/apps/v1", "daemonsets", "DaemonSet", "apps/v1"),
+    ("cronjobs", "/apis/batch/v1", "cronjobs", "CronJob", "batch/v1"),
+    ("jobs", "/apis/batch/v1", "jobs", "Job", "batch/v1"),
+    ("replicasets", "/apis/apps/v1", "replicasets", "ReplicaSet", "apps/v1"),
+    ("replicationcontrollers", "/api/v1", "replicationcontrollers", "ReplicationController", "v1"),
+    ("pods", "/api/v1", "pods", "Pod", "v1"),
+)
+# Order of kinds within a namespace in every report: the namespace, its policies, then
+# workloads from the top of the ownership chain down to pods.
+_KIND_RANK = {"Namespace": 0, **{kind: 2 + i for i, (_, _, _, kind, _) in enumerate(_WORKLOADS)}}
+_POLICY_RANK = 1
 
 
-def run(config: Config, *, namespace: str | None, fmt: str, write_reports: bool) -> int:
-    """Sweep the cluster; returns the exit code. Until it exists, says so plainly."""
-    del config, namespace, fmt, write_reports
-    raise GuardrailError(
-        "guardrail audit is not available in this version yet; "
-        "use `kubectl get ... -o yaml | guardrail check -` meanwhile"
+# -- progress -------------------------------------------------------------------------------------
+class Progress:
+    """A one-line progress bar on a terminal; silent when the stream is not a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        self.stream = stream
+        self.enabled = stream is not None and stream.isatty()
+        self._shown = False
+        self._last = 0.0
+
+    def update(self, label: str, done: int, total: int | None, *, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not force and now - self._last < 0.1:  # redraw at most ten times a second
+            return
+        self._last = now
+        if total:
+            filled = min(self.WIDTH, self.WIDTH * done // total)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            text = f"{label:<24} [{bar}] {done:,}/{total:,}"
+        else:
+            text = f"{label:<24} {done:,}"
+        assert self.stream is not None
+        self.stream.write(f"\r\x1b[K{text}")
+        self.stream.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self.stream is not None and self.enabled and self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
+
+
+# -- listing --------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One collection to list: where, and what its items are."""
+
+    name: str
+    url: Callable[[str | None], str]
+    kind: str
+    api_version: str
+    namespaced: bool
+
+
+def listings(client: Any) -> list[Listing]:
+    """Namespaces and every policy collection the cluster serves, then the workload kinds."""
+    from webhook.state.live import discover  # noqa: PLC0415 - urllib3 only when live
+
+    found = [Listing(r.name, r.url, r.kind, r.api_version, r.namespaced) for r in discover(client)]
+    for name, api_path, plural, kind, api_version in _WORKLOADS:
+
+        def url(namespace: str | None, api_path: str = api_path, plural: str = plural) -> str:
+            if namespace is None:
+                return f"{api_path}/{plural}"
+            return f"{api_path}/namespaces/{quote(namespace, safe='')}/{plural}"
+
+        found.append(Listing(name, url, kind, api_version, True))
+    return found
+
+
+def collect(client: Any, namespace: str | None, progress: Progress) -> list[dict[str, Any]]:
+    """Every object the audit reads, whole but for managedFields (no policy reads them)."""
+    from webhook.state.live import ApiError  # noqa: PLC0415
+
+    objects: list[dict[str, Any]] = []
+    for listing in listings(client):
+        if listing.kind == "Namespace" and listing.api_version == "v1" and namespace:
+            try:
+                one = client.get(f"/api/v1/namespaces/{quote(namespace, safe='')}")
+            except ApiError as exc:
+                if exc.status == 404:
+                    raise GuardrailError(
+                        f'namespace "{namespace}" not found', "--namespace"
+                    ) from exc
+                raise
+            objects.append(_slim(one, listing))
+            continue
+        path = listing.url(namespace if (namespace and listing.namespaced) else None)
+        objects.extend(_list_all(client, path, listing, progress))
+    return objects
+
+
+def _list_all(
+    client: Any, path: str, listing: Listing, progress: Progress
+) -> Iterable[dict[str, Any]]:
+    from webhook.state.live import ApiError  # noqa: PLC0415
+
+    params = {"limit": PAGE_SIZE}
+    items: list[dict[str, Any]] = []
+    total: int | None = None
+    while True:
+        try:
+            page = client.get(path, params, timeout=60.0)
+        except ApiError as exc:
+            if exc.status == 404:  # a kind this cluster does not serve
+                return items
+            raise GuardrailError(f"cannot list {listing.name}: {exc}", path) from exc
+        batch = [i for i in page.get("items") or () if isinstance(i, dict)]
+        items.extend(_slim(item, listing) for item in batch)
+        meta = page.get("metadata") or {}
+        remaining = meta.get("remainingItemCount")
+        if isinstance(remaining, int):
+            total = len(items) + remaining
+        progress.update(f"listing {listing.name}", len(items), total)
+        token = meta.get("continue")
+        if not token:
+            return items
+        params = {"limit": PAGE_SIZE, "continue": str(token)}
+
+
+def _slim(item: dict[str, Any], listing: Listing) -> dict[str, Any]:
+    # Items of a list omit kind and apiVersion; managedFields are often half an object's size.
+    item.setdefault("kind", listing.kind)
+    item.setdefault("apiVersion", listing.api_version)
+    meta = item.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return item
+
+
+# -- judging (pure) -------------------------------------------------------------------------------
+@dataclass(slots=True)
+class AuditResult:
+    """What the audit found: the `check` result shape, plus what reports need of the objects."""
+
+    resources: int = 0
+    violations: list[Violation] = field(default_factory=list)
+    judged: list[Resource] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    owned: int = 0  # objects skipped because a judged workload owns them
+    exempt: int = 0  # objects in exempt namespaces
+    subjects: dict[tuple[str, str, str], Subject] = field(default_factory=dict)
+    passes: list[tuple[str, Subject]] = field(default_factory=list)
+    namespace: str | None = None
+
+    @property
+    def has_enforced_violation(self) -> bool:
+        return any(v.enforced for v in self.violations)
+
+
+def _meta(obj: Obj) -> Mapping[str, Any]:
+    meta = obj.get("metadata")
+    return meta if isinstance(meta, Mapping) else {}
+
+
+def _group_kind(obj: Obj) -> tuple[str, str]:
+    group = str(obj.get("apiVersion") or "").rpartition("/")[0]
+    return group, str(obj.get("kind") or "")
+
+
+def controller_uid(obj: Obj) -> str:
+    """The uid of the object's controlling owner (ownerReferences[].controller), or ""."""
+    refs = _meta(obj).get("ownerReferences")
+    if not isinstance(refs, list):
+        return ""
+    for ref in refs:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            return str(ref.get("uid") or "")
+    return ""
+
+
+def _scope_of(obj: Obj) -> str:
+    meta = _meta(obj)
+    if obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
+        return str(meta.get("name") or "")
+    return str(meta.get("namespace") or "")
+
+
+def _sort_key(obj: Obj) -> tuple[bool, str, int, str]:
+    kind = str(obj.get("kind") or "")
+    scope = _scope_of(obj)
+    rank = _KIND_RANK.get(kind, _POLICY_RANK)
+    return (scope == "", scope, rank, str(_meta(obj).get("name") or ""))
+
+
+def audit_objects(
+    objects: Sequence[dict[str, Any]],
+    config: Config,
+    *,
+    namespace: str | None = None,
+    include_passes: bool = False,
+) -> AuditResult:
+    """Judge listed objects with the webhook's engine; the listed namespaces and policies are
+    the state. Pure: no I/O, so the same objects always give the same result."""
+    state = IndexedState()
+    for obj in objects:
+        state.upsert(obj)
+    workload_uids = {
+        str(_meta(obj).get("uid"))
+        for obj in objects
+        if _meta(obj).get("uid") and is_workload(*_group_kind(obj))
+    }
+    exempt_namespaces = config.exemptions.namespaces
+    result = AuditResult(namespace=namespace)
+    chosen: list[dict[str, Any]] = []
+    for obj in objects:
+        scope = _scope_of(obj)
+        if namespace is not None and scope != namespace:
+            continue  # outside --namespace (cluster-wide policies only serve as state)
+        if scope in exempt_namespaces:
+            result.exempt += 1
+            continue
+        group, kind = _group_kind(obj)
+        if not (
+            is_workload(group, kind)
+            or flavor_of(obj) is not None
+            or (kind == "Namespace" and group == "")
+        ):
+            continue
+        if is_workload(group, kind) and controller_uid(obj) in workload_uids:
+            result.owned += 1
+            continue
+        chosen.append(obj)
+    chosen.sort(key=_sort_key)
+
+    checked = check_manifests([Manifest(obj, "", 0) for obj in chosen], config, state)
+    result.resources = checked.resources
+    result.violations = [replace(v, file=None, line=None) for v in checked.violations]
+    result.judged = [Resource(r.api_version, r.kind, r.namespace, r.name) for r in checked.judged]
+    for obj, resource in zip(chosen, result.judged, strict=True):
+        subject = Subject(
+            resource.api_version,
+            resource.kind,
+            resource.namespace,
+            resource.name,
+            str(_meta(obj).get("uid") or ""),
+        )
+        result.subjects[subject.key] = subject
+    if include_passes:
+        result.passes = passes(result, config.enabled_policies())
+    return result
+
+
+def passes(result: AuditResult, enabled: Iterable[str]) -> list[tuple[str, Subject]]:
+    """(policy, object) for every policy that applies to a judged object and found nothing."""
+    enabled = set(enabled)
+    failed = {
+        (v.finding.policy, v.finding.kind, v.finding.namespace, v.finding.name)
+        for v in result.violations
+    }
+    no_default_deny = {
+        scope_namespace(v.finding)
+        for v in result.violations
+        if v.finding.policy == "require-default-deny"
+    }
+    found: list[tuple[str, Subject]] = []
+    for subject in result.subjects.values():
+        group = subject.api_version.rpartition("/")[0]
+        if is_workload(group, subject.kind):
+            applicable = ["require-role-labels", "require-default-deny"]
+        elif subject.kind == "Namespace" and group == "":
+            applicable = ["require-default-deny"]
+        else:
+            applicable = ["restrict-allow-all"]
+        for policy in applicable:
+            if policy not in enabled or (policy, *subject.key) in failed:
+                continue
+            if (
+                policy == "require-default-deny"
+                and (subject.namespace or subject.name) in no_default_deny
+            ):
+                continue
+            found.append((policy, subject))
+    return found
+
+
+# -- output ---------------------------------------------------------------------------------------
+def render_text(result: AuditResult) -> str:
+    """Summary by policy and by namespace, then one line per finding and the counts."""
+    tally = breakdown(result.violations)
+    lines = [
+        "Guardrail audit" + (f' of namespace "{result.namespace}"' if result.namespace else "")
+    ]
+    lines.append(_judged_line(result))
+    if tally.total:
+        modes = {v.policy: str(v.mode) for v in result.violations}
+        lines += ["", "Violations by policy:"]
+        width = max(len(p) for p in tally.by_policy)
+        for policy, count in tally.by_policy.items():
+            lines.append(f"  {policy:<{width}}  {count:>6,}  ({modes[policy]})")
+        policies = list(tally.by_policy)
+        ns_width = max(len("namespace"), *(len(ns or "(cluster)") for ns in tally.by_namespace))
+        header = "  ".join(f"{p:>{len(p)}}" for p in policies)
+        lines += ["", "Violations by namespace:", f"  {'namespace':<{ns_width}}  {header}  total"]
+        for ns, counts in tally.by_namespace.items():
+            cells = "  ".join(f"{counts.get(p, 0):>{len(p)},}" for p in policies)
+            lines.append(f"  {ns or '(cluster)':<{ns_width}}  {cells}  {sum(counts.values()):>5,}")
+        lines += ["", "Findings:"]
+    # The findings, one a line, and the counts: the same text `check` prints.
+    return "\n".join(lines) + "\n" + report.render(result, "text")
+
+
+def _judged_line(result: AuditResult) -> str:
+    extra = []
+    if result.owned:
+        extra.append(f"{result.owned:,} more owned by a judged workload")
+    if result.exempt:
+        extra.append(f"{result.exempt:,} in exempt namespaces not judged")
+    text = f"{result.resources:,} objects judged"
+    return text + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def render(result: AuditResult, fmt: str, *, api: ReportApi = WGPOLICY, now: float) -> str:
+    if fmt == "text":
+        return render_text(result)
+    if fmt == "policyreport":
+        return dump(reports(result, api=api, now=now))
+    return report.render(result, fmt)
+
+
+def reports(result: AuditResult, *, api: ReportApi, now: float) -> list[dict[str, Any]]:
+    return cluster_reports(
+        result.violations, result.subjects, now=now, passes=result.passes, api=api
     )
+
+
+# -- the command ----------------------------------------------------------------------------------
+def sweep(
+    client: Any,
+    config: Config,
+    *,
+    namespace: str | None = None,
+    include_passes: bool = False,
+    progress: Progress | None = None,
+) -> AuditResult:
+    """List and judge; GuardrailError when the API server cannot be read."""
+    import urllib3  # noqa: PLC0415
+
+    from webhook.state.live import ApiError  # noqa: PLC0415
+
+    progress = progress or Progress(None)
+    try:
+        objects = collect(client, namespace, progress)
+    except ApiError as exc:
+        raise GuardrailError(f"cannot read the cluster: {exc}", client.host) from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise GuardrailError(f"cannot reach the API server: {exc}", client.host) from exc
+    progress.update(f"judging {len(objects):,} objects", 0, None, force=True)
+    result = audit_objects(objects, config, namespace=namespace, include_passes=include_passes)
+    progress.clear()
+    return result
+
+
+def run(
+    config: Config,
+    *,
+    namespace: str | None,
+    fmt: str,
+    write_reports: bool,
+    include_passes: bool = False,
+    report_api: str = "wgpolicyk8s",
+    kubeconfig: str | None = None,
+    out: IO[str] | None = None,
+    err: IO[str] | None = None,
+) -> int:
+    """Sweep the cluster, print the report, optionally write report objects; the exit code."""
+    import urllib3  # noqa: PLC0415
+
+    from webhook.report import writer  # noqa: PLC0415
+    from webhook.state.live import ApiError, KubeClient  # noqa: PLC0415
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if fmt not in AUDIT_FORMATS:
+        raise GuardrailError(f"unknown format {fmt!r} (expected one of {', '.join(AUDIT_FORMATS)})")
+    api = REPORT_APIS.get(report_api)
+    if api is None:
+        raise GuardrailError(
+            f"unknown report API {report_api!r} (expected one of {', '.join(REPORT_APIS)})"
+        )
+    client = KubeClient(kubeconfig)
+    progress = Progress(err)
+    try:
+        result = sweep(
+            client, config, namespace=namespace, include_passes=include_passes, progress=progress
+        )
+    finally:
+        progress.clear()
+    now = time.time()
+    out.write(render(result, fmt, api=api, now=now))
+    out.flush()
+    if write_reports:
+        try:
+            written = writer.write_reports(
+                client, reports(result, api=api, now=now), api=api, namespace=namespace
+            )
+        except ApiError as exc:
+            raise GuardrailError(f"cannot write reports: {exc}", client.host) from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise GuardrailError(f"cannot reach the API server: {exc}", client.host) from exc
+        err.write(f"guardrail: {written.describe(api)}\n")
+    return EXIT_VIOLATION if result.has_enforced_violation else EXIT_OK

@@ -6,6 +6,7 @@ config.yaml: policies.require-role-labels.mode: must be one of enforce, warn, au
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -36,6 +37,8 @@ DEFAULT_POLICY_MODES: Mapping[str, Mode | None] = {
 }
 _LENIENCY = {Mode.ENFORCE: 0, Mode.WARN: 1, Mode.AUDIT: 2, Mode.OFF: 3}
 MAX_CONFIG_BYTES = 1024 * 1024
+REPORT_APIS = ("wgpolicyk8s", "openreports")
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
 
 E = TypeVar("E", bound=StrEnum)
@@ -68,6 +71,15 @@ class Exemptions:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """The background audit of `serve` (`audit:`); an interval of 0 turns it off."""
+
+    interval_seconds: float = 0.0
+    report_api: str = "wgpolicyk8s"  # one of REPORT_APIS
+    include_passes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     mode: Mode = Mode.ENFORCE
     on_error: OnError = OnError.DENY
@@ -81,6 +93,9 @@ class Config:
             exempt_namespaces=frozenset(DEFAULT_EXEMPT_NAMESPACES) | {OWN_NAMESPACE}
         )
     )
+    audit: AuditSettings = field(default_factory=AuditSettings)
+    # The namespace guardrail runs in (POD_NAMESPACE): exempt, and home of the audit's Lease.
+    own_namespace: str = OWN_NAMESPACE
 
     def mode_for(self, policy: str, namespace: Namespace | None = None) -> Mode:
         """The policy's mode, relaxed (never tightened) by the namespace label if allowed."""
@@ -123,6 +138,10 @@ def load_config(path: str | os.PathLike[str] | None, own_namespace: str | None =
         where = f"{source}:{mark.line + 1}" if mark is not None else source
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"invalid YAML: {problem}", where) from exc
+    except RecursionError as exc:  # found by fuzz/ "config": PyYAML's composer recurses
+        raise ConfigError("invalid YAML: nested too deeply", source) from exc
+    except ValueError as exc:  # found by fuzz/ "config": an integer over 4300 digits
+        raise ConfigError("invalid YAML: a number longer than 4300 digits", source) from exc
     return parse_config({} if data is None else data, source, own_namespace=own_namespace)
 
 
@@ -130,7 +149,10 @@ def parse_config(data: object, source: str, own_namespace: str | None = None) ->
     """Validate a parsed config document; errors name `source: json.path`."""
     top = _mapping(data, source, "")
     _known(
-        top, source, "", {"mode", "onError", "allowNamespaceModeLabel", "exemptions", "policies"}
+        top,
+        source,
+        "",
+        {"mode", "onError", "allowNamespaceModeLabel", "exemptions", "policies", "audit"},
     )
     mode = _enum(top.get("mode", "enforce"), Mode, source, "mode")
     on_error = _enum(top.get("onError", "deny"), OnError, source, "onError")
@@ -204,6 +226,8 @@ def parse_config(data: object, source: str, own_namespace: str | None = None) ->
             directions.append(direction)
 
     return Config(
+        audit=_audit(top.get("audit", {}), source),
+        own_namespace=own,
         mode=mode,
         on_error=on_error,
         allow_namespace_mode_label=allow_label,
@@ -216,6 +240,45 @@ def parse_config(data: object, source: str, own_namespace: str | None = None) ->
             exempt_namespaces=namespaces,
         ),
     )
+
+
+def _audit(value: object, source: str) -> AuditSettings:
+    body = _mapping(value if value is not None else {}, source, "audit")
+    _known(body, source, "audit", {"interval", "reportApi", "includePasses"})
+    return AuditSettings(
+        interval_seconds=_duration(body.get("interval", 0), source, "audit.interval"),
+        report_api=_choice(
+            body.get("reportApi", REPORT_APIS[0]), REPORT_APIS, source, "audit.reportApi"
+        ),
+        include_passes=_bool(body.get("includePasses", False), source, "audit.includePasses"),
+    )
+
+
+def _duration(value: object, source: str, path: str) -> float:
+    """Seconds from `10m`, `90s`, `1h30m` or a number of seconds; 0 (or null) means off."""
+    problem = "must be a duration such as 30s, 10m or 1h (0 turns the audit off)"
+    if value is None:
+        return 0.0
+    if isinstance(value, bool):
+        raise ConfigError(problem, _where(source, path))
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ConfigError("must not be negative", _where(source, path))
+        return float(value)
+    text = value.strip() if isinstance(value, str) else ""
+    if text == "0":
+        return 0.0
+    match = _DURATION.fullmatch(text)
+    if match is None or not any(match.groups()):
+        raise ConfigError(problem, _where(source, path))
+    hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return float(hours * 3600 + minutes * 60 + seconds)
+
+
+def _choice(value: object, choices: tuple[str, ...], source: str, path: str) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ConfigError(f"must be one of {', '.join(choices)}", _where(source, path))
+    return value
 
 
 # -- validation helpers: each raises ConfigError("what", "source: path") ------------------------

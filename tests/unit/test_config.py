@@ -100,7 +100,7 @@ def test_own_namespace_is_exempt(tmp_path: Path) -> None:
         ("- a\n- b\n", "config.yaml: must be a mapping, not a list"),
         (
             "modes: enforce\n",
-            "config.yaml: modes: unknown field (expected one of allowNamespaceModeLabel, exemptions, mode, onError, policies)",
+            "config.yaml: modes: unknown field (expected one of allowNamespaceModeLabel, audit, exemptions, mode, onError, policies)",
         ),
         ("policies: {require-labels: {}}\n", "config.yaml: policies.require-labels: unknown field"),
         (

@@ -6,17 +6,25 @@ Results list failures only (reports must not bloat etcd) and the summary counts 
 listed, as Kyverno's do; every namespace judged gets a report, an empty one when clean.
 Enforce and audit violations are `fail`, warn-mode and advisory ones `warn`; severity is the
 policy's.
+
+`cluster_reports` builds the reports `guardrail audit --write-reports` keeps in a cluster, in
+either report API (`wgpolicyk8s.io/v1alpha2` or `openreports.io/v1alpha1`): every result
+names its object with uid and carries a timestamp, passes are listed only when asked for, and
+a namespace's missing default-deny is reported in that namespace's own report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import yaml
 
 from webhook.policy.model import Mode, Violation
 from webhook.report.base import POLICY_INFO, ReportInput, Resource, api_version_for
+from webhook.report.summary import scope_namespace
 
 API_VERSION = "wgpolicyk8s.io/v1alpha2"
 SOURCE = "guardrail"
@@ -97,11 +105,15 @@ def reports(result: ReportInput) -> list[dict[str, Any]]:
 
 
 def render(result: ReportInput) -> str:
-    documents = reports(result)
+    return dump(reports(result))
+
+
+def dump(documents: Sequence[Mapping[str, Any]]) -> str:
+    """Reports as a multi-document YAML stream (`kubectl apply -f -`); "" for none."""
     if not documents:
         return ""
     text: str = yaml.dump_all(
-        documents,
+        list(documents),
         Dumper=_Dumper,
         sort_keys=False,
         allow_unicode=True,
@@ -109,3 +121,181 @@ def render(result: ReportInput) -> str:
         width=120,
     )
     return text
+
+
+# -- reports of a live cluster (`guardrail audit`, the background audit) ----------------------
+@dataclass(frozen=True, slots=True)
+class ReportApi:
+    """Where reports live: the wgpolicyk8s.io API, or its successor openreports.io."""
+
+    name: str
+    api_version: str
+    kind: str
+    cluster_kind: str
+    plural: str
+    cluster_plural: str
+
+    def path(self, namespace: str | None = None, name: str = "") -> str:
+        """The REST path of the namespaced collection (all namespaces when None), the
+        cluster collection ("" namespace), or of one object in them when `name` is given."""
+        base = f"/apis/{self.api_version}"
+        if namespace is None:
+            path = f"{base}/{self.plural}"
+        elif namespace:
+            path = f"{base}/namespaces/{quote(namespace, safe='')}/{self.plural}"
+        else:
+            path = f"{base}/{self.cluster_plural}"
+        return f"{path}/{quote(name, safe='')}" if name else path
+
+
+WGPOLICY = ReportApi(
+    "wgpolicyk8s",
+    API_VERSION,
+    "PolicyReport",
+    "ClusterPolicyReport",
+    "policyreports",
+    "clusterpolicyreports",
+)
+OPENREPORTS = ReportApi(
+    "openreports", "openreports.io/v1alpha1", "Report", "ClusterReport", "reports", "clusterreports"
+)
+REPORT_APIS: Mapping[str, ReportApi] = {api.name: api for api in (WGPOLICY, OPENREPORTS)}
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+TRUNCATED_ANNOTATION = "guardrail.dev/results-truncated"
+# etcd refuses objects over about 1.5 MB; a result is under 1 KB. Failures come first, so a
+# namespace with thousands of unlabelled pods loses passes before it loses failures.
+MAX_RESULTS_PER_REPORT = 1000
+SUMMARY_KEYS = ("pass", "fail", "warn", "error", "skip")
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """A judged object as a report result names it (uid included: viewers link by it)."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+    uid: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.kind, self.namespace, self.name)
+
+    def reference(self) -> dict[str, str]:
+        ref = {"apiVersion": self.api_version, "kind": self.kind, "name": self.name}
+        if self.namespace:
+            ref["namespace"] = self.namespace
+        if self.uid:
+            ref["uid"] = self.uid
+        return ref
+
+
+def timestamp(now: float) -> dict[str, int]:
+    """A metav1.Timestamp, as the report CRDs declare `results[].timestamp`."""
+    # Seconds are precise enough for "when was this found"; nanos is required by the schema.
+    return {"seconds": int(now), "nanos": 0}
+
+
+def cluster_reports(
+    violations: Sequence[Violation],
+    subjects: Mapping[tuple[str, str, str], Subject],
+    *,
+    now: float,
+    passes: Sequence[tuple[str, Subject]] = (),
+    api: ReportApi = WGPOLICY,
+) -> list[dict[str, Any]]:
+    """One report per namespace with results, and a cluster report if it has any.
+
+    A namespace-level finding (no default-deny) goes to that namespace's own report, where the
+    people who can fix it (and read reports there) see it. Scopes without results get no
+    report at all: the writer deletes a report whose namespace became clean.
+    """
+    stamp = timestamp(now)
+    scopes: dict[str, list[dict[str, Any]]] = {}
+    for violation in violations:
+        finding = violation.finding
+        subject = subjects.get((finding.kind, finding.namespace, finding.name)) or Subject(
+            _KNOWN_API_VERSION.get(finding.kind, "v1"),
+            finding.kind,
+            finding.namespace,
+            finding.name,
+        )
+        scopes.setdefault(scope_namespace(finding), []).append(
+            {
+                "policy": finding.policy,
+                "rule": finding.policy,
+                "result": _result(violation),
+                "severity": POLICY_INFO[finding.policy].severity,
+                "category": CATEGORY,
+                "message": finding.message,
+                "resources": [subject.reference()],
+                "source": SOURCE,
+                "scored": True,
+                "timestamp": stamp,
+                "properties": {"mode": str(violation.mode)},
+            }
+        )
+    for policy, subject in passes:
+        scope = subject.namespace or (subject.name if subject.kind == "Namespace" else "")
+        info = POLICY_INFO[policy]
+        scopes.setdefault(scope, []).append(
+            {
+                "policy": policy,
+                "rule": policy,
+                "result": "pass",
+                "severity": info.severity,
+                "category": CATEGORY,
+                "message": info.summary,
+                "resources": [subject.reference()],
+                "source": SOURCE,
+                "scored": True,
+                "timestamp": stamp,
+            }
+        )
+    documents = []
+    for namespace in sorted(scopes, key=lambda ns: (ns == "", ns)):
+        results = scopes[namespace]
+        metadata: dict[str, Any] = {"name": report_name(namespace)}
+        if namespace:
+            metadata["namespace"] = namespace
+        metadata["labels"] = {MANAGED_BY_LABEL: SOURCE}
+        document: dict[str, Any] = {
+            "apiVersion": api.api_version,
+            "kind": api.kind if namespace else api.cluster_kind,
+            "metadata": metadata,
+        }
+        if api is OPENREPORTS:
+            document["source"] = SOURCE
+        # The summary counts every result, so `kubectl get` stays right when the list is cut.
+        document["summary"] = summary_of(results)
+        if len(results) > MAX_RESULTS_PER_REPORT:
+            left_out = len(results) - MAX_RESULTS_PER_REPORT
+            metadata["annotations"] = {TRUNCATED_ANNOTATION: str(left_out)}
+            results = results[:MAX_RESULTS_PER_REPORT]
+        document["results"] = results
+        documents.append(document)
+    return documents
+
+
+def summary_of(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    summary = dict.fromkeys(SUMMARY_KEYS, 0)
+    for result in results:
+        outcome = str(result.get("result"))
+        if outcome in summary:
+            summary[outcome] += 1
+    return summary
+
+
+_KNOWN_API_VERSION: Mapping[str, str] = {
+    "Pod": "v1",
+    "Namespace": "v1",
+    "ReplicationController": "v1",
+    "Deployment": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+}
