@@ -64,6 +64,11 @@ def main() -> None:
     type=click.Path(dir_okay=False),
     help="Kubeconfig for the live state (default: in-cluster, then $KUBECONFIG, ~/.kube/config).",
 )
+@click.option(
+    "--client-ca",
+    type=click.Path(dir_okay=False),
+    help="CA file: /validate then requires a client certificate it signed (the API server's).",
+)
 def serve(
     config_path: str | None,
     state_path: str | None,
@@ -72,6 +77,7 @@ def serve(
     workers: int,
     threads: int,
     kubeconfig: str | None,
+    client_ca: str | None,
 ) -> None:
     """Serve the admission webhook over TLS (gunicorn, gthread workers)."""
     from webhook import server  # noqa: PLC0415 - keeps `guardrail check` free of gunicorn
@@ -87,6 +93,7 @@ def serve(
             workers=workers,
             threads=threads,
             kubeconfig=kubeconfig,
+            client_ca=Path(client_ca) if client_ca is not None else None,
         )
     except GuardrailError as exc:
         click.echo(f"guardrail: {exc}", err=True)
@@ -119,14 +126,27 @@ def certs(out_dir: str, service: str, namespace: str, hosts: tuple[str, ...], da
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--cluster", is_flag=True, help="Add the live cluster's namespaces and policies.")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="Kubeconfig for --cluster (default: in-cluster, then $KUBECONFIG, ~/.kube/config).",
+)
 @click.argument("paths", nargs=-1, required=True)
-def check(config_path: str | None, fmt: str, cluster: bool, paths: tuple[str, ...]) -> None:
+def check(
+    config_path: str | None,
+    fmt: str,
+    cluster: bool,
+    kubeconfig: str | None,
+    paths: tuple[str, ...],
+) -> None:
     """Judge manifests offline; exit 1 on an enforce-mode violation, 2 on bad input."""
     from webhook import checking, report  # noqa: PLC0415
 
     config = _load_config(config_path)
     try:
-        result = checking.check_paths(list(paths), config, cluster=cluster, stdin=sys.stdin.buffer)
+        result = checking.check_paths(
+            list(paths), config, cluster=cluster, stdin=sys.stdin.buffer, kubeconfig=kubeconfig
+        )
     except GuardrailError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EXIT_BAD_INPUT)
@@ -141,13 +161,42 @@ def check(config_path: str | None, fmt: str, cluster: bool, paths: tuple[str, ..
 @click.option("--namespace", default=None, help="Only this namespace.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
 @click.option("--write-reports", is_flag=True, help="Write PolicyReports to the cluster.")
-def audit(config_path: str | None, namespace: str | None, fmt: str, write_reports: bool) -> None:
+@click.option("--include-passes", is_flag=True, help="Reports list passes too, not only failures.")
+@click.option(
+    "--report-api",
+    type=click.Choice(["wgpolicyk8s", "openreports"]),
+    default="wgpolicyk8s",
+    show_default=True,
+    help="wgpolicyk8s.io/v1alpha2 PolicyReports or openreports.io/v1alpha1 Reports.",
+)
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="Kubeconfig (default: in-cluster, then $KUBECONFIG, ~/.kube/config).",
+)
+def audit(
+    config_path: str | None,
+    namespace: str | None,
+    fmt: str,
+    write_reports: bool,
+    include_passes: bool,
+    report_api: str,
+    kubeconfig: str | None,
+) -> None:
     """Judge everything in the live cluster with the webhook's engine."""
     from webhook import audit as audit_lib  # noqa: PLC0415
 
     config = _load_config(config_path)
     try:
-        code = audit_lib.run(config, namespace=namespace, fmt=fmt, write_reports=write_reports)
+        code = audit_lib.run(
+            config,
+            namespace=namespace,
+            fmt=fmt,
+            write_reports=write_reports,
+            include_passes=include_passes,
+            report_api=report_api,
+            kubeconfig=kubeconfig,
+        )
     except GuardrailError as exc:
         click.echo(f"guardrail: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)

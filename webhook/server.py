@@ -41,6 +41,7 @@ GENERATED_HOSTS = ("localhost", "127.0.0.1")
 KEEPALIVE_SECONDS = 120
 GRACEFUL_TIMEOUT_SECONDS = 30
 CERT_CHECK_INTERVAL = 1.0
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 # -- TLS ----------------------------------------------------------------------------------------
@@ -55,16 +56,26 @@ class ReloadingTLS:
     """
 
     def __init__(
-        self, cert: Path, key: Path, *, check_interval: float = CERT_CHECK_INTERVAL
+        self,
+        cert: Path,
+        key: Path,
+        *,
+        check_interval: float = CERT_CHECK_INTERVAL,
+        client_ca: Path | None = None,
     ) -> None:
         self.cert = cert
         self.key = key
+        # With a client CA, a client certificate is verified against it when presented (and
+        # required for /validate by require_client_certificate); reloaded with the pair.
+        self.client_ca = client_ca
         self.check_interval = check_interval
         self._lock = threading.Lock()
         identity = self._identity()
         try:
             self._context = self._load()
         except (OSError, ssl.SSLError) as exc:
+            if client_ca is not None and not _loads_as_ca(client_ca):
+                raise GuardrailError(f"cannot load the client CA: {exc}", str(client_ca)) from exc
             raise GuardrailError(
                 f"cannot load the serving certificate {cert} with key {key}: {exc}",
                 str(cert.parent),
@@ -90,8 +101,13 @@ class ReloadingTLS:
         return self.context()
 
     def _identity(self) -> FileIdentity | None:
+        paths = (
+            (self.cert, self.key)
+            if self.client_ca is None
+            else (self.cert, self.key, self.client_ca)
+        )
         try:
-            stats = (self.cert.stat(), self.key.stat())
+            stats = tuple(path.stat() for path in paths)
         except OSError:
             return None
         return tuple((s.st_dev, s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
@@ -100,8 +116,17 @@ class ReloadingTLS:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+        # TLS 1.2: forward-secret AEAD suites only (what Go's client, the API server, offers
+        # first). TLS 1.3 suites are all AEAD and unaffected by this list.
+        context.set_ciphers(TLS12_CIPHERS)
         context.set_alpn_protocols(["http/1.1"])
         context.load_cert_chain(certfile=str(self.cert), keyfile=str(self.key))
+        if self.client_ca is not None:
+            # OPTIONAL, not REQUIRED: the kubelet's probes of /healthz and /readyz carry no
+            # client certificate. A certificate that is presented must verify, or the handshake
+            # fails; /validate without one is refused by require_client_certificate.
+            context.verify_mode = ssl.CERT_OPTIONAL
+            context.load_verify_locations(cafile=str(self.client_ca))
         return context
 
     def _reload_if_changed(self) -> None:
@@ -126,6 +151,43 @@ class ReloadingTLS:
             "serving the certificate replaced on disk",
             extra={"fields": {"cert": str(self.cert), "pid": os.getpid()}},
         )
+
+
+def _loads_as_ca(path: Path) -> bool:
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError):
+        return False
+    return True
+
+
+CLIENT_CERT_REQUIRED = (
+    b'{"error": "a client certificate signed by the configured --client-ca is required"}'
+)
+VERIFIED_PATHS = frozenset({"/validate"})
+
+
+def require_client_certificate(app: Any) -> Any:
+    """WSGI middleware: /validate only for connections that presented a verified client
+    certificate (the TLS context checked it against --client-ca); 403 otherwise."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") in VERIFIED_PATHS:
+            sock = environ.get("gunicorn.socket")
+            peer = sock.getpeercert() if isinstance(sock, ssl.SSLSocket) else None
+            if not peer:
+                start_response(
+                    "403 Forbidden",
+                    [
+                        ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(CLIENT_CERT_REQUIRED))),
+                        ("Connection", "close"),
+                    ],
+                )
+                return [CLIENT_CERT_REQUIRED]
+        return app(environ, start_response)
+
+    return wrapped
 
 
 def ensure_certificates(cert_dir: Path) -> bool:
@@ -175,6 +237,37 @@ def _gunicorn_logger_class(formatter: type[logging.Formatter]) -> Any:
     return JsonLogger
 
 
+def gunicorn_options(
+    *, bind: str, workers: int, threads: int, cert_dir: Path, tls: ReloadingTLS
+) -> dict[str, Any]:
+    """gunicorn's settings for `serve` (also the benchmark's bare endpoint: the same stack)."""
+    from webhook.app import JsonFormatter  # noqa: PLC0415 - after PROMETHEUS_MULTIPROC_DIR
+
+    return {
+        "bind": [bind],
+        "workers": workers,
+        "worker_class": "gthread",
+        "threads": threads,
+        "keepalive": KEEPALIVE_SECONDS,
+        "timeout": 30,
+        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
+        # An AdmissionReview URL is short (/validate?timeout=5s) and its headers few: anything
+        # far larger is not the API server.
+        "limit_request_line": 4094,
+        "limit_request_fields": 50,
+        "limit_request_field_size": 8190,
+        "certfile": str(cert_dir / TLS_CERT),
+        "keyfile": str(cert_dir / TLS_KEY),
+        "ssl_context": tls.gunicorn_hook,
+        "proc_name": "guardrail",
+        "logger_class": _gunicorn_logger_class(JsonFormatter),
+        "accesslog": None,
+        # A control socket in $HOME would collide between instances and fail on a read-only
+        # root filesystem; nothing here uses gunicornc.
+        "control_socket_disable": True,
+    }
+
+
 def _gunicorn_application(options: dict[str, Any], factory: Callable[[], Any]) -> Any:
     # gunicorn is untyped (see pyproject's mypy overrides) and only needed by `serve`.
     from gunicorn.app.base import BaseApplication  # noqa: PLC0415
@@ -200,8 +293,12 @@ def serve(
     workers: int,
     threads: int,
     kubeconfig: str | None = None,
+    client_ca: Path | None = None,
 ) -> None:
     """Run the webhook until SIGTERM/SIGINT; GuardrailError for bad flags, certs or state.
+
+    With `client_ca`, /validate answers only clients presenting a certificate it signed (the
+    API server's, configured through its --admission-control-config-file kubeconfig).
 
     With `state_path` the state is read once from manifests; without it, each worker keeps
     its own list+watch cache of the API server (in-cluster config, else `kubeconfig`, else
@@ -225,6 +322,7 @@ def serve(
             threads=threads,
             metrics_dir=metrics_dir,
             kubeconfig=kubeconfig,
+            client_ca=client_ca,
         )
     finally:
         # Workers are forked inside gunicorn and leave through here by SystemExit too: only
@@ -244,11 +342,12 @@ def _run(
     threads: int,
     metrics_dir: Path,
     kubeconfig: str | None,
+    client_ca: Path | None = None,
 ) -> None:
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is set (see serve).
     from prometheus_client import multiprocess  # noqa: PLC0415
 
-    from webhook.app import JsonFormatter, Metrics, configure_logging, create_app  # noqa: PLC0415
+    from webhook.app import Metrics, configure_logging, create_app  # noqa: PLC0415
     from webhook.state.files import load_state  # noqa: PLC0415
     from webhook.state.live import KubeClient  # noqa: PLC0415
 
@@ -258,45 +357,36 @@ def _run(
         # Fail now, in the foreground, on a client configuration that cannot work at all.
         KubeClient(kubeconfig)
     ensure_certificates(cert_dir)
-    tls = ReloadingTLS(cert_dir / TLS_CERT, cert_dir / TLS_KEY)
+    if client_ca is not None and not client_ca.is_file():
+        raise GuardrailError("no such file", str(client_ca))
+    tls = ReloadingTLS(cert_dir / TLS_CERT, cert_dir / TLS_KEY, client_ca=client_ca)
 
     def factory() -> Any:
         # Runs in each worker after fork (no preload): watch threads do not survive a fork.
         metrics = Metrics(metrics_dir)
         if files_state is not None:
             # State read from files is complete once loaded: always ready.
-            return create_app(config, files_state, metrics=metrics)
-        state = live_state(kubeconfig, metrics)
-        return create_app(config, state, ready=lambda: state.synced, metrics=metrics)
+            app = create_app(config, files_state, metrics=metrics)
+        else:
+            state = live_state(kubeconfig, metrics)
+            app = create_app(config, state, ready=lambda: state.synced, metrics=metrics)
+            # Every worker competes for the audit Lease; one process runs it (background.py).
+            from webhook import background  # noqa: PLC0415
+
+            background.start(config, kubeconfig, metrics)
+        if client_ca is not None:
+            # Flask's documented way to wrap the WSGI callable in middleware.
+            app.wsgi_app = require_client_certificate(app.wsgi_app)  # type: ignore[method-assign]
+        return app
 
     def child_exit(_server: object, worker: Any) -> None:
         # Unannotated in prometheus_client; drops the dead worker's live-gauge files.
         multiprocess.mark_process_dead(worker.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
 
-    options: dict[str, Any] = {
-        "bind": [bind],
-        "workers": workers,
-        "worker_class": "gthread",
-        "threads": threads,
-        "keepalive": KEEPALIVE_SECONDS,
-        "timeout": 30,
-        "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
-        # An AdmissionReview URL is short (/validate?timeout=5s) and its headers few: anything
-        # far larger is not the API server.
-        "limit_request_line": 4094,
-        "limit_request_fields": 50,
-        "limit_request_field_size": 8190,
-        "certfile": str(cert_dir / TLS_CERT),
-        "keyfile": str(cert_dir / TLS_KEY),
-        "ssl_context": tls.gunicorn_hook,
-        "child_exit": child_exit,
-        "proc_name": "guardrail",
-        "logger_class": _gunicorn_logger_class(JsonFormatter),
-        "accesslog": None,
-        # A control socket in $HOME would collide between instances and fail on a read-only
-        # root filesystem; nothing here uses gunicornc.
-        "control_socket_disable": True,
-    }
+    options = gunicorn_options(
+        bind=bind, workers=workers, threads=threads, cert_dir=cert_dir, tls=tls
+    )
+    options["child_exit"] = child_exit
     log.info(
         "starting guardrail",
         extra={
@@ -305,6 +395,7 @@ def _run(
                 "workers": workers,
                 "threads": threads,
                 "cert_dir": str(cert_dir),
+                "client_ca": str(client_ca) if client_ca is not None else None,
                 "config": config_path or "<defaults>",
                 "state": str(state_path) if state_path is not None else "<live cluster>",
             }
@@ -326,19 +417,27 @@ def live_state(kubeconfig: str | None, metrics: Any) -> Any:
             last_contact[0] = now
             metrics.cache_contact.set(now)
 
+    def health(synced: bool, age: float) -> None:
+        # Every worker reports its own (once a second, and when it answers a scrape): the
+        # multiprocess gauges then combine live values, the worst worker's.
+        metrics.cache_age.set(age if age != float("inf") else -1)
+        if age != float("inf"):
+            # An open watch stream is contact even when the cluster is quiet.
+            metrics.cache_contact.set(time.time() - age)
+        metrics.cache_synced.set(1 if synced else 0)
+
     state = LiveState(
         KubeClient(kubeconfig),
         metrics=StateMetrics(
             restart=lambda resource: metrics.watch_restarts.labels(resource).inc(),
             objects=lambda resource, count: metrics.cache_objects.labels(resource).set(count),
             contact=contact,
+            health=health,
         ),
     )
 
     def before_scrape() -> None:
-        age = state.age_seconds()
-        metrics.cache_age.set(age if age != float("inf") else -1)
-        metrics.cache_synced.set(1 if state.synced else 0)
+        health(state.synced, state.age_seconds())
 
     metrics.before_scrape = before_scrape
     metrics.cache_synced.set(0)

@@ -254,6 +254,7 @@ class Cluster:
     keep_tmp: bool = False
     _servers: dict[str, _Server] = field(default_factory=dict, repr=False)
     _log: Log = field(default=print, repr=False)
+    _apiserver_argv: list[str] = field(default_factory=list, repr=False)
 
     # -- life cycle --------------------------------------------------------------------------
 
@@ -436,6 +437,19 @@ class Cluster:
             [self._servers["etcd"], apiserver],
             timeout=timeout,
         )
+
+    def restart_apiserver(self, extra_flags: Sequence[str] = ()) -> None:
+        """Restart the API server with its start flags plus ``extra_flags``; () restores them.
+
+        For tests of API server configuration (--admission-control-config-file, ...): the
+        flags stay until the next call, so a test that adds some calls it again with none.
+        """
+        apiserver = self._servers["kube-apiserver"]
+        if not self._apiserver_argv:
+            self._apiserver_argv = list(apiserver.argv)
+        apiserver.argv = [*self._apiserver_argv, *extra_flags]
+        self.stop_apiserver()
+        self.start_apiserver()
 
     def logs(self, name: str) -> str:
         """Return the log of one server: etcd, kube-apiserver or kube-controller-manager."""

@@ -1,0 +1,379 @@
+"""Static checks of what `kubectl kustomize` renders from each overlay of deploy/, and of the
+Dockerfile: the security, availability and webhook settings the install promises (SPEC 5)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from webhook.config import load_config
+from webhook.policy.workloads import is_workload
+from webhook.server import GRACEFUL_TIMEOUT_SECONDS
+
+REPO = Path(__file__).resolve().parents[2]
+GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+NAMESPACE = "guardrail-system"
+OVERLAYS = ("default", "self-signed", "cert-manager")
+WEBHOOK_NAMES = ("workloads.guardrail.dev", "networkpolicies.guardrail.dev",
+                 "namespaces.guardrail.dev")
+
+Doc = dict[str, Any]
+
+
+def _render(directory: Path) -> list[Doc]:
+    done = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
+    """Each overlay rendered from a copy of deploy/ with freshly generated certificates."""
+    deploy = tmp_path_factory.mktemp("deploy") / "deploy"
+    shutil.copytree(REPO / "deploy", deploy, ignore=shutil.ignore_patterns("tls"))
+    done = subprocess.run(
+        [str(REPO / "scripts" / "install-self-signed"), "--prepare-only", "--deploy-dir",
+         str(deploy)],
+        env={"PATH": "/usr/bin:/bin", "GUARDRAIL": GUARDRAIL},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {
+        "default": _render(deploy),
+        "self-signed": _render(deploy / "overlays" / "self-signed"),
+        "cert-manager": _render(deploy / "overlays" / "cert-manager"),
+    }
+
+
+def _one(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
+    found = [d for d in docs if d["kind"] == kind and (name is None
+                                                       or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{kind} {name or ''}: {len(found)} rendered"
+    return found[0]
+
+
+def _all_strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _all_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _all_strings(item)
+
+
+# -- the Deployment ------------------------------------------------------------------------------
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_pods_are_locked_down(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    """Every container runs as a non-root UID, read-only, without privilege escalation or any
+    capability, under the RuntimeDefault seccomp profile."""
+    pod = _one(rendered[overlay], "Deployment", "guardrail")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] > 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod.get("hostNetwork") is not True
+    assert pod.get("hostPID") is not True
+    for container in pod["containers"] + pod.get("initContainers", []):
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False, container["name"]
+        assert context["readOnlyRootFilesystem"] is True, container["name"]
+        assert context["capabilities"] == {"drop": ["ALL"]}, container["name"]
+        assert context.get("privileged") is not True, container["name"]
+        assert context.get("runAsUser", 1) != 0, container["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_deployment_is_highly_available(rendered: dict[str, list[Doc]], overlay: str) -> None:
+    """2+ replicas spread over nodes and zones, a PodDisruptionBudget keeping one, a critical
+    priority, Linux nodes only, and rollouts that never lower the serving count."""
+    docs = rendered[overlay]
+    deployment = _one(docs, "Deployment", "guardrail")
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["replicas"] >= 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+    assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}
+    for constraint in pod["topologySpreadConstraints"]:
+        assert constraint["labelSelector"]["matchLabels"].items() <= labels.items()
+    assert pod["priorityClassName"] == "system-cluster-critical"
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    pdb = _one(docs, "PodDisruptionBudget", "guardrail")["spec"]
+    assert pdb["minAvailable"] == 1
+    assert pdb["minAvailable"] < spec["replicas"]
+    assert pdb["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_container_probes_resources_and_termination(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """Probes on /healthz and /readyz over HTTPS, requests and limits for CPU and memory, and a
+    grace period longer than gunicorn's drain."""
+    pod = _one(rendered[overlay], "Deployment", "guardrail")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS"
+        assert container[probe]["httpGet"]["port"] == container["ports"][0]["name"]
+    for bound in ("requests", "limits"):
+        assert set(container["resources"][bound]) >= {"cpu", "memory"}, bound
+    assert pod["terminationGracePeriodSeconds"] > GRACEFUL_TIMEOUT_SECONDS
+    assert {"name": "POD_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_config_and_certificates_are_mounted_for_reload(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """The config comes from the rendered ConfigMap, the certificates from the whole Secret
+    directory (no subPath, so rotation reaches the pod), /tmp from a writable emptyDir."""
+    docs = rendered[overlay]
+    pod = _one(docs, "Deployment", "guardrail")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert all("subPath" not in m and "subPathExpr" not in m for m in mounts.values())
+    config_map = _one(docs, "ConfigMap")
+    assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
+    assert "--config=/etc/guardrail/config/config.yaml" in container["args"]
+    assert mounts["/etc/guardrail/config"]["name"] == "config"
+    assert volumes["tls"]["secret"]["secretName"] == "guardrail-tls"
+    assert "--cert-dir=/etc/guardrail/tls" in container["args"]
+    assert mounts["/etc/guardrail/tls"]["name"] == "tls"
+    assert "emptyDir" in volumes[mounts["/tmp"]["name"]]  # noqa: S108 - a path in the pod
+
+
+# -- the webhook configuration ------------------------------------------------------------------
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_webhooks_fail_closed_fast_and_without_side_effects(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """Three webhooks under their stable names: Fail, None, Equivalent, v1, at most 5 s, the
+    Service's port and /validate."""
+    docs = rendered[overlay]
+    config = _one(docs, "ValidatingWebhookConfiguration", "guardrail")
+    service = _one(docs, "Service", "guardrail")
+    assert tuple(w["name"] for w in config["webhooks"]) == WEBHOOK_NAMES
+    for webhook in config["webhooks"]:
+        assert webhook["failurePolicy"] == "Fail"
+        assert webhook["sideEffects"] == "None"
+        assert webhook["matchPolicy"] == "Equivalent"
+        assert webhook["admissionReviewVersions"] == ["v1"]
+        assert 1 <= webhook["timeoutSeconds"] <= 5
+        assert webhook["clientConfig"]["service"] == {
+            "name": "guardrail", "namespace": NAMESPACE, "path": "/validate",
+            "port": service["spec"]["ports"][0]["port"]}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_webhook_rules_name_exactly_what_the_policies_judge(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """No `*` group, version, resource or operation; workloads CREATE/UPDATE of every workload
+    kind; network policies CREATE/UPDATE/DELETE; namespaces CREATE."""
+    config = _one(rendered[overlay], "ValidatingWebhookConfiguration", "guardrail")
+    matched: dict[str, set[tuple[str, str, str]]] = {}
+    for webhook in config["webhooks"]:
+        found = matched.setdefault(webhook["name"], set())
+        for rule in webhook["rules"]:
+            for field in ("apiGroups", "apiVersions", "resources", "operations"):
+                assert "*" not in rule[field], (webhook["name"], field)
+                assert all("/" not in r for r in rule["resources"]), "no subresources"
+            found.update((g, r, o) for g in rule["apiGroups"] for r in rule["resources"]
+                         for o in rule["operations"])
+    workloads = {("", "pods", "Pod"), ("", "replicationcontrollers", "ReplicationController"),
+                 ("apps", "deployments", "Deployment"), ("apps", "replicasets", "ReplicaSet"),
+                 ("apps", "statefulsets", "StatefulSet"), ("apps", "daemonsets", "DaemonSet"),
+                 ("batch", "jobs", "Job"), ("batch", "cronjobs", "CronJob")}
+    assert all(is_workload(group, kind) for group, _, kind in workloads)
+    assert matched["workloads.guardrail.dev"] == {
+        (g, r, o) for g, r, _ in workloads for o in ("CREATE", "UPDATE")}
+    assert matched["networkpolicies.guardrail.dev"] == {
+        (g, r, o)
+        for g, r in (("networking.k8s.io", "networkpolicies"),
+                     ("projectcalico.org", "networkpolicies"),
+                     ("projectcalico.org", "globalnetworkpolicies"),
+                     ("crd.projectcalico.org", "networkpolicies"),
+                     ("crd.projectcalico.org", "globalnetworkpolicies"),
+                     ("policy.networking.k8s.io", "adminnetworkpolicies"),
+                     ("policy.networking.k8s.io", "baselineadminnetworkpolicies"))
+        for o in ("CREATE", "UPDATE", "DELETE")}
+    assert matched["namespaces.guardrail.dev"] == {("", "namespaces", "CREATE")}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_namespace_selector_excludes_exactly_the_exempt_namespaces(
+    rendered: dict[str, list[Doc]], overlay: str, tmp_path: Path
+) -> None:
+    """Each webhook's namespaceSelector excludes, by kubernetes.io/metadata.name, the config's
+    exempt namespaces plus guardrail's own, and the rendered config loads cleanly."""
+    docs = rendered[overlay]
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(_one(docs, "ConfigMap")["data"]["config.yaml"])
+    config = load_config(str(config_file), own_namespace=NAMESPACE)
+    exempt = set(config.exemptions.namespaces) | {NAMESPACE}
+    for webhook in _one(docs, "ValidatingWebhookConfiguration", "guardrail")["webhooks"]:
+        (expression,) = webhook["namespaceSelector"]["matchExpressions"]
+        assert expression["key"] == "kubernetes.io/metadata.name"
+        assert expression["operator"] == "NotIn"
+        assert set(expression["values"]) == exempt, webhook["name"]
+        assert "objectSelector" not in webhook  # labels on the object could opt it out
+
+
+def test_match_conditions_only_narrow_with_named_cel(rendered: dict[str, list[Doc]]) -> None:
+    """The matchConditions are named CEL expressions on pods and on DELETEs, guarded with has()
+    so that an absent field never turns into an evaluation error (which would fail closed)."""
+    config = _one(rendered["default"], "ValidatingWebhookConfiguration", "guardrail")
+    conditions = {w["name"]: w.get("matchConditions", []) for w in config["webhooks"]}
+    assert [c["name"] for c in conditions["workloads.guardrail.dev"]] == [
+        "not-a-mirror-pod", "pod-update-changes-labels"]
+    assert [c["name"] for c in conditions["networkpolicies.guardrail.dev"]] == [
+        "not-namespace-teardown", "delete-of-possible-default-deny"]
+    assert conditions["namespaces.guardrail.dev"] == []
+    for condition in conditions["workloads.guardrail.dev"]:
+        assert condition["expression"].startswith("request.resource.resource != 'pods' ||")
+    for condition in conditions["networkpolicies.guardrail.dev"]:
+        assert condition["expression"].startswith("request.operation != 'DELETE' ||")
+    for fields in re.findall(r"(?<!has\()\b(object|oldObject)\.metadata\.(\w+)",
+                             str(conditions)):
+        assert fields[1] in ("labels", "annotations")
+
+
+def test_self_signed_ca_bundle_is_the_generated_ca(rendered: dict[str, list[Doc]]) -> None:
+    """The self-signed overlay's caBundle is the Secret's ca.crt, in every webhook, and the
+    Secret keeps its name (no hash) so that rotation updates it in place."""
+    for overlay in ("default", "self-signed"):
+        docs = rendered[overlay]
+        secret = _one(docs, "Secret", "guardrail-tls")
+        assert secret["type"] == "kubernetes.io/tls"
+        assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+        for webhook in _one(docs, "ValidatingWebhookConfiguration", "guardrail")["webhooks"]:
+            assert webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+
+
+def test_cert_manager_overlay_injects_its_ca(rendered: dict[str, list[Doc]]) -> None:
+    """The cert-manager overlay issues guardrail-tls from a private CA for the Service's names
+    and asks the cainjector for that CA; it carries no key material itself."""
+    docs = rendered["cert-manager"]
+    config = _one(docs, "ValidatingWebhookConfiguration", "guardrail")
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        f"{NAMESPACE}/guardrail-serving")
+    serving = _one(docs, "Certificate", "guardrail-serving")["spec"]
+    assert serving["secretName"] == "guardrail-tls"
+    assert set(serving["dnsNames"]) == {f"guardrail.{NAMESPACE}.svc",
+                                        f"guardrail.{NAMESPACE}.svc.cluster.local"}
+    assert serving["issuerRef"]["name"] == "guardrail-ca"
+    assert _one(docs, "Certificate", "guardrail-ca")["spec"]["isCA"] is True
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    assert all("caBundle" not in w["clientConfig"] for w in config["webhooks"])
+
+
+def test_default_install_needs_no_custom_resource(rendered: dict[str, list[Doc]]) -> None:
+    """`kubectl apply -k deploy/` uses built-in kinds only, so it works (and dry-runs) on a
+    cluster without cert-manager."""
+    groups = {d["apiVersion"].rpartition("/")[0] for d in rendered["default"]}
+    assert groups <= {"", "apps", "policy", "networking.k8s.io", "rbac.authorization.k8s.io",
+                      "admissionregistration.k8s.io"}
+
+
+# -- RBAC -----------------------------------------------------------------------------------------
+READ = {"get", "list", "watch"}
+REPORTS_WRITE = {"get", "list", "create", "update", "patch", "delete"}
+
+
+def _grants(role: Doc) -> dict[tuple[str, str], set[str]]:
+    grants: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        assert "*" not in [*rule["apiGroups"], *rule["resources"], *rule["verbs"]]
+        assert "nonResourceURLs" not in rule
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+    return grants
+
+
+def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]]) -> None:
+    """ClusterRole guardrail reads namespaces and network policies; guardrail-audit lists
+    workloads and writes policy reports; the Role renews one Lease in guardrail's namespace.
+    Nothing else: no wildcard, no Secrets, no get or watch of workloads, no writes elsewhere."""
+    docs = rendered["default"]
+    assert _grants(_one(docs, "ClusterRole", "guardrail")) == {
+        ("", "namespaces"): READ,
+        ("networking.k8s.io", "networkpolicies"): READ,
+        ("projectcalico.org", "networkpolicies"): READ,
+        ("projectcalico.org", "globalnetworkpolicies"): READ,
+        ("crd.projectcalico.org", "networkpolicies"): READ,
+        ("crd.projectcalico.org", "globalnetworkpolicies"): READ,
+        ("policy.networking.k8s.io", "adminnetworkpolicies"): READ,
+        ("policy.networking.k8s.io", "baselineadminnetworkpolicies"): READ,
+    }
+    workloads = {("", "pods"), ("", "replicationcontrollers"), ("apps", "deployments"),
+                 ("apps", "replicasets"), ("apps", "statefulsets"), ("apps", "daemonsets"),
+                 ("batch", "jobs"), ("batch", "cronjobs")}
+    assert _grants(_one(docs, "ClusterRole", "guardrail-audit")) == {
+        **{workload: {"list"} for workload in workloads},
+        ("wgpolicyk8s.io", "policyreports"): REPORTS_WRITE,
+        ("wgpolicyk8s.io", "clusterpolicyreports"): REPORTS_WRITE,
+        ("openreports.io", "reports"): REPORTS_WRITE,
+        ("openreports.io", "clusterreports"): REPORTS_WRITE,
+    }
+    role = _one(docs, "Role", "guardrail-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    create, renew = role["rules"]
+    assert create == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                      "verbs": ["create"]}
+    assert renew == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                     "resourceNames": ["guardrail-audit"], "verbs": ["get", "update"]}
+    for kind, name in (("ClusterRoleBinding", "guardrail"), ("ClusterRoleBinding",
+                       "guardrail-audit"), ("RoleBinding", "guardrail-leader-election")):
+        binding = _one(docs, kind, name)
+        assert binding["roleRef"]["name"] == name
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "guardrail", "namespace": NAMESPACE}]
+
+
+def test_guardrail_namespace_is_restricted_and_isolated(rendered: dict[str, list[Doc]]) -> None:
+    """guardrail-system enforces Pod Security `restricted` and denies ingress but the webhook
+    port."""
+    docs = rendered["default"]
+    labels = _one(docs, "Namespace", NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    policy = _one(docs, "NetworkPolicy", "guardrail")["spec"]
+    assert policy["podSelector"] == {}
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8443}]}]
+
+
+# -- the image ------------------------------------------------------------------------------------
+def test_dockerfile_is_multi_stage_non_root_and_exec_form() -> None:
+    """Two stages from a slim Python base, a numeric non-root USER, OCI labels, `guardrail`
+    as the exec-form entrypoint, no HEALTHCHECK, and a build context of runtime files only."""
+    text = (REPO / "Dockerfile").read_text()
+    instructions = [line.split(maxsplit=1) for line in text.splitlines()
+                    if line.strip() and not line.startswith((" ", "#"))]
+    verbs = [parts[0] for parts in instructions]
+    assert verbs.count("FROM") == 2
+    assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text
+    assert "HEALTHCHECK" not in verbs
+    (user,) = [parts[1] for parts in instructions if parts[0] == "USER"]
+    assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user)
+    assert 'ENTRYPOINT ["guardrail"]' in text
+    assert re.search(r'^CMD \["serve", ', text, re.MULTILINE)
+    assert "org.opencontainers.image.source" in text
+    ignore = (REPO / ".dockerignore").read_text().split()
+    assert ignore[ignore.index("*"):][:4] == ["*", "!pyproject.toml", "!README.md", "!webhook/"]
