@@ -35,5 +35,20 @@ typecheck: install
 test-deps:
 	scripts/install-test-deps
 
+## make fuzz: run each fuzz target (atheris: manifests, config, selector) for FUZZ_SECONDS
+## (default 60) from its seed corpus in fuzz/corpus; findings land in fuzz/findings.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz: install
+	$(BIN)/pip install --quiet atheris
+	$(BIN)/python -m fuzz.run --seconds $(FUZZ_SECONDS)
+
+## make bench: SPEC §6 benchmarks (installs wrk and kopf when missing; the API-server part
+## uses the e2e servers built by `make test`); prints a table, JSON in bench/results/.
+## BENCH_ARGS passes flags to bench/run.py, e.g. BENCH_ARGS="--only http decision".
+.PHONY: bench
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -482,6 +482,30 @@ class _Loader(_BaseLoader):  # type: ignore[misc]  # a C or Python loader chosen
 _Loader.add_constructor(_TIMESTAMP_TAG, _Loader.construct_yaml_str)
 
 
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    # Python refuses to convert integers of more than 4300 digits (CVE-2020-10735): a
+    # ValueError that would escape as a traceback (found by fuzz/ "manifests").
+    try:
+        value: int = loader.construct_yaml_int(node)
+    except ValueError as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"integer too long ({len(str(node.value))} characters)", node.start_mark
+        ) from exc
+    return value
+
+
+def _construct_set(loader: _Loader, node: yaml.MappingNode) -> dict[str, Any]:
+    # Objects are JSON: `!!set {a, b}` is the mapping {a: null, b: null} to the API server,
+    # not a Python set that no report can print (found by fuzz/ "manifests").
+    return loader.construct_mapping(node)
+
+
+# `!!binary` stays the base64 text it is written as (JSON's encoding of bytes), not bytes.
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:set", _construct_set)
+_Loader.add_constructor("tag:yaml.org,2002:binary", _Loader.construct_yaml_str)
+
+
 def _yaml_documents(text: str, file: str) -> list[tuple[object, _Pos]]:
     if _yaml_depth_bound(text) > MAX_DEPTH:
         _check_yaml_depth(text, file)

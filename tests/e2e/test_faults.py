@@ -1,0 +1,417 @@
+"""Faults under a real API server and under load: the watch connection cut mid-stream, a
+gunicorn worker killed, SIGTERM while requests flow. Guardrail must keep answering, never
+answer wrongly, and lose no request it could have saved (README "Reliability" lists what a
+fault costs and why).
+
+The API server restart itself is covered by test_live_webhook.py
+(test_apiserver_down_cache_keeps_answering); here the connection is cut instead, by a TCP
+proxy between guardrail and the API server that the test severs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.harness import Cluster, eventually
+from tests.http.support import GUARDRAIL, Server, as_json, free_port, make_certs, pod, review
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+# A platform admin that the session's registered guardrail (if any) exempts: the test's own
+# writes (deleting a default-deny) must not be judged by another test's webhook.
+AS_ADMIN = ("--as=e2e-platform-admin", "--as-group=system:masters")
+DEFAULT_DENY = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny}
+spec:
+  podSelector: {}
+  policyTypes: [Ingress, Egress]
+"""
+
+
+# -- a TCP proxy the test can cut ----------------------------------------------------------------
+class CuttableProxy:
+    """Forwards 127.0.0.1:port to the API server; `cut()` resets every open connection (as a
+    dying load balancer or NAT would) and `refuse()` makes new ones fail until `restore()`."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._refusing = threading.Event()
+        self.accepted = 0
+        self.cuts = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self._refusing.is_set():
+                self._reset(client)
+                continue
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                self._reset(client)
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self.accepted += 1
+                self._open |= {client, upstream}
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with self._lock:
+            if source not in self._open:
+                return  # cut: cut() closes it with a reset
+            self._open -= {source, sink}
+        for sock in (source, sink):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the other pump, which then returns
+            sock.close()
+
+    @staticmethod
+    def _reset(sock: socket.socket) -> None:
+        # SO_LINGER 0 makes close() send RST, the way a connection torn down mid-stream looks.
+        # shutdown(SHUT_RD) first wakes the pump blocked in recv() on it (sending nothing):
+        # a socket closed under a blocked recv() stays open in the kernel, silently.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.shutdown(socket.SHUT_RD)
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    def cut(self) -> int:
+        """Reset every connection open now; return how many there were."""
+        with self._lock:
+            victims, self._open = self._open, set()
+            self.cuts += 1
+        for sock in victims:
+            self._reset(sock)
+        return len(victims) // 2
+
+    def open_connections(self) -> int:
+        with self._lock:
+            return len(self._open) // 2
+
+    def refuse(self) -> None:
+        self._refusing.set()
+
+    def restore(self) -> None:
+        self._refusing.clear()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        self.listener.close()
+        self.cut()
+
+
+@pytest.fixture
+def proxy(cluster: Cluster) -> Iterator[CuttableProxy]:
+    upstream = int(cluster.server.rsplit(":", 1)[1])
+    running = CuttableProxy(upstream)
+    yield running
+    running.close()
+
+
+def _serve(workdir: Path, *, kubeconfig: Path, workers: int = 2, threads: int = 4) -> Server:
+    """Start `guardrail serve` on the live state through kubeconfig; wait for /readyz."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    cert_dir = workdir / "certs"
+    make_certs(cert_dir)
+    port = free_port()
+    args = [GUARDRAIL, "serve", "--cert-dir", str(cert_dir), "--bind", f"127.0.0.1:{port}",
+            "--workers", str(workers), "--threads", str(threads)]
+    args += ["--kubeconfig", str(kubeconfig)]
+    log_path = workdir / "server.log"
+    log_file = log_path.open("wb")
+    env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "POD_NAMESPACE")}
+    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    server = Server(process=process, port=port, cert_dir=cert_dir, log_path=log_path,
+                    _log_file=log_file)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _kubeconfig_through(cluster: Cluster, port: int, path: Path) -> Path:
+    config = json.loads(cluster.kubeconfig.read_text())
+    config["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{port}"
+    path.write_text(json.dumps(config))
+    return path
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace isolated by a default-deny NetworkPolicy, deleted afterwards."""
+    name = f"faults-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", name, *AS_ADMIN)
+    cluster.kubectl("apply", "-n", name, "-f", "-", *AS_ADMIN, input=DEFAULT_DENY)
+    yield name
+    cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", *AS_ADMIN)
+
+
+def _verdict(server: Server, namespace: str) -> dict[str, Any]:
+    return server.review(review(pod(namespace=namespace)))
+
+
+def _denied_for_default_deny(server: Server, namespace: str, times: int = 8) -> bool:
+    """Several reviews in a row (new connections, so both workers) deny for default-deny."""
+    for _ in range(times):
+        response = _verdict(server, namespace)
+        if response["allowed"] or "[require-default-deny]" not in response["status"]["message"]:
+            return False
+    return True
+
+
+def _allowed(server: Server, namespace: str, times: int = 8) -> bool:
+    return all(_verdict(server, namespace)["allowed"] for _ in range(times))
+
+
+@pytest.mark.parametrize("outage_seconds", [0.0, 5.0], ids=["cut", "cut-and-refuse-5s"])
+def test_watch_cut_mid_stream_then_policy_deleted_is_seen(
+    cluster: Cluster, proxy: CuttableProxy, namespace: str, tmp_path: Path,
+    outage_seconds: float,
+) -> None:
+    """Guardrail watches through a proxy; every connection (the watch streams) is reset, the
+    proxy optionally refuses connections for a while, and the namespace's default-deny is
+    deleted meanwhile: guardrail reconnects and starts denying pods there. A stale cache would
+    keep allowing them (a cache that says "isolated" is not confirmed by a live read)."""
+    kubeconfig = _kubeconfig_through(cluster, proxy.port, tmp_path / "kubeconfig")
+    server = _serve(tmp_path / "serve", kubeconfig=kubeconfig)
+    try:
+        eventually(lambda: _allowed(server, namespace), what="pods allowed while isolated")
+        assert proxy.open_connections() >= 2  # each worker's watches are up
+        watches_before = proxy.accepted
+
+        assert proxy.cut() >= 2
+        cut_at = time.monotonic()
+        if outage_seconds:
+            proxy.refuse()
+        cluster.kubectl("delete", "networkpolicy", "default-deny", "-n", namespace, *AS_ADMIN)
+        if outage_seconds:
+            time.sleep(outage_seconds)  # the outage itself, not a wait for a result
+            proxy.restore()
+
+        try:
+            eventually(lambda: _denied_for_default_deny(server, namespace),
+                       what="the deletion seen by every worker", timeout=90)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}; last verdict {_verdict(server, namespace)}; proxy accepted "
+                f"{proxy.accepted}, open {proxy.open_connections()}; server log:\n"
+                f"{server.log()[-4000:]}") from exc
+        print(f"\nwatch cut (outage {outage_seconds:g} s): deletion seen by every worker "
+              f"{time.monotonic() - cut_at:.1f} s after the cut")
+        response = _verdict(server, namespace)
+        assert response["status"]["message"].startswith(
+            f'[require-default-deny] Pod "web" in namespace "{namespace}" cannot run there: '
+            f'namespace "{namespace}" has no default-deny')
+        assert proxy.accepted > watches_before  # it reconnected through the proxy
+        assert "Traceback" not in server.log()
+        assert "watch of" in server.log()  # the failure was logged, with its retry
+    finally:
+        server.stop()
+
+
+# -- load ----------------------------------------------------------------------------------------
+@dataclass
+class Load:
+    """Client threads sending reviews over keep-alive sessions; every outcome recorded."""
+
+    server: Server
+    clients: int = 6
+    stopping: threading.Event = field(default_factory=threading.Event)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    wrong: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    threads: list[threading.Thread] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        for _ in range(self.clients):
+            thread = threading.Thread(target=self._client, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def _record(self, outcome: str, detail: str = "") -> None:
+        with self.lock:
+            self.outcomes[outcome] += 1
+            if outcome in ("wrong", "lost", "truncated"):
+                (self.wrong if outcome == "wrong" else self.lost).append(detail)
+
+    def _client(self) -> None:
+        session = requests.Session()
+        while not self.stopping.is_set():
+            doc = review(pod(labels={"app": "web"}))
+            try:
+                reply = session.post(self.server.url + "/validate", data=as_json(doc),
+                                     verify=self.server.ca, timeout=30,
+                                     headers={"Content-Type": "application/json"})
+            except requests.exceptions.ChunkedEncodingError as exc:
+                # Headers came, the body did not: the worker died while answering.
+                self._record("truncated", repr(exc))
+                session.close()
+                session = requests.Session()
+                continue
+            except requests.ConnectionError as exc:
+                # Refused: nothing was sent (the API server would try another endpoint).
+                # Anything else: the request may have been sent, and got no answer.
+                refused = "Connection refused" in str(exc)
+                self._record("refused" if refused else "lost", "" if refused else repr(exc))
+                session.close()
+                session = requests.Session()
+                if refused:
+                    time.sleep(0.05)
+                continue
+            body = reply.json() if reply.headers.get("Content-Type") == "application/json" else {}
+            response = body.get("response", {})
+            if (reply.status_code == 200 and response.get("uid") == doc["request"]["uid"]
+                    and response.get("allowed") is False
+                    and "[require-role-labels]" in response.get("status", {}).get("message", "")):
+                self._record("ok")
+            else:
+                self._record("wrong", f"{reply.status_code}: {reply.text[:200]}")
+        session.close()
+
+    def ok(self) -> int:
+        with self.lock:
+            return self.outcomes["ok"]
+
+    def stop(self) -> Counter[str]:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=60)
+        return self.outcomes
+
+
+def _workers(server: Server) -> list[int]:
+    pid = server.process.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+@pytest.fixture
+def live_server(cluster: Cluster, tmp_path: Path) -> Iterator[Server]:
+    """guardrail serve reading the real API server directly: 2 workers of 4 threads."""
+    server = _serve(tmp_path / "serve", kubeconfig=cluster.kubeconfig)
+    yield server
+    server.stop()
+
+
+def test_worker_killed_under_load_loses_only_its_in_flight_requests(
+    live_server: Server,
+) -> None:
+    """Six keep-alive clients send reviews; one worker is SIGKILLed: gunicorn starts a
+    replacement, no answer is ever wrong, the requests lost are at most those in flight on
+    the killed worker (one per client connection to it), and the load then flows again."""
+    server = live_server
+    load = Load(server)
+    load.start()
+    try:
+        eventually(lambda: load.ok() >= 200, what="load flowing", timeout=60)
+        victim = _workers(server)[0]
+        os.kill(victim, signal.SIGKILL)
+        eventually(lambda: len(_workers(server)) == 2 and victim not in _workers(server),
+                   what="gunicorn replacing the killed worker", timeout=60)
+        settled = load.ok()
+        eventually(lambda: load.ok() >= settled + 200, what="load flowing after the kill",
+                   timeout=60)
+    finally:
+        outcomes = load.stop()
+    assert load.wrong == []
+    # Each client has one request at a time: at most one per client connection to the
+    # victim can be in flight (or half answered) when it dies.
+    assert outcomes["lost"] + outcomes["truncated"] <= load.clients, load.lost
+    assert outcomes["ok"] >= 400
+    log = server.log()
+    assert f"Worker (pid:{victim}) was sent SIGKILL" in log
+    print(f"\nworker SIGKILL under load: {dict(outcomes)}")
+
+
+class HalfSent:
+    """A review whose headers and first half of the body are on the wire (in flight)."""
+
+    def __init__(self, server: Server) -> None:
+        self.doc = review(pod(labels={"app": "web"}))
+        self.body = as_json(self.doc)
+        context = ssl.create_default_context(cafile=server.ca)
+        raw = socket.create_connection(("127.0.0.1", server.port), timeout=60)
+        self.tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
+        head = (f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n\r\n")
+        self.tls.sendall(head.encode() + self.body[: len(self.body) // 2])
+
+    def finish(self) -> dict[str, Any]:
+        """Send the rest and return the response (the whole AdmissionReview's `response`)."""
+        with self.tls:
+            self.tls.sendall(self.body[len(self.body) // 2 :])
+            reply = http.client.HTTPResponse(self.tls)
+            reply.begin()
+            answer = json.loads(reply.read())
+        assert reply.status == 200
+        assert answer["response"]["uid"] == self.doc["request"]["uid"]
+        response: dict[str, Any] = answer["response"]
+        return response
+
+
+# urllib3 leaves the socket of a connection reset during its TLS handshake to the garbage
+# collector; the resets themselves are what this test counts.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_sigterm_under_load_finishes_requests_in_flight(live_server: Server) -> None:
+    """Six keep-alive clients send reviews and four more reviews are half sent; SIGTERM to the
+    master: the half-sent reviews are completed and judged, no answer is wrong, and the
+    server exits 0. Connections opened after the workers stopped accepting are refused or
+    reset, never half answered (README "Reliability": why a preStop delay matters)."""
+    server = live_server
+    load = Load(server)
+    load.start()
+    try:
+        eventually(lambda: load.ok() >= 200, what="load flowing", timeout=60)
+        in_flight = [HalfSent(server) for _ in range(4)]
+        time.sleep(0.5)  # let every worker thread start reading its half-sent body
+        server.process.send_signal(signal.SIGTERM)
+        eventually(lambda: "Handling signal: term" in server.log(), what="SIGTERM handled")
+        verdicts = [request.finish() for request in in_flight]
+        assert server.process.wait(timeout=60) == 0
+    finally:
+        outcomes = load.stop()
+    assert [v["allowed"] for v in verdicts] == [False] * 4
+    assert all("[require-role-labels]" in v["status"]["message"] for v in verdicts)
+    assert load.wrong == []
+    assert outcomes["truncated"] == 0, load.lost  # no answer is cut short by the drain
+    assert all("Connection reset by peer" in lost or "EOF" in lost for lost in load.lost), load.lost
+    print(f"\nSIGTERM under load: {dict(outcomes)}")
+    assert "Shutting down: Master" in server.log()
