@@ -1,0 +1,3 @@
+module guardrail.dev/bench/loadgen
+
+go 1.22
