@@ -70,7 +70,7 @@ POLICY_INFO: Mapping[str, PolicyInfo] = {
 assert tuple(POLICY_INFO) == POLICY_IDS
 
 # apiVersion of the kinds policies report on, for findings whose object is not in `judged`.
-_KNOWN_API_VERSIONS: Mapping[str, str] = {
+KNOWN_API_VERSIONS: Mapping[str, str] = {
     "Pod": "v1",
     "Namespace": "v1",
     "ReplicationController": "v1",
@@ -129,4 +129,4 @@ def api_version_for(violation: Violation, judged: Sequence[Resource]) -> str:
             finding.name,
         ):
             return resource.api_version
-    return _KNOWN_API_VERSIONS.get(finding.kind, "v1")
+    return KNOWN_API_VERSIONS.get(finding.kind, "v1")

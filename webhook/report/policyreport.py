@@ -23,7 +23,13 @@ from urllib.parse import quote
 import yaml
 
 from webhook.policy.model import Mode, Violation
-from webhook.report.base import POLICY_INFO, ReportInput, Resource, api_version_for
+from webhook.report.base import (
+    KNOWN_API_VERSIONS,
+    POLICY_INFO,
+    ReportInput,
+    Resource,
+    api_version_for,
+)
 from webhook.report.summary import scope_namespace
 
 API_VERSION = "wgpolicyk8s.io/v1alpha2"
@@ -216,7 +222,7 @@ def cluster_reports(
     for violation in violations:
         finding = violation.finding
         subject = subjects.get((finding.kind, finding.namespace, finding.name)) or Subject(
-            _KNOWN_API_VERSION.get(finding.kind, "v1"),
+            KNOWN_API_VERSIONS.get(finding.kind, "v1"),
             finding.kind,
             finding.namespace,
             finding.name,
@@ -285,17 +291,3 @@ def summary_of(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
         if outcome in summary:
             summary[outcome] += 1
     return summary
-
-
-_KNOWN_API_VERSION: Mapping[str, str] = {
-    "Pod": "v1",
-    "Namespace": "v1",
-    "ReplicationController": "v1",
-    "Deployment": "apps/v1",
-    "ReplicaSet": "apps/v1",
-    "StatefulSet": "apps/v1",
-    "DaemonSet": "apps/v1",
-    "Job": "batch/v1",
-    "CronJob": "batch/v1",
-    "NetworkPolicy": "networking.k8s.io/v1",
-}
