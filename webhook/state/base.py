@@ -11,6 +11,8 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
+import orjson
+
 from webhook.policy import isolation
 from webhook.policy.model import Namespace, Obj, PolicyRef, Providers
 from webhook.policy.objects import (
@@ -22,6 +24,25 @@ from webhook.policy.objects import (
 )
 
 PolicyKey = tuple[str, str, str]  # (flavor, kind, name) inside one namespace, or globally
+# A namespaced policy is held as its JSON encoding: a third of the memory of the parsed
+# object (SPEC §6: under 1 KiB per policy), decoded only when a namespace's providers are
+# recomputed or a policy change is judged, never on a cached decision.
+Stored = bytes | Obj
+
+
+def _compact(obj: Obj) -> Stored:
+    try:
+        # orjson's result keeps its 4 KiB working buffer: copy it into an exact-size bytes.
+        return bytes(memoryview(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)))
+    except TypeError:  # not JSON-shaped (never from the API server or a manifest): keep as is
+        return obj
+
+
+def _expand(stored: Stored) -> Obj:
+    if isinstance(stored, bytes):
+        loaded: Obj = orjson.loads(stored)
+        return loaded
+    return stored
 
 
 class ClusterState(Protocol):
@@ -48,7 +69,7 @@ class IndexedState:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._namespaces: dict[str, Namespace] = {}
-        self._namespaced: dict[str, dict[PolicyKey, Obj]] = {}
+        self._namespaced: dict[str, dict[PolicyKey, Stored]] = {}
         self._global: dict[PolicyKey, Obj] = {}
         self._global_snapshot: tuple[Obj, ...] = ()
         self._providers: dict[str, Providers] = {}
@@ -63,7 +84,8 @@ class IndexedState:
 
     def policies_in(self, namespace: str) -> Sequence[Obj]:
         with self._lock:
-            return tuple(self._namespaced.get(namespace, {}).values())
+            stored = tuple(self._namespaced.get(namespace, {}).values())
+        return tuple(_expand(s) for s in stored)
 
     def global_policies(self) -> Sequence[Obj]:
         return self._global_snapshot
@@ -74,9 +96,8 @@ class IndexedState:
             return cached
         with self._lock:
             ns = self._namespaces.get(namespace) or Namespace.unknown(namespace)
-            result = isolation.providers_for(
-                ns, self._namespaced.get(namespace, {}).values(), self._global_snapshot
-            )
+            policies = [_expand(s) for s in self._namespaced.get(namespace, {}).values()]
+            result = isolation.providers_for(ns, policies, self._global_snapshot)
             self._providers[namespace] = result
             return result
 
@@ -105,7 +126,7 @@ class IndexedState:
                 self._global[key] = obj
                 self._global_changed()
             else:
-                self._namespaced.setdefault(namespace, {})[key] = obj
+                self._namespaced.setdefault(namespace, {})[key] = _compact(obj)
                 self._providers.pop(namespace, None)
 
     def remove(self, obj: Obj) -> None:
