@@ -1,0 +1,48 @@
+"""The in-memory index behind every state source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webhook.policy.model import Direction
+from webhook.state.base import IndexedState
+
+DEFAULT_DENY: dict[str, Any] = {
+    "apiVersion": "networking.k8s.io/v1",
+    "kind": "NetworkPolicy",
+    "metadata": {"name": "default-deny", "namespace": "shop", "labels": {"tier": "base"}},
+    "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+             "egress": [{"ports": [{"protocol": "UDP", "port": 53}]}]},
+}
+
+
+def test_policies_come_back_as_they_went_in() -> None:
+    """A stored policy (kept compactly) reads back equal, and still provides its default-deny."""
+    state = IndexedState()
+    state.upsert(DEFAULT_DENY)
+    assert state.policies_in("shop") == (DEFAULT_DENY,)
+    assert set(state.providers("shop")) == {Direction.INGRESS, Direction.EGRESS}
+
+
+def test_replacing_and_removing_a_policy_updates_the_answer() -> None:
+    """An update that weakens the policy, then its removal, change the memoised providers."""
+    state = IndexedState()
+    state.upsert(DEFAULT_DENY)
+    assert set(state.providers("shop")) == {Direction.INGRESS, Direction.EGRESS}
+    weakened = {**DEFAULT_DENY, "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
+    state.upsert(weakened)
+    assert set(state.providers("shop")) == {Direction.INGRESS}
+    state.remove(weakened)
+    assert not any(state.providers("shop").values())
+    assert state.policies_in("shop") == ()
+
+
+def test_keys_that_are_not_strings_survive() -> None:
+    """An object whose keys YAML made numbers (or anything not JSON) is still stored and read."""
+    odd: dict[Any, Any] = {**DEFAULT_DENY, "metadata": {**DEFAULT_DENY["metadata"]},
+                           "spec": {**DEFAULT_DENY["spec"], 7: {1.5: None}}}
+    state = IndexedState()
+    state.upsert(odd)
+    [stored] = state.policies_in("shop")
+    assert stored["metadata"]["name"] == "default-deny"
+    assert set(state.providers("shop")) == {Direction.INGRESS, Direction.EGRESS}
