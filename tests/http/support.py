@@ -11,9 +11,10 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,60 @@ def review(
     if meta.get("namespace"):
         request["namespace"] = meta["namespace"]
     return {"apiVersion": api_version, "kind": "AdmissionReview", "request": request}
+
+
+DEADLINE = 30.0
+
+
+def wait_for(condition: str, check: Callable[[], bool], deadline: float = DEADLINE) -> None:
+    """Poll check() until true; fail naming the condition after `deadline` seconds."""
+    until = time.monotonic() + deadline
+    while time.monotonic() < until:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not reached in {deadline} s: {condition}")
+
+
+class NewConnectionClient(threading.Thread):
+    """Sends allowed reviews, each over a new TLS connection, until stopped; records failures.
+
+    A success is HTTP 200, the uid echoed and the review allowed: anything else, including a
+    failed handshake, is a failure with its reason.
+    """
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(daemon=True)
+        self.server = server
+        self.stopping = threading.Event()
+        self.successes = 0
+        self.failures: list[str] = []
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            doc = review(pod())
+            try:
+                reply = requests.post(self.server.url + "/validate", data=as_json(doc),
+                                      headers={"Connection": "close"}, verify=self.server.ca,
+                                      timeout=10)
+                response = reply.json()["response"]
+                if (reply.status_code == 200 and response["uid"] == doc["request"]["uid"]
+                        and response["allowed"] is True):
+                    self.successes += 1
+                else:
+                    self.failures.append(f"{reply.status_code}: {reply.text[:200]}")
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                self.failures.append(repr(exc))
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.join(timeout=DEADLINE)
+
+
+def serves_certificate(server: Server, fingerprint: str) -> bool:
+    """Six new connections in a row get this certificate (every worker has switched)."""
+    return all(server.served_fingerprint() == fingerprint for _ in range(6))
+
+
+def succeeded(client: NewConnectionClient, at_least: int) -> bool:
+    return client.successes >= at_least

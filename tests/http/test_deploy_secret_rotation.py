@@ -6,41 +6,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
-import time
+from functools import partial
 from pathlib import Path
 
-import requests
+from tests.http.support import (
+    NewConnectionClient,
+    make_certs,
+    serves_certificate,
+    start_server,
+    succeeded,
+    wait_for,
+)
 
-from tests.http.support import Server, as_json, make_certs, pod, review, start_server
-
-DEADLINE = 30.0
 FILES = ("tls.crt", "tls.key", "ca.crt")
 
 
-class Client(threading.Thread):
-    """Sends reviews, each over a new TLS connection, until stopped; records every failure."""
-
-    def __init__(self, server: Server) -> None:
-        super().__init__(daemon=True)
-        self.server = server
-        self.stopping = threading.Event()
-        self.successes = 0
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            doc = review(pod())
-            try:
-                reply = requests.post(self.server.url + "/validate", data=as_json(doc),
-                                      headers={"Connection": "close"}, verify=self.server.ca,
-                                      timeout=10)
-                if reply.status_code == 200 and reply.json()["response"]["allowed"] is True:
-                    self.successes += 1
-                else:
-                    self.failures.append(f"{reply.status_code}: {reply.text[:200]}")
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                self.failures.append(repr(exc))
 
 
 def _publish(volume: Path, source: Path, generation: int) -> None:
@@ -60,13 +40,6 @@ def _publish(volume: Path, source: Path, generation: int) -> None:
         shutil.rmtree(volume / old)
 
 
-def _until(what: str, check: object) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if callable(check) and check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not reached in {DEADLINE} s: {what}")
 
 
 def test_secret_volume_rotation_is_served_without_failed_requests(tmp_path: Path) -> None:
@@ -78,7 +51,7 @@ def test_secret_volume_rotation_is_served_without_failed_requests(tmp_path: Path
     volume.mkdir(parents=True)
     _publish(volume, issued, 1)
     server = start_server(tmp_path / "serve", generate_certs=False)
-    client = Client(server)
+    client = NewConnectionClient(server)
     try:
         assert server.served_fingerprint() == server.file_fingerprint()
         client.start()
@@ -88,14 +61,12 @@ def test_secret_volume_rotation_is_served_without_failed_requests(tmp_path: Path
             _publish(volume, issued, generation)
             after = server.file_fingerprint()
             assert after != before
-            _until("new connections served the new certificate",
-                   lambda after=after: all(server.served_fingerprint() == after
-                                           for _ in range(6)))
-            target = client.successes + 5
-            _until("the client keeps succeeding", lambda target=target: client.successes >= target)
+            wait_for("new connections served the new certificate",
+                     partial(serves_certificate, server, after))
+            wait_for("the client keeps succeeding",
+                     partial(succeeded, client, client.successes + 5))
     finally:
-        client.stopping.set()
-        client.join(timeout=DEADLINE)
+        client.stop()
         code = server.stop()
     assert client.failures == []
     assert client.successes >= 10

@@ -9,9 +9,6 @@ import os
 import signal
 import socket
 import ssl
-import threading
-import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -19,57 +16,19 @@ import pytest
 import requests
 from cryptography import x509
 
-from tests.http.support import Server, as_json, make_certs, pod, review, start_server
-
-DEADLINE = 30.0
-
-
-def _wait_for(condition: str, check: Callable[[], bool]) -> None:
-    """Poll check() until true; fail naming the condition after DEADLINE seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not reached in {DEADLINE} s: {condition}")
-
-
-class Hammer(threading.Thread):
-    """Sends valid reviews, each over a new TLS connection, until stopped; records failures."""
-
-    def __init__(self, server: Server) -> None:
-        super().__init__(daemon=True)
-        self.server = server
-        self.stopping = threading.Event()
-        self.successes = 0
-        self.failures: list[str] = []
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            doc = review(pod())
-            try:
-                reply = requests.post(self.server.url + "/validate", data=as_json(doc),
-                                      headers={"Connection": "close"}, verify=self.server.ca,
-                                      timeout=10)
-                body = reply.json()
-                if reply.status_code != 200 or body["response"]["uid"] != doc["request"]["uid"]:
-                    self.failures.append(f"{reply.status_code}: {reply.text[:200]}")
-                else:
-                    self.successes += 1
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                self.failures.append(repr(exc))
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.join(timeout=DEADLINE)
-
-
-def _serves(server: Server, fingerprint: str) -> bool:
-    return all(server.served_fingerprint() == fingerprint for _ in range(6))
-
-
-def _succeeded(hammer: Hammer, at_least: int) -> bool:
-    return hammer.successes >= at_least
+from tests.http.support import (
+    DEADLINE,
+    NewConnectionClient,
+    Server,
+    as_json,
+    make_certs,
+    pod,
+    review,
+    serves_certificate,
+    start_server,
+    succeeded,
+    wait_for,
+)
 
 
 def test_certificate_replaced_on_disk_is_served_without_failed_requests(
@@ -79,7 +38,7 @@ def test_certificate_replaced_on_disk_is_served_without_failed_requests(
     times: no request fails, and new connections are served each new certificate."""
     server = fresh_server
     assert server.served_fingerprint() == server.file_fingerprint()
-    hammer = Hammer(server)
+    hammer = NewConnectionClient(server)
     hammer.start()
     try:
         for _ in range(3):
@@ -89,10 +48,10 @@ def test_certificate_replaced_on_disk_is_served_without_failed_requests(
             assert after != before
             # Each worker notices the change on its own, within a second of its last check:
             # wait until several new connections in a row (both workers) see the new one.
-            _wait_for("new connections are served the new certificate",
-                      partial(_serves, server, after))
-            _wait_for("the client keeps succeeding after the switch",
-                      partial(_succeeded, hammer, hammer.successes + 5))
+            wait_for("new connections are served the new certificate",
+                      partial(serves_certificate, server, after))
+            wait_for("the client keeps succeeding after the switch",
+                      partial(succeeded, hammer, hammer.successes + 5))
     finally:
         hammer.stop()
     assert hammer.failures == []
@@ -117,8 +76,8 @@ def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
 
 
             os.kill(server.process.pid, signal.SIGTERM)
-            _wait_for("the master handles SIGTERM", lambda: "Handling signal: term" in server.log())
-            _wait_for("the worker stops accepting new connections",
+            wait_for("the master handles SIGTERM", lambda: "Handling signal: term" in server.log())
+            wait_for("the worker stops accepting new connections",
                       lambda: not _handshake_completes(server, context))
 
             tls.sendall(body[len(body) // 2:])
