@@ -8,9 +8,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.policy.calico import (
-    NAMESPACE_LABEL,
-    ORCHESTRATOR_LABEL,
+from webhook.policy.calico import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, every_endpoint_matches
+from webhook.policy.model import Namespace
+from webhook.policy.selector import (
     All,
     And,
     Contains,
@@ -26,12 +26,10 @@ from webhook.policy.calico import (
     Selector,
     SelectorError,
     StartsWith,
-    evaluate,
-    evaluate3,
-    every_endpoint_matches,
+    matches,
+    matches3,
     parse_selector,
 )
-from webhook.policy.model import Namespace
 
 # Moderate example counts keep the whole file well under 20 s; the database is off so a run
 # leaves no files behind in the repository.
@@ -214,9 +212,9 @@ LABEL_SETS = st.dictionaries(st.sampled_from(SMALL_KEYS), _value_text(), max_siz
 def test_evaluate_agrees_with_the_brute_force_reference(
     sel: Selector, labels: dict[str, str]
 ) -> None:
-    """evaluate() matches the documented meaning of every operator on random label sets."""
-    assert evaluate(sel, labels) is reference(sel, labels)
-    assert evaluate(parse_selector(str(sel)), labels) is reference(sel, labels)
+    """matches() matches the documented meaning of every operator on random label sets."""
+    assert matches(sel, labels) is reference(sel, labels)
+    assert matches(parse_selector(str(sel)), labels) is reference(sel, labels)
 
 
 def completions(
@@ -246,14 +244,14 @@ def test_evaluate3_never_claims_what_some_completion_contradicts(
     }
     absent = {k for k, s in zip(SMALL_KEYS, states, strict=True) if s == "<absent>"}
     unknown = [k for k, s in zip(SMALL_KEYS, states, strict=True) if s == "<unknown>"]
-    answer = evaluate3(sel, known, known_keys=absent)
+    answer = matches3(sel, known, known_keys=absent)
     if answer is None:
         return
     for labels in completions(known, unknown, VALUES[:6]):
-        assert evaluate(sel, labels) is answer, labels
+        assert matches(sel, labels) is answer, labels
     if not unknown:
         # With nothing unknown, only global() may leave the answer open.
-        assert evaluate(sel, known) is answer
+        assert matches(sel, known) is answer
 
 
 ENDPOINT_KEYS = (
@@ -299,4 +297,4 @@ def test_every_endpoint_matches_only_when_no_pod_labels_can_escape(
     if not every_endpoint_matches(sel, namespace):
         return
     for pod in completions({}, POD_KEYS, NAMESPACE_VALUES):
-        assert evaluate(sel, endpoint_labels(pod, namespace)), pod
+        assert matches(sel, endpoint_labels(pod, namespace)), pod

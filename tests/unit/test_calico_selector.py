@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from webhook.errors import GuardrailError
-from webhook.policy.calico import (
+from webhook.policy.calico import every_endpoint_matches, namespace_matches
+from webhook.policy.model import Namespace
+from webhook.policy.selector import (
     MAX_NESTING,
     MAX_SELECTOR_LENGTH,
     All,
@@ -26,13 +28,10 @@ from webhook.policy.calico import (
     Selector,
     SelectorError,
     StartsWith,
-    evaluate,
-    evaluate3,
-    every_endpoint_matches,
-    namespace_matches,
+    matches,
+    matches3,
     parse_selector,
 )
-from webhook.policy.model import Namespace
 
 Labels = dict[str, str]
 
@@ -178,21 +177,21 @@ DOC_CASES: list[tuple[str, str, list[Labels], list[Labels]]] = [
 
 
 @pytest.mark.parametrize(
-    ("text", "canonical", "matches", "misses"),
+    ("text", "canonical", "hits", "misses"),
     DOC_CASES,
     ids=[case[0] for case in DOC_CASES],
 )
 def test_documented_selectors_parse_print_and_match_as_calico_documents(
-    text: str, canonical: str, matches: list[Labels], misses: list[Labels]
+    text: str, canonical: str, hits: list[Labels], misses: list[Labels]
 ) -> None:
     """Every selector in Calico's docs parses, prints canonically and matches as documented."""
     sel = parse_selector(text)
     assert str(sel) == canonical
     assert parse_selector(canonical) == sel
-    for labels in matches:
-        assert evaluate(sel, labels), labels
+    for labels in hits:
+        assert matches(sel, labels), labels
     for labels in misses:
-        assert not evaluate(sel, labels), labels
+        assert not matches(sel, labels), labels
 
 
 def test_documented_bracketing_of_the_precedence_example_is_missing_two_parens() -> None:
@@ -234,18 +233,18 @@ CALICO_MATCH_CASES: list[tuple[str, list[Labels], list[Labels]]] = [
 
 
 @pytest.mark.parametrize(
-    ("text", "matches", "misses"),
+    ("text", "hits", "misses"),
     CALICO_MATCH_CASES,
     ids=[c[0] or "<empty>" for c in CALICO_MATCH_CASES],
 )
-def test_calico_parser_match_table(text: str, matches: list[Labels], misses: list[Labels]) -> None:
+def test_calico_parser_match_table(text: str, hits: list[Labels], misses: list[Labels]) -> None:
     """Selectors from Calico's parser tests match exactly the label sets Calico's tests expect."""
     sel = parse_selector(text)
-    for labels in matches:
-        assert evaluate(sel, labels), labels
-        assert evaluate(parse_selector(str(sel)), labels), labels
+    for labels in hits:
+        assert matches(sel, labels), labels
+        assert matches(parse_selector(str(sel)), labels), labels
     for labels in misses:
-        assert not evaluate(sel, labels), labels
+        assert not matches(sel, labels), labels
 
 
 CALICO_CANONICAL = [
@@ -466,7 +465,7 @@ def test_nesting_is_bounded_with_a_clear_error_not_a_recursion_error(depth: int,
     if ok:
         assert parse_selector(text) == Equals("a", "b")
         sel = parse_selector(negated)
-        assert evaluate(sel, {"a": "x"}) is (depth % 2 == 0)
+        assert matches(sel, {"a": "x"}) is (depth % 2 == 0)
         assert parse_selector(str(sel)) == sel
         return
     for hostile, column in ((text, MAX_NESTING + 1), (negated, 2 * MAX_NESTING + 2)):
@@ -617,4 +616,4 @@ def test_evaluate3_is_kleene_logic_over_known_and_unknown_keys(
     text: str, known: Labels, kwargs: dict[str, Any], expected: bool | None
 ) -> None:
     """Known keys decide exactly; an unknown key leaves a term unknown unless it cannot matter."""
-    assert evaluate3(parse_selector(text), known, **kwargs) is expected
+    assert matches3(parse_selector(text), known, **kwargs) is expected
