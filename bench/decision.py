@@ -30,7 +30,7 @@ from webhook.admission import decide, review  # noqa: E402
 from webhook.config import Config  # noqa: E402
 from webhook.policy import evaluate  # noqa: E402
 from webhook.policy.model import Request  # noqa: E402
-from webhook.state.base import IndexedState  # noqa: E402
+from webhook.state.index import IndexedState  # noqa: E402
 
 ROUNDS = 7
 LOOPS = 300  # passes over the 10 requests per round

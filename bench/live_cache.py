@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 from webhook.state.live import (
     K8S_POLICIES,
     KubeClient,

@@ -34,8 +34,7 @@ from webhook.admission import decide, review
 from webhook.config import Config, OnError
 from webhook.errors import GuardrailError
 from webhook.policy import evaluate
-from webhook.policy.model import Finding, Request, Violation
-from webhook.state.base import ClusterState
+from webhook.policy.model import ClusterState, Finding, Request, Violation
 
 # Policies whose answer depends on the cluster state (the others read only the object).
 SYNC_WAIT_SECONDS = 2.0

@@ -46,7 +46,7 @@ from webhook.report.policyreport import (
     dump,
 )
 from webhook.report.summary import breakdown, scope_namespace
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1

@@ -22,13 +22,13 @@ from webhook.manifests import Manifest, is_cluster_scoped, load_paths
 from webhook.policy import isolation
 from webhook.policy.model import Direction, Finding, Operation, Request, Violation, summarize
 from webhook.report.base import Resource
-from webhook.state.base import IndexedState
 from webhook.state.files import (
     DEFAULT_NAMESPACE,
     state_from_manifests,
     state_objects,
     with_default_namespace,
 )
+from webhook.state.index import IndexedState
 
 CHECK_USERNAME = "guardrail-check"
 DEFAULT_DENY = isolation.REQUIRE_DEFAULT_DENY

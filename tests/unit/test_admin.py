@@ -23,7 +23,7 @@ from webhook.policy.isolation import (
     restrict_allow_all,
 )
 from webhook.policy.model import Direction, Namespace, Operation, PolicyRef, Request, Settings
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 
 IN, EG = Direction.INGRESS, Direction.EGRESS
 EGRESS_ONLY = frozenset({EG})

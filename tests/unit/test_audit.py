@@ -16,7 +16,7 @@ from webhook.config import parse_config
 from webhook.policy.model import Finding, Mode, Violation
 from webhook.report.policyreport import OPENREPORTS, WGPOLICY, Subject, cluster_reports
 from webhook.report.writer import carry_timestamps, plan
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 
 CONFIG = parse_config({}, "<test>")
 

@@ -33,7 +33,7 @@ from webhook.policy.model import (
     Request,
     Settings,
 )
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 
 INGRESS, EGRESS = Direction.INGRESS, Direction.EGRESS
 SETTINGS = Settings(exempt_namespaces=frozenset({"kube-system"}))

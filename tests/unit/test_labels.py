@@ -9,7 +9,7 @@ import pytest
 
 from webhook.policy.labels import disallowed_values, missing_labels, require_role_labels
 from webhook.policy.model import Finding, Operation, Request, Settings
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 
 GROUPS = {
     "Pod": ("", "v1"),

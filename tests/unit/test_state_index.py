@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from webhook.policy.model import Direction
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 
 DEFAULT_DENY: dict[str, Any] = {
     "apiVersion": "networking.k8s.io/v1",

@@ -6,15 +6,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING
 
 from webhook.policy import isolation, labels
-from webhook.policy.model import POLICY_IDS, Finding, Request, Settings
+from webhook.policy.model import POLICY_IDS, ClusterState, Finding, Request, Settings
 
-if TYPE_CHECKING:
-    from webhook.state.base import ClusterState
-
-PolicyFn = Callable[[Request, "ClusterState", Settings], list[Finding]]
+PolicyFn = Callable[[Request, ClusterState, Settings], list[Finding]]
 
 POLICIES: Mapping[str, PolicyFn] = {
     "require-role-labels": labels.require_role_labels,

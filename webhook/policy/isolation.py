@@ -14,17 +14,18 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from webhook.errors import GuardrailError
 from webhook.policy import admin, calico
 from webhook.policy.model import (
     MESSAGE_SUMMARY_LIMIT,
+    ClusterState,
     Direction,
     Finding,
     Namespace,
     Obj,
     Operation,
+    PolicyKey,
     PolicyRef,
     Providers,
     Request,
@@ -52,9 +53,6 @@ from webhook.policy.workloads import (
     subject_of,
 )
 
-if TYPE_CHECKING:
-    from webhook.state.base import ClusterState
-
 REQUIRE_DEFAULT_DENY = "require-default-deny"
 PROTECT_DEFAULT_DENY = "protect-default-deny"
 RESTRICT_ALLOW_ALL = "restrict-allow-all"
@@ -68,8 +66,6 @@ _RULE_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL, ANP})
 _PROVIDER_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL, ANP, BANP})
 # (direction, rules key, peers key) of a Kubernetes NetworkPolicy spec.
 _K8S_RULES = ((Direction.INGRESS, "ingress", "from"), (Direction.EGRESS, "egress", "to"))
-
-PolicyKey = tuple[str, str, str]  # (flavor, kind, name): one policy within its scope
 
 
 # -- Kubernetes NetworkPolicy (SPEC 2.5) ----------------------------------------------------------
@@ -493,7 +489,7 @@ def _lost_by_namespaced_change(
     kept = {
         direction
         for direction, refs in state.providers(namespace).items()
-        if any(_ref_key(ref) != key for ref in refs)
+        if any(ref.key != key for ref in refs)
     }
     # "Before" uses the object the API server says is stored, so a cache that has not seen it
     # yet cannot hide what the change removes.
@@ -532,9 +528,7 @@ def _lost_by_global_change(
         if in_state:
             now = state.providers(ns.name)
             relied = [
-                d
-                for d in settings.directions
-                if any(_ref_key(ref) == key for ref in now.get(d, ()))
+                d for d in settings.directions if any(ref.key == key for ref in now.get(d, ()))
             ]
         else:
             # The cache has not seen the policy yet: judge from the API server's oldObject.
@@ -554,11 +548,7 @@ def _key_of(obj: Obj, namespace: str) -> PolicyKey | None:
     flavor = flavor_of(obj)
     if flavor is None:
         return None
-    return _ref_key(ref_of(obj, flavor, namespace))
-
-
-def _ref_key(ref: PolicyRef) -> PolicyKey:
-    return (ref.flavor, ref.kind, ref.name)
+    return ref_of(obj, flavor, namespace).key
 
 
 # -- restrict-allow-all ---------------------------------------------------------------------------

@@ -10,10 +10,10 @@ pod without them is either unreachable or covered only by over-broad rules.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from webhook.policy.model import (
     MESSAGE_SUMMARY_LIMIT,
+    ClusterState,
     Finding,
     Operation,
     Request,
@@ -21,9 +21,6 @@ from webhook.policy.model import (
     summarize,
 )
 from webhook.policy.workloads import is_mirror_pod, is_pod, pod_template, subject_of
-
-if TYPE_CHECKING:
-    from webhook.state.base import ClusterState
 
 POLICY_ID = "require-role-labels"
 

@@ -6,10 +6,10 @@ offline `check` can hand the same values to the same policy functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 # Kubernetes objects stay plain JSON-shaped mappings: policies read a handful of fields, and
 # copying whole objects into classes would cost more than it buys on the hot path.
@@ -106,15 +106,36 @@ class PolicyRef:
     namespace: str  # "" for cluster-scoped
     name: str
 
+    @property
+    def key(self) -> PolicyKey:
+        return (self.flavor, self.kind, self.name)
+
     def __str__(self) -> str:
         if self.namespace:
             return f'{self.kind} "{self.name}" in namespace "{self.namespace}"'
         return f'{self.kind} "{self.name}"'
 
 
+# (flavor, kind, name): one policy within its scope (its namespace, or the cluster).
+PolicyKey = tuple[str, str, str]
+
 # For each direction, the policies that provide a default-deny for it. A direction absent from
 # the mapping (or mapped to an empty tuple) has no provider.
 Providers = Mapping[Direction, tuple[PolicyRef, ...]]
+
+
+class ClusterState(Protocol):
+    """What a policy may ask about the cluster (webhook.state implements it; never blocks)."""
+
+    def namespace(self, name: str) -> Namespace | None: ...
+
+    def namespaces(self) -> Iterable[Namespace]: ...
+
+    def policies_in(self, namespace: str) -> Sequence[Obj]: ...
+
+    def global_policies(self) -> Sequence[Obj]: ...
+
+    def providers(self, namespace: str) -> Providers: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from webhook.manifests import Manifest, load_paths
 from webhook.policy.objects import NAMESPACED_FLAVORS, flavor_of
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 
 DEFAULT_NAMESPACE = "default"
 

@@ -33,7 +33,7 @@ import urllib3
 from webhook.errors import GuardrailError
 from webhook.policy import isolation
 from webhook.policy.model import Namespace, Obj, Providers
-from webhook.state.base import IndexedState
+from webhook.state.index import IndexedState
 
 log = logging.getLogger("guardrail.state")
 

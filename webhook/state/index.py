@@ -1,4 +1,4 @@
-"""The cluster state the policies read, and an indexed in-memory implementation of it.
+"""The indexed in-memory implementation of the cluster state the policies read.
 
 Every source (manifest files, the API server's list+watch) feeds the same `IndexedState`, so a
 decision costs the same dictionary lookups whichever source is behind it: O(1) in the number
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Protocol
 
 import orjson
 
 from webhook.policy import isolation
-from webhook.policy.model import Namespace, Obj, PolicyRef, Providers
+from webhook.policy.model import Namespace, Obj, PolicyKey, PolicyRef, Providers
 from webhook.policy.objects import (
     CALICO_STAGED,
     GLOBAL_FLAVORS,
@@ -23,7 +22,6 @@ from webhook.policy.objects import (
     ref_of,
 )
 
-PolicyKey = tuple[str, str, str]  # (flavor, kind, name) inside one namespace, or globally
 # A namespaced policy is held as its JSON encoding: a third of the memory of the parsed
 # object (SPEC §6: under 1 KiB per policy), decoded only when a namespace's providers are
 # recomputed or a policy change is judged, never on a cached decision.
@@ -45,22 +43,8 @@ def _expand(stored: Stored) -> Obj:
     return stored
 
 
-class ClusterState(Protocol):
-    """What a policy may ask about the cluster. Implementations never block on I/O here."""
-
-    def namespace(self, name: str) -> Namespace | None: ...
-
-    def namespaces(self) -> Iterable[Namespace]: ...
-
-    def policies_in(self, namespace: str) -> Sequence[Obj]: ...
-
-    def global_policies(self) -> Sequence[Obj]: ...
-
-    def providers(self, namespace: str) -> Providers: ...
-
-
 class IndexedState:
-    """Namespaces and network policies indexed by namespace, with memoised providers.
+    """Namespaces and network policies by namespace, with memoised providers (a ClusterState).
 
     Thread-safe: gunicorn's gthread workers read it from many threads while a watch (or a
     reload) writes it. Readers get snapshots (tuples), never live containers.
@@ -172,7 +156,7 @@ class IndexedState:
         if flavor is None or flavor == CALICO_STAGED:
             return None
         ref: PolicyRef = ref_of(obj, flavor)
-        key = (flavor, ref.kind, ref.name)
+        key = ref.key
         if flavor in GLOBAL_FLAVORS:
             return None, key
         if flavor in NAMESPACED_FLAVORS and ref.namespace:
