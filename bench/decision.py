@@ -3,7 +3,7 @@
 For each size N: N namespaces and 3N policies (bench/workload.py's mix) in an IndexedState.
 - memory: tracemalloc's count of what the state holds (objects as read from files or the
   API, the index, and the memoised default-deny providers of every namespace);
-- decision: `policy.evaluate` + `admission.decide.apply_modes` + `decide` over the 10
+- decision: `admission.judge.Judge.decide` (exemptions, policies, modes) over the 10
   benchmark requests, after a first pass (warm: providers memoised, as in a running webhook);
 - first decision in a namespace: a Pod CREATE in namespaces not asked about yet (the
   providers are computed then memoised).
@@ -26,9 +26,9 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 import workload  # noqa: E402  (after the path set-up above)
 
-from webhook.admission import decide, review  # noqa: E402
+from webhook.admission import review  # noqa: E402
+from webhook.admission.judge import Judge  # noqa: E402
 from webhook.config import Config  # noqa: E402
-from webhook.policy import evaluate  # noqa: E402
 from webhook.policy.model import Request  # noqa: E402
 from webhook.state.index import IndexedState  # noqa: E402
 
@@ -70,20 +70,18 @@ def memory(size: int) -> dict[str, Any]:
     }
 
 
-def judge(req: Request, state: IndexedState, config: Config, enabled: frozenset[str]) -> bool:
-    findings = evaluate(req, state, config.settings, enabled)
-    namespace = state.namespace(req.namespace) if req.namespace else None
-    return decide.decide(decide.apply_modes(findings, config, namespace)).allowed
+def judge(req: Request, judging: Judge) -> bool:
+    return judging.decide(req).allowed
 
 
 def timing(size: int) -> dict[str, Any]:
     state = build(size)
     config = Config()
-    enabled = frozenset(config.enabled_policies())
+    judging = Judge(config, state)
     requests = []
     for label, doc, allowed in workload.reviews(size):
         req = review.parse(doc).request
-        got = judge(req, state, config, enabled)
+        got = judge(req, judging)
         assert got == allowed, f"{label}: expected allowed={allowed}, got {got}"
         requests.append(req)
     per_round = []
@@ -91,7 +89,7 @@ def timing(size: int) -> dict[str, Any]:
         started = time.perf_counter()
         for _ in range(LOOPS):
             for req in requests:
-                judge(req, state, config, enabled)
+                judge(req, judging)
         per_round.append((time.perf_counter() - started) / (LOOPS * len(requests)))
     # First decision in a namespace: pods in namespaces nobody has asked about yet.
     asked = {r.namespace for r in requests}
@@ -116,7 +114,7 @@ def timing(size: int) -> dict[str, Any]:
     ]
     started = time.perf_counter()
     for req in fresh:
-        judge(req, state, config, enabled)
+        judge(req, judging)
     first = (time.perf_counter() - started) / len(fresh)
     return {
         "decision_us": statistics.median(per_round) * 1e6,

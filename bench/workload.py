@@ -23,6 +23,8 @@ from typing import Any
 import yaml
 
 GLOBAL_POLICIES = 10
+
+
 class Dumper(yaml.SafeDumper):
     """Writes manifests as people and kustomize do: shared dicts spelled out, no &anchors.
 
@@ -32,6 +34,8 @@ class Dumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: object) -> bool:
         return True
+
+
 TEAMS = 50
 DEFAULT_DENY_TEAM = 7  # the team a GlobalNetworkPolicy isolates
 

@@ -17,9 +17,9 @@ import orjson
 
 from webhook import checking, report
 from webhook.config import default_config, load_config
-from webhook.errors import GuardrailError
 from webhook.manifests import load_bytes
 from webhook.policy import selector
+from webhook.policy.errors import GuardrailError
 
 Target = Callable[[bytes], None]
 

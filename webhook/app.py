@@ -1,10 +1,10 @@
 """The Flask application: `POST /validate`, `/healthz`, `/readyz`, `/metrics`.
 
 One AdmissionReview flows one way: read and bound the body -> `admission.review.parse`
-(HTTP 400 on a malformed review) -> exemptions -> `policy.evaluate` -> `admission.decide` ->
-the response, one JSON log line per violation, the counters. A request the webhook fails to
-judge is still answered with an AdmissionReview, following `onError`: a 5xx would make the API
-server apply the webhook's failurePolicy without saying why.
+(HTTP 400 on a malformed review) -> `admission.judge` (exemptions, policies, confirmation,
+modes) -> the response, one JSON log line per violation, the counters. A request the webhook
+fails to judge is still answered with an AdmissionReview, following `onError`: a 5xx would
+make the API server apply the webhook's failurePolicy without saying why.
 """
 
 from __future__ import annotations
@@ -30,15 +30,11 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
-from webhook.admission import decide, review
-from webhook.config import Config, OnError
-from webhook.errors import GuardrailError
-from webhook.policy import evaluate
-from webhook.policy.model import ClusterState, Finding, Request, Violation
-
-# Policies whose answer depends on the cluster state (the others read only the object).
-SYNC_WAIT_SECONDS = 2.0
-STATE_POLICIES = frozenset({"require-default-deny", "protect-default-deny"})
+from webhook.admission import judge, review
+from webhook.admission.judge import Confirmer, Judge
+from webhook.config import Config
+from webhook.policy.errors import GuardrailError
+from webhook.policy.model import ClusterState, Request, Violation
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # An oversized body is read and discarded up to this much more, so that the client, which
@@ -177,70 +173,30 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-# -- judging ------------------------------------------------------------------------------------
-class Judge:
-    """Exemptions, policies and modes for one request: the verdict, never an HTTP concern."""
-
-    def __init__(
-        self, config: Config, state: ClusterState, ready: Callable[[], bool], metrics: Metrics
-    ) -> None:
-        self.config = config
-        self.state = state
-        self.ready = ready
-        self.metrics = metrics
-        self.enabled = config.enabled_policies()
-        # Only the live state can confirm a negative answer; files are the whole truth.
-        self.confirm: Callable[[str], object] | None = getattr(state, "confirm_providers", None)
-        self.wait_synced: Callable[[float], bool] | None = getattr(state, "wait_synced", None)
-
-    def decide(self, req: Request) -> decide.Decision:
-        config, state = self.config, self.state
-        if config.exemptions.exempts(req):
-            return decide.ALLOWED
-        findings = evaluate(req, state, config.settings, self.enabled)
-        if any(_confirmable(f) for f in findings):
-            if not self.ready() and self.wait_synced is not None:
-                # A worker that has just started: a short wait beats a denial.
-                self.wait_synced(SYNC_WAIT_SECONDS)
-            if not self.ready():
-                if config.on_error is OnError.DENY:
-                    return decide.failure(
-                        config.on_error,
-                        "the cluster state has not been read yet, so whether namespace "
-                        f'"{req.namespace}" has a default-deny is unknown; retry in a moment',
-                    )
-                findings = [f for f in findings if f.policy not in STATE_POLICIES]
-            elif self.confirm is not None:
-                # The cache says "no default-deny": confirm with a live read before denying,
-                # so a policy applied a moment before this object (one `kubectl apply -f
-                # dir/`) counts. The read updates the cache; a failed read keeps its answer.
-                confirmed = self.confirm(req.namespace)
-                self.metrics.confirmations.labels("failed" if confirmed is None else "read").inc()
-                if confirmed is not None:
-                    findings = evaluate(req, state, config.settings, self.enabled)
-        if not findings:
-            return decide.ALLOWED
-        namespace = state.namespace(req.namespace) if req.namespace else None
-        return decide.decide(decide.apply_modes(findings, config, namespace))
-
-
 # -- the application ----------------------------------------------------------------------------
 def create_app(
     config: Config,
     state: ClusterState,
+    confirmer: Confirmer | None = None,
     *,
-    ready: Callable[[], bool] = lambda: True,
     multiprocess_dir: Path | None = None,
     metrics: Metrics | None = None,
 ) -> Flask:
     """The webhook's Flask app, judging with `config` against `state`.
 
-    `ready` says whether the state is synced. Unsynced, verdicts that depend on the state
-    follow `onError`; verdicts on the object alone (labels, allow-all rules) stand.
+    `confirmer` (the live cache; None for state read from files, which is always complete)
+    says whether the state is synced and re-reads a namespace before a default-deny denial.
+    Unsynced, verdicts that depend on the state follow `onError`; verdicts on the object
+    alone (labels, allow-all rules) stand.
     """
     app = Flask("guardrail", static_folder=None)
     metrics = metrics or Metrics(multiprocess_dir)
-    judge = Judge(config, state, ready, metrics)
+    judging = Judge(
+        config,
+        state,
+        confirmer,
+        on_confirmation=lambda outcome: metrics.confirmations.labels(outcome).inc(),
+    )
 
     @app.post("/validate")
     def validate() -> Response:
@@ -259,7 +215,7 @@ def create_app(
 
         req = parsed.request
         try:
-            decision = judge.decide(req)
+            decision = judging.decide(req)
         except GuardrailError as exc:
             # Something in the object under review (or the state) could not be read.
             log.warning(
@@ -268,13 +224,13 @@ def create_app(
                 extra={"fields": {**_request_fields(req), "error": str(exc)}},
             )
             metrics.errors.inc()
-            decision = decide.failure(config.on_error, str(exc))
+            decision = judge.failure(config.on_error, str(exc))
         except Exception:
             log.exception(
                 "internal error while judging a request", extra={"fields": _request_fields(req)}
             )
             metrics.errors.inc()
-            decision = decide.failure(config.on_error, "internal error, see guardrail's log")
+            decision = judge.failure(config.on_error, "internal error, see guardrail's log")
 
         if decision.violations:
             try:
@@ -292,7 +248,7 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> Response:
-        if ready():
+        if judging.ready:
             return _json(200, {"status": "ready"})
         return _json(503, {"status": "not ready", "error": "cluster state not synced yet"})
 
@@ -373,11 +329,6 @@ def _json_problem(body: bytes, exc: orjson.JSONDecodeError) -> str:
             f"(line {exc.lineno}, column {exc.colno})"
         )
     return f"request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
-
-
-def _confirmable(finding: Finding) -> bool:
-    """A default-deny denial, which a fresher view of the namespace could lift."""
-    return finding.policy == "require-default-deny" and not finding.advisory
 
 
 def _request_fields(req: Request) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from urllib.parse import quote
 from webhook import report
 from webhook.checking import check_manifests
 from webhook.config import Config
-from webhook.errors import GuardrailError
 from webhook.manifests import Manifest
+from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Obj, Violation
 from webhook.policy.objects import flavor_of
 from webhook.policy.workloads import is_workload

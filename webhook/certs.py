@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"

@@ -4,7 +4,7 @@ Each object is judged as the API server would send it on `kubectl apply` of a ne
 CREATE by user `guardrail-check`, its namespace filled in (`default` when absent). The cluster
 state is what the manifests contain, so a Pod is only fine when its namespace's default-deny
 is among them. A namespace without one is reported once, as kind `Namespace`, naming the
-workloads that would be rejected there, instead of once per workload.
+workloads that would be rejected there, instead of once per workload (the rule's roll-up).
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
 from webhook import policy
-from webhook.admission.decide import apply_modes
+from webhook.admission.judge import Judge
 from webhook.config import Config
-from webhook.errors import GuardrailError
 from webhook.manifests import Manifest, is_cluster_scoped, load_paths
-from webhook.policy import isolation
-from webhook.policy.model import Direction, Finding, Operation, Request, Violation, summarize
+from webhook.policy.errors import GuardrailError
+from webhook.policy.model import Operation, Request, Violation
 from webhook.report.base import Resource
 from webhook.state.files import (
     DEFAULT_NAMESPACE,
@@ -31,8 +30,6 @@ from webhook.state.files import (
 from webhook.state.index import IndexedState
 
 CHECK_USERNAME = "guardrail-check"
-DEFAULT_DENY = isolation.REQUIRE_DEFAULT_DENY
-MAX_LISTED_WORKLOADS = 5
 
 
 @dataclass(slots=True)
@@ -81,14 +78,20 @@ def check_paths(
 def check_manifests(
     manifests: Sequence[Manifest], config: Config, state: IndexedState | None = None
 ) -> CheckResult:
-    """Judge each manifest; the state is the manifests' own unless given (the audit's cluster)."""
+    """Judge each manifest; the state is the manifests' own unless given (the audit's cluster).
+
+    Findings of a rule with a roll-up (require-default-deny) about one namespace are reported
+    as the one finding the rule writes for the namespace, placed at the Namespace object when
+    the input holds it (else at the first finding's object).
+    """
     if state is None:
         state = state_from_manifests(manifests)
+    judge = Judge(config, state)
     result = CheckResult(resources=len(manifests))
     # (position in the input, violation): the namespace summaries are slotted in afterwards.
     placed: list[tuple[int, Violation]] = []
-    by_namespace: dict[str, list[tuple[int, Violation]]] = {}
-    advisories: dict[str, tuple[int, Violation]] = {}
+    rolled: dict[tuple[str, str], list[tuple[int, Violation]]] = {}
+    own: dict[tuple[str, str], tuple[int, Violation]] = {}
     namespace_objects: dict[str, int] = {}
 
     for index, manifest in enumerate(manifests):
@@ -105,68 +108,35 @@ def check_manifests(
         )
         if request.kind == "Namespace" and request.group == "":
             namespace_objects.setdefault(request.name, index)
-        if config.exemptions.exempts(request):
-            continue
         try:
-            findings = policy.evaluate(request, state, config.settings, config.enabled_policies())
+            violations = judge.violations(request)
         except GuardrailError as exc:
             raise GuardrailError(str(exc), manifest.where) from exc
-        for violation in apply_modes(findings, config, state.namespace(request.namespace)):
+        for violation in violations:
             located = replace(violation, file=manifest.file, line=manifest.line)
             finding = located.finding
-            if finding.policy != DEFAULT_DENY:
+            if policy.rule(finding.policy).rollup is None:
                 placed.append((index, located))
             elif finding.kind == "Namespace" and not finding.namespace:
-                advisories[finding.name] = (index, located)
+                own[(finding.policy, finding.name)] = (index, located)
             else:
-                by_namespace.setdefault(finding.namespace, []).append((index, located))
+                key = (finding.policy, finding.namespace)
+                rolled.setdefault(key, []).append((index, located))
 
-    for namespace, workloads in by_namespace.items():
-        advisory = advisories.pop(namespace, None)
-        position = namespace_objects.get(namespace, workloads[0][0])
+    for (policy_id, namespace), found in rolled.items():
+        summarize = policy.rule(policy_id).rollup
+        assert summarize is not None
+        about_namespace = own.pop((policy_id, namespace), None)
+        position = namespace_objects.get(namespace, found[0][0])
         anchor = manifests[position]
-        missing = isolation.missing_directions(
-            state.providers(namespace), config.settings.directions
-        )
-        summary = namespace_violation(
-            namespace, missing or config.settings.directions, [v for _, v in workloads]
-        )
-        mode = advisory[1].mode if advisory is not None else workloads[0][1].mode
+        summary = summarize(namespace, state, config.settings, [v.finding for _, v in found])
+        mode = about_namespace[1].mode if about_namespace is not None else found[0][1].mode
         placed.append((position, Violation(summary, mode, anchor.file, anchor.line)))
-    placed.extend(advisories.values())
+    placed.extend(own.values())
 
     placed.sort(key=lambda item: item[0])  # stable: within an object, registry order stays
     result.violations = [violation for _, violation in placed]
     return result
-
-
-def namespace_violation(
-    namespace: str, missing: Sequence[Direction], workloads: Sequence[Violation]
-) -> Finding:
-    """One finding for a namespace without a default-deny, naming who would be rejected."""
-    wanted = _and([str(d) for d in missing])
-    names = [f'{v.finding.kind} "{v.finding.name}"' for v in workloads]
-    listed = ", ".join(names[:MAX_LISTED_WORKLOADS])
-    if len(names) > MAX_LISTED_WORKLOADS:
-        listed += f" and {len(names) - MAX_LISTED_WORKLOADS} more"
-    count = f"{len(names)} workload{'' if len(names) == 1 else 's'}"
-    message = (
-        f'[{DEFAULT_DENY}] Namespace "{namespace}" has no default-deny network policy for '
-        f"{wanted}, so {count} in it would be rejected: {listed}. "
-        f"Apply one first: {isolation.default_deny_command(namespace, missing)}"
-    )
-    short = (
-        f'[{DEFAULT_DENY}] Namespace "{namespace}" has no default-deny for {wanted}; '
-        f"{count} would be rejected"
-    )
-    return Finding(
-        policy=DEFAULT_DENY,
-        kind="Namespace",
-        namespace="",
-        name=namespace,
-        message=message,
-        summary=summarize(short),
-    )
 
 
 def request_for(manifest: Manifest) -> Request:
@@ -194,9 +164,3 @@ def request_for(manifest: Manifest) -> Request:
         obj=obj,
         username=CHECK_USERNAME,
     )
-
-
-def _and(names: Sequence[str]) -> str:
-    if len(names) <= 1:
-        return "".join(names)
-    return f"{', '.join(names[:-1])} and {names[-1]}"

@@ -14,7 +14,7 @@ import click
 
 from webhook import __version__
 from webhook.config import Config, load_config
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1

@@ -11,12 +11,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import yaml
 
-from webhook.errors import ConfigError
-from webhook.policy.model import POLICY_IDS, Direction, Mode, Namespace, Request, Settings
+from webhook.policy import RULE_IDS, RULES, schema
+from webhook.policy.errors import ConfigError
+from webhook.policy.model import Mode, Namespace, Request
+from webhook.policy.rule import Setting, Settings
 
 DEFAULT_EXEMPT_NAMESPACES = (
     "kube-system",
@@ -29,19 +31,10 @@ DEFAULT_EXEMPT_NAMESPACES = (
 # Guardrail's own namespace is always exempt: it must be able to restart itself.
 OWN_NAMESPACE = "guardrail-system"
 NAMESPACE_MODE_LABEL = "guardrail.dev/mode"
-DEFAULT_POLICY_MODES: Mapping[str, Mode | None] = {
-    "require-role-labels": None,  # None: follows the global mode
-    "require-default-deny": None,
-    "protect-default-deny": None,
-    "restrict-allow-all": Mode.WARN,
-}
 _LENIENCY = {Mode.ENFORCE: 0, Mode.WARN: 1, Mode.AUDIT: 2, Mode.OFF: 3}
 MAX_CONFIG_BYTES = 1024 * 1024
 REPORT_APIS = ("wgpolicyk8s", "openreports")
 _DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-E = TypeVar("E", bound=StrEnum)
 
 
 class OnError(StrEnum):
@@ -86,7 +79,7 @@ class Config:
     allow_namespace_mode_label: bool = False
     exemptions: Exemptions = field(default_factory=Exemptions)
     modes: Mapping[str, Mode] = field(
-        default_factory=lambda: {p: m or Mode.ENFORCE for p, m in DEFAULT_POLICY_MODES.items()}
+        default_factory=lambda: {rule.id: rule.default_mode or Mode.ENFORCE for rule in RULES}
     )
     settings: Settings = field(
         default_factory=lambda: Settings(
@@ -111,7 +104,7 @@ class Config:
 
     def enabled_policies(self) -> tuple[str, ...]:
         """Policies whose configured mode is not off (a namespace label never turns one on)."""
-        return tuple(p for p in POLICY_IDS if self.modes.get(p, self.mode) is not Mode.OFF)
+        return tuple(p for p in RULE_IDS if self.modes.get(p, self.mode) is not Mode.OFF)
 
 
 def default_config(own_namespace: str | None = None) -> Config:
@@ -147,23 +140,23 @@ def load_config(path: str | os.PathLike[str] | None, own_namespace: str | None =
 
 def parse_config(data: object, source: str, own_namespace: str | None = None) -> Config:
     """Validate a parsed config document; errors name `source: json.path`."""
-    top = _mapping(data, source, "")
-    _known(
+    top = schema.mapping(data, source, "")
+    schema.known(
         top,
         source,
         "",
         {"mode", "onError", "allowNamespaceModeLabel", "exemptions", "policies", "audit"},
     )
-    mode = _enum(top.get("mode", "enforce"), Mode, source, "mode")
-    on_error = _enum(top.get("onError", "deny"), OnError, source, "onError")
-    allow_label = _bool(
+    mode = schema.enum(top.get("mode", "enforce"), Mode, source, "mode")
+    on_error = schema.enum(top.get("onError", "deny"), OnError, source, "onError")
+    allow_label = schema.boolean(
         top.get("allowNamespaceModeLabel", False), source, "allowNamespaceModeLabel"
     )
 
-    ex = _mapping(top.get("exemptions", {}), source, "exemptions")
-    _known(ex, source, "exemptions", {"namespaces", "usernames", "groups"})
+    ex = schema.mapping(top.get("exemptions", {}), source, "exemptions")
+    schema.known(ex, source, "exemptions", {"namespaces", "usernames", "groups"})
     namespaces = frozenset(
-        _str_list(
+        schema.str_list(
             ex.get("namespaces", list(DEFAULT_EXEMPT_NAMESPACES)), source, "exemptions.namespaces"
         )
     )
@@ -171,60 +164,13 @@ def parse_config(data: object, source: str, own_namespace: str | None = None) ->
     namespaces |= {own}
     exemptions = Exemptions(
         namespaces=namespaces,
-        usernames=frozenset(_str_list(ex.get("usernames", []), source, "exemptions.usernames")),
-        groups=frozenset(_str_list(ex.get("groups", []), source, "exemptions.groups")),
+        usernames=frozenset(
+            schema.str_list(ex.get("usernames", []), source, "exemptions.usernames")
+        ),
+        groups=frozenset(schema.str_list(ex.get("groups", []), source, "exemptions.groups")),
     )
 
-    policies = _mapping(top.get("policies", {}), source, "policies")
-    _known(policies, source, "policies", set(POLICY_IDS))
-    modes: dict[str, Mode] = {}
-    per_policy: dict[str, Mapping[str, Any]] = {}
-    allowed_keys = {
-        "require-role-labels": {"mode", "labels", "allowedValues"},
-        "require-default-deny": {"mode", "directions"},
-        "protect-default-deny": {"mode"},
-        "restrict-allow-all": {"mode"},
-    }
-    for policy in POLICY_IDS:
-        path = f"policies.{policy}"
-        body = _mapping(policies.get(policy) or {}, source, path)
-        _known(body, source, path, allowed_keys[policy])
-        per_policy[policy] = body
-        default = DEFAULT_POLICY_MODES[policy] or mode
-        modes[policy] = _enum(body.get("mode", default), Mode, source, f"{path}.mode")
-
-    labels_body = per_policy["require-role-labels"]
-    labels = _str_list(
-        labels_body.get("labels", ["app", "role"]),
-        source,
-        "policies.require-role-labels.labels",
-        non_empty_items=True,
-    )
-    raw_allowed = _mapping(
-        labels_body.get("allowedValues", {}) or {},
-        source,
-        "policies.require-role-labels.allowedValues",
-    )
-    allowed: dict[str, tuple[str, ...]] = {}
-    for key, values in raw_allowed.items():
-        path = f"policies.require-role-labels.allowedValues.{key}"
-        if key not in labels:
-            raise ConfigError(
-                f"label {key!r} is not in policies.require-role-labels.labels", f"{source}: {path}"
-            )
-        allowed[str(key)] = tuple(_str_list(values, source, path, non_empty_items=True))
-
-    raw_dirs = _str_list(
-        per_policy["require-default-deny"].get("directions", ["Ingress", "Egress"]),
-        source,
-        "policies.require-default-deny.directions",
-    )
-    directions: list[Direction] = []
-    for i, d in enumerate(raw_dirs):
-        direction = _enum(d, Direction, source, f"policies.require-default-deny.directions[{i}]")
-        if direction not in directions:
-            directions.append(direction)
-
+    modes, values = _policies(top.get("policies", {}), source, mode)
     return Config(
         audit=_audit(top.get("audit", {}), source),
         own_namespace=own,
@@ -233,24 +179,49 @@ def parse_config(data: object, source: str, own_namespace: str | None = None) ->
         allow_namespace_mode_label=allow_label,
         exemptions=exemptions,
         modes=modes,
-        settings=Settings(
-            labels=tuple(labels),
-            allowed_values=allowed,
-            directions=tuple(directions),
-            exempt_namespaces=namespaces,
-        ),
+        settings=Settings(exempt_namespaces=namespaces, values=values),
     )
 
 
+def _policies(
+    value: object, source: str, default_mode: Mode
+) -> tuple[dict[str, Mode], dict[Setting[Any], object]]:
+    """Each rule's mode and settings from `policies:`, by the schema the rule declares."""
+    policies = schema.mapping(value, source, "policies")
+    schema.known(policies, source, "policies", RULE_IDS)
+    modes: dict[str, Mode] = {}
+    values: dict[Setting[Any], object] = {}
+    for rule in RULES:
+        path = f"policies.{rule.id}"
+        body = schema.mapping(policies.get(rule.id) or {}, source, path)
+        schema.known(body, source, path, {"mode", *(s.key for s in rule.settings)})
+        default = rule.default_mode or default_mode
+        modes[rule.id] = schema.enum(body.get("mode", default), Mode, source, f"{path}.mode")
+        # Every value is stored, defaults too, so that a file spelling out the defaults is
+        # equal to no file at all.
+        parsed: dict[Setting[Any], object] = {
+            setting: setting.parse(body[setting.key], source, f"{path}.{setting.key}")
+            if setting.key in body
+            else setting.default
+            for setting in rule.settings
+        }
+        if rule.validate is not None:
+            rule.validate(parsed, source, path)
+        values.update(parsed)
+    return modes, values
+
+
 def _audit(value: object, source: str) -> AuditSettings:
-    body = _mapping(value if value is not None else {}, source, "audit")
-    _known(body, source, "audit", {"interval", "reportApi", "includePasses"})
+    body = schema.mapping(value if value is not None else {}, source, "audit")
+    schema.known(body, source, "audit", {"interval", "reportApi", "includePasses"})
     return AuditSettings(
         interval_seconds=_duration(body.get("interval", 0), source, "audit.interval"),
-        report_api=_choice(
+        report_api=schema.choice(
             body.get("reportApi", REPORT_APIS[0]), REPORT_APIS, source, "audit.reportApi"
         ),
-        include_passes=_bool(body.get("includePasses", False), source, "audit.includePasses"),
+        include_passes=schema.boolean(
+            body.get("includePasses", False), source, "audit.includePasses"
+        ),
     )
 
 
@@ -260,91 +231,16 @@ def _duration(value: object, source: str, path: str) -> float:
     if value is None:
         return 0.0
     if isinstance(value, bool):
-        raise ConfigError(problem, _where(source, path))
+        raise ConfigError(problem, schema.where(source, path))
     if isinstance(value, int | float):
         if value < 0:
-            raise ConfigError("must not be negative", _where(source, path))
+            raise ConfigError("must not be negative", schema.where(source, path))
         return float(value)
     text = value.strip() if isinstance(value, str) else ""
     if text == "0":
         return 0.0
     match = _DURATION.fullmatch(text)
     if match is None or not any(match.groups()):
-        raise ConfigError(problem, _where(source, path))
+        raise ConfigError(problem, schema.where(source, path))
     hours, minutes, seconds = (int(g or 0) for g in match.groups())
     return float(hours * 3600 + minutes * 60 + seconds)
-
-
-def _choice(value: object, choices: tuple[str, ...], source: str, path: str) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise ConfigError(f"must be one of {', '.join(choices)}", _where(source, path))
-    return value
-
-
-# -- validation helpers: each raises ConfigError("what", "source: path") ------------------------
-def _where(source: str, path: str) -> str:
-    return f"{source}: {path}" if path else source
-
-
-def _mapping(value: object, source: str, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"must be a mapping, not {_type_name(value)}", _where(source, path))
-    for key in value:
-        if not isinstance(key, str):
-            raise ConfigError(
-                f"keys must be strings, not {_type_name(key)} {key!r}", _where(source, path)
-            )
-    return value
-
-
-def _known(value: Mapping[str, Any], source: str, path: str, known: set[str]) -> None:
-    for key in value:
-        if key not in known:
-            child = f"{path}.{key}" if path else key
-            raise ConfigError(
-                f"unknown field (expected one of {', '.join(sorted(known))})", _where(source, child)
-            )
-
-
-def _enum(value: object, enum: type[E], source: str, path: str) -> E:
-    choices = ", ".join(m.value for m in enum)
-    if isinstance(value, str):
-        try:
-            return enum(value)
-        except ValueError:
-            pass
-    raise ConfigError(f"must be one of {choices}", _where(source, path))
-
-
-def _bool(value: object, source: str, path: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"must be true or false, not {_type_name(value)}", _where(source, path))
-    return value
-
-
-def _str_list(value: object, source: str, path: str, *, non_empty_items: bool = False) -> list[str]:
-    if not isinstance(value, list):
-        raise ConfigError(
-            f"must be a list of strings, not {_type_name(value)}", _where(source, path)
-        )
-    for i, item in enumerate(value):
-        if not isinstance(item, str):
-            raise ConfigError(
-                f"must be a string, not {_type_name(item)}", _where(source, f"{path}[{i}]")
-            )
-        if non_empty_items and not item:
-            raise ConfigError("must not be empty", _where(source, f"{path}[{i}]"))
-    return list(value)
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    return {
-        dict: "a mapping",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-    }.get(type(value), type(value).__name__)

@@ -24,7 +24,7 @@ from typing import Any, BinaryIO, ClassVar
 
 import yaml
 
-from webhook.errors import ManifestError
+from webhook.policy.errors import ManifestError, type_name
 
 MAX_FILE_BYTES = 32 * 1024 * 1024
 # Deeper than any real object (a CRD's openAPIV3Schema rarely passes 60) and shallow enough
@@ -285,7 +285,7 @@ def _collect(value: object, pos: _Pos, file: str, result: LoadResult) -> None:
         return  # an empty document, e.g. a trailing `---`
     where = f"{file}:{pos.line}"
     if not isinstance(value, dict):
-        result.notes.append(f"{where}: skipped: not a Kubernetes object ({_describe(value)})")
+        result.notes.append(f"{where}: skipped: not a Kubernetes object ({type_name(value)})")
         return
     api_version, kind = value.get("apiVersion"), value.get("kind")
     missing = [
@@ -316,18 +316,6 @@ def _collect(value: object, pos: _Pos, file: str, result: LoadResult) -> None:
         result.notes.append(f"{where}: skipped: a List whose items is not a list")
         return
     result.manifests.append(Manifest(obj=value, file=file, line=pos.line))
-
-
-def _describe(value: object) -> str:
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return type(value).__name__
 
 
 # -- JSON -----------------------------------------------------------------------------------

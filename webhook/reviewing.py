@@ -31,8 +31,8 @@ from webhook.admission.review import (
     GroupVersionKind,
     GroupVersionResource,
 )
-from webhook.errors import GuardrailError
 from webhook.manifests import STDIN_NAME, Manifest, is_cluster_scoped, load_paths
+from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Operation
 from webhook.policy.objects import flavor_for
 from webhook.state.files import DEFAULT_NAMESPACE, with_default_namespace

@@ -32,7 +32,7 @@ from typing import Any
 
 from webhook.certs import TLS_CERT, TLS_KEY, write_certificates
 from webhook.config import OWN_NAMESPACE, Config
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 
 log = logging.getLogger("guardrail.server")
 
@@ -369,7 +369,7 @@ def _run(
             app = create_app(config, files_state, metrics=metrics)
         else:
             state = live_state(kubeconfig, metrics)
-            app = create_app(config, state, ready=lambda: state.synced, metrics=metrics)
+            app = create_app(config, state, state, metrics=metrics)
             # Every worker competes for the audit Lease; one process runs it (background.py).
             from webhook import background  # noqa: PLC0415
 

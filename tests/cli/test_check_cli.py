@@ -25,6 +25,7 @@ def parse_xml(text: str) -> ET.Element:
     """Parse the JUnit report (our own output, so the stdlib parser is safe here)."""
     return ET.fromstring(text)  # noqa: S314 - not untrusted input: guardrail's own report
 
+
 GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 
 # The tree: every input form at once. Lines in comments are what the findings must point at.
@@ -110,8 +111,15 @@ spec: {containers: [{name: c, image: nginx}]}
 # (policy, mode, kind, namespace, name, file, line), in input order.
 EXPECTED = [
     ("require-default-deny", "enforce", "Namespace", "", "blog", "tree/namespaces.yaml", 8),
-    ("require-role-labels", "enforce", "Job", "shop", "migrate", "tree/shop/nested/deeper/job.yml",
-     1),
+    (
+        "require-role-labels",
+        "enforce",
+        "Job",
+        "shop",
+        "migrate",
+        "tree/shop/nested/deeper/job.yml",
+        1,
+    ),
     ("restrict-allow-all", "warn", "NetworkPolicy", "shop", "open", "tree/shop/policies.json", 8),
     ("require-role-labels", "enforce", "Pod", "shop", "debug", "tree/shop/web.yaml", 10),
     ("require-role-labels", "enforce", "Pod", "shop", "piped", "<stdin>", 2),
@@ -149,8 +157,9 @@ def via_runner(cwd: Path, args: list[str], stdin: bytes) -> Run:
 
 def via_process(cwd: Path, args: list[str], stdin: bytes) -> Run:
     """Run the installed `guardrail` console script as a subprocess."""
-    done = subprocess.run([GUARDRAIL, *args], cwd=cwd, input=stdin, capture_output=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [GUARDRAIL, *args], cwd=cwd, input=stdin, capture_output=True, timeout=120, check=False
+    )
     return Run(done.returncode, done.stdout.decode(), done.stderr.decode())
 
 
@@ -236,15 +245,22 @@ def test_every_format_parses_as_what_it_claims(
             (row[0], "warning" if row[1] == "warn" else "error") for row in EXPECTED
         ]
         located = results[3]["locations"][0]["physicalLocation"]
-        assert located == {"artifactLocation": {"uri": "tree/shop/web.yaml"},
-                           "region": {"startLine": 10}}
+        assert located == {
+            "artifactLocation": {"uri": "tree/shop/web.yaml"},
+            "region": {"startLine": 10},
+        }
     elif check_output == "junit":
         root = parse_xml(run.stdout)
         assert root.get("failures") == "4"
-        failed = [case.get("name") for case in root.iter("testcase")
-                  if case.find("failure") is not None]
-        assert failed == ["Namespace blog (line 8)", "Job shop/migrate (line 1)",
-                          "Pod shop/debug (line 10)", "Pod shop/piped (line 2)"]
+        failed = [
+            case.get("name") for case in root.iter("testcase") if case.find("failure") is not None
+        ]
+        assert failed == [
+            "Namespace blog (line 8)",
+            "Job shop/migrate (line 1)",
+            "Pod shop/debug (line 10)",
+            "Pod shop/piped (line 2)",
+        ]
     elif check_output == "policyreport":
         docs = list(yaml.safe_load_all(run.stdout))
         assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
@@ -283,9 +299,14 @@ def test_clean_manifests_exit_zero(tmp_path: Path, invoke: Invoke) -> None:
 @INVOKERS
 def test_warnings_only_exit_zero(tmp_path: Path, invoke: Invoke) -> None:
     """Warn-mode findings are reported but do not fail the check."""
-    (tmp_path / "np.yaml").write_text(CLEAN.split("---\n", maxsplit=1)[0] + "---\n" + (
-        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
-        "metadata: {name: open, namespace: shop}\nspec: {podSelector: {}, ingress: [{}]}\n"))
+    (tmp_path / "np.yaml").write_text(
+        CLEAN.split("---\n", maxsplit=1)[0]
+        + "---\n"
+        + (
+            "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\n"
+            "metadata: {name: open, namespace: shop}\nspec: {podSelector: {}, ingress: [{}]}\n"
+        )
+    )
     run = invoke(tmp_path, ["check", "np.yaml"], b"")
     assert run.code == 0
     assert run.stdout.startswith("np.yaml:6: warning: [restrict-allow-all]")
@@ -327,8 +348,12 @@ def test_warnings_only_exit_zero(tmp_path: Path, invoke: Invoke) -> None:
     ids=["yaml-syntax", "json-in-directory", "missing-path", "stdin-syntax", "invalid-utf8"],
 )
 def test_bad_input_exits_2_with_file_and_line(
-    tmp_path: Path, invoke: Invoke, files: dict[str, str | bytes], args: list[str],
-    stdin: bytes, stderr: str,
+    tmp_path: Path,
+    invoke: Invoke,
+    files: dict[str, str | bytes],
+    args: list[str],
+    stdin: bytes,
+    stderr: str,
 ) -> None:
     """Bad input: exit 2, `file:line: message` on stderr, nothing on stdout, no traceback."""
     for name, content in files.items():

@@ -87,10 +87,20 @@ spec:
     for group, version, plural, kind, scope in (
         ("crd.projectcalico.org", "v1", "networkpolicies", "NetworkPolicy", "Namespaced"),
         ("crd.projectcalico.org", "v1", "globalnetworkpolicies", "GlobalNetworkPolicy", "Cluster"),
-        ("policy.networking.k8s.io", "v1alpha1", "adminnetworkpolicies", "AdminNetworkPolicy",
-         "Cluster"),
-        ("policy.networking.k8s.io", "v1alpha1", "baselineadminnetworkpolicies",
-         "BaselineAdminNetworkPolicy", "Cluster"),
+        (
+            "policy.networking.k8s.io",
+            "v1alpha1",
+            "adminnetworkpolicies",
+            "AdminNetworkPolicy",
+            "Cluster",
+        ),
+        (
+            "policy.networking.k8s.io",
+            "v1alpha1",
+            "baselineadminnetworkpolicies",
+            "BaselineAdminNetworkPolicy",
+            "Cluster",
+        ),
         ("wgpolicyk8s.io", "v1alpha2", "policyreports", "PolicyReport", "Namespaced"),
         ("wgpolicyk8s.io", "v1alpha2", "clusterpolicyreports", "ClusterPolicyReport", "Cluster"),
         ("openreports.io", "v1alpha1", "reports", "Report", "Namespaced"),
@@ -111,8 +121,12 @@ def _missing_crds(cluster: Cluster, crds: tuple[str, ...]) -> Iterator[None]:
                 cluster.kubectl("create", "-f", "-", input=crd)
                 created.append(name)
         if created:
-            cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                            *(f"crd/{name}" for name in created))
+            cluster.kubectl(
+                "wait",
+                "--for=condition=Established",
+                "--timeout=60s",
+                *(f"crd/{name}" for name in created),
+            )
         yield
     finally:
         if created:
@@ -279,8 +293,11 @@ def _can_i(cluster: Cluster, verb: str, resource: str, scope: str) -> str:
         "kind": "SubjectAccessReview",
         "spec": {
             "user": SERVICE_ACCOUNT,
-            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}",
-                       "system:authenticated"],
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{NAMESPACE}",
+                "system:authenticated",
+            ],
             "resourceAttributes": attributes,
         },
     }
@@ -397,8 +414,9 @@ class Served:
     def validate_calls(self) -> float:
         """How many AdmissionReviews it has answered (its request-duration histogram's count)."""
         text = self.get("/metrics").text
-        found = re.search(r"^guardrail_request_duration_seconds_count(?:\{[^}]*\})? (\S+)$",
-                          text, re.MULTILINE)
+        found = re.search(
+            r"^guardrail_request_duration_seconds_count(?:\{[^}]*\})? (\S+)$", text, re.MULTILINE
+        )
         return float(found.group(1)) if found else 0.0
 
     def stop(self) -> None:
@@ -422,7 +440,10 @@ def _point_webhooks_at(cluster: Cluster, url: str, ca_bundle: str) -> None:
         for index in range(len(WEBHOOKS))
     ]
     cluster.kubectl(
-        "patch", "validatingwebhookconfiguration", "guardrail", "--type=json",
+        "patch",
+        "validatingwebhookconfiguration",
+        "guardrail",
+        "--type=json",
         f"-p={json.dumps(patch)}",
     )
 
@@ -471,7 +492,9 @@ def serving(
         _point_webhooks_at(cluster, served.url, served.ca_bundle)
         yield served
     finally:
-        cluster.kubectl("delete", "validatingwebhookconfiguration", "guardrail", "--ignore-not-found")
+        cluster.kubectl(
+            "delete", "validatingwebhookconfiguration", "guardrail", "--ignore-not-found"
+        )
         served.stop()
 
 
@@ -480,8 +503,12 @@ def _wait_for_webhook(cluster: Cluster) -> None:
     # unprotected namespace is judged by guardrail.
     def judged() -> bool:
         result = cluster.kubectl(
-            "create", "--dry-run=server", "-f", "-",
-            input=POD.format(name="probe", namespace="default"), check=False,
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            input=POD.format(name="probe", namespace="default"),
+            check=False,
         )
         return "require-default-deny" in result.stderr
 
@@ -498,10 +525,12 @@ def test_serve_with_service_account_token_is_synced_and_answers(
     assert created.returncode == 0, created.stderr
     assert "require-default-deny" in created.stderr  # the advisory warning on a new namespace
     eventually(
-        lambda: cluster.kubectl(
-            "get", "serviceaccount", "default", "-n", "deploy-shop", check=False
-        ).returncode
-        == 0,
+        lambda: (
+            cluster.kubectl(
+                "get", "serviceaccount", "default", "-n", "deploy-shop", check=False
+            ).returncode
+            == 0
+        ),
         what="the default ServiceAccount of deploy-shop",
     )
     denied = cluster.kubectl(
@@ -516,7 +545,10 @@ def test_serve_with_service_account_token_is_synced_and_answers(
     def pod_created() -> bool:
         # The watch brings the new default-deny into the cache within moments.
         result = cluster.kubectl(
-            "create", "-f", "-", input=POD.format(name="web", namespace="deploy-shop"),
+            "create",
+            "-f",
+            "-",
+            input=POD.format(name="web", namespace="deploy-shop"),
             check=False,
         )
         return result.returncode == 0
@@ -543,10 +575,12 @@ def test_match_conditions_skip_requests_that_cannot_violate(
     cluster.kubectl("apply", "-f", "-", input=DEFAULT_DENY.format(namespace=namespace))
     cluster.kubectl("apply", "-f", "-", input=SELECTIVE.format(namespace=namespace))
     eventually(
-        lambda: cluster.kubectl(
-            "create", "-f", "-", input=POD.format(name="web", namespace=namespace), check=False
-        ).returncode
-        == 0,
+        lambda: (
+            cluster.kubectl(
+                "create", "-f", "-", input=POD.format(name="web", namespace=namespace), check=False
+            ).returncode
+            == 0
+        ),
         what="the pod admitted in an isolated namespace",
     )
     steps = [
@@ -568,8 +602,16 @@ def test_match_conditions_skip_requests_that_cannot_violate(
     assert serving.validate_calls() - before == 1
     # The same mirror pod from the node's identity (what a kubelet sends) is skipped.
     before = serving.validate_calls()
-    cluster.kubectl("create", "--dry-run=server", "-f", "-", "--as=system:node:n1",
-                    "--as-group=system:nodes", "--as-group=system:masters", input=fake_mirror)
+    cluster.kubectl(
+        "create",
+        "--dry-run=server",
+        "-f",
+        "-",
+        "--as=system:node:n1",
+        "--as-group=system:nodes",
+        "--as-group=system:masters",
+        input=fake_mirror,
+    )
     assert serving.validate_calls() - before == 0
 
 
@@ -587,8 +629,10 @@ def _client_pki(directory: Path) -> tuple[Path, Path, Path]:
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
-        x509.CertificateBuilder().subject_name(name("apiserver client CA"))
-        .issuer_name(name("apiserver client CA")).public_key(ca_key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name("apiserver client CA"))
+        .issuer_name(name("apiserver client CA"))
+        .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
@@ -597,8 +641,10 @@ def _client_pki(directory: Path) -> tuple[Path, Path, Path]:
     )
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(name("kube-apiserver-webhook-client"))
-        .issuer_name(ca.subject).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name("kube-apiserver-webhook-client"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
@@ -609,9 +655,13 @@ def _client_pki(directory: Path) -> tuple[Path, Path, Path]:
     paths = (directory / "client-ca.crt", directory / "client.crt", directory / "client.key")
     paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     paths[2].chmod(0o600)
     return paths
 
@@ -620,12 +670,20 @@ def _admission_config(directory: Path, host_port: str, cert: Path, key: Path) ->
     """The API server's --admission-control-config-file: a kubeconfig whose user named after the
     webhook's host:port presents the client certificate to it."""
     kubeconfig = directory / "webhook-client.kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "users": [{"name": host_port,
-                   "user": {"client-certificate": str(cert), "client-key": str(key)}}],
-    }))
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "users": [
+                    {
+                        "name": host_port,
+                        "user": {"client-certificate": str(cert), "client-key": str(key)},
+                    }
+                ],
+            }
+        )
+    )
     config = directory / "admission-config.yaml"
     config.write_text(
         "apiVersion: apiserver.config.k8s.io/v1\n"
@@ -646,23 +704,35 @@ CLIENT_CA_CONFIG = "policies:\n  require-role-labels: {labels: [app, role, owner
 
 
 def _client_ca_registration(url: str, ca_bundle: str) -> str:
-    return json.dumps({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": {"name": "guardrail-client-ca"},
-        "webhooks": [{
-            "name": "workloads.guardrail.dev",
-            "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
-            "failurePolicy": "Fail",
-            "timeoutSeconds": 5,
-            "clientConfig": {"url": f"{url}/validate", "caBundle": ca_bundle},
-            "namespaceSelector": {"matchLabels": {
-                "kubernetes.io/metadata.name": CLIENT_CA_NAMESPACE}},
-            "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
-        }],
-    })
+    return json.dumps(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "guardrail-client-ca"},
+            "webhooks": [
+                {
+                    "name": "workloads.guardrail.dev",
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "failurePolicy": "Fail",
+                    "timeoutSeconds": 5,
+                    "clientConfig": {"url": f"{url}/validate", "caBundle": ca_bundle},
+                    "namespaceSelector": {
+                        "matchLabels": {"kubernetes.io/metadata.name": CLIENT_CA_NAMESPACE}
+                    },
+                    "rules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["pods"],
+                            "scope": "Namespaced",
+                        }
+                    ],
+                }
+            ],
+        }
+    )
 
 
 def test_client_ca_serves_only_the_api_servers_certificate(
@@ -674,17 +744,22 @@ def test_client_ca_serves_only_the_api_servers_certificate(
     cluster.create_namespace(CLIENT_CA_NAMESPACE)
     cluster.kubectl("apply", "-f", "-", input=DEFAULT_DENY.format(namespace=CLIENT_CA_NAMESPACE))
     (tmp_path / "config.yaml").write_text(CLIENT_CA_CONFIG)
-    served = Served(tmp_path, cluster.kubeconfig, extra=(
-        "--client-ca", str(ca), "--config", str(tmp_path / "config.yaml")))
+    served = Served(
+        tmp_path,
+        cluster.kubeconfig,
+        extra=("--client-ca", str(ca), "--config", str(tmp_path / "config.yaml")),
+    )
     pod = POD.format(name="web", namespace=CLIENT_CA_NAMESPACE)
     try:
         eventually(served.ready, what="guardrail serve --client-ca ready", timeout=60)
-        cluster.kubectl("apply", "-f", "-", input=_client_ca_registration(
-            served.url, served.ca_bundle))
+        cluster.kubectl(
+            "apply", "-f", "-", input=_client_ca_registration(served.url, served.ca_bundle)
+        )
 
         def refused() -> str:
-            result = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=pod,
-                                     check=False)
+            result = cluster.kubectl(
+                "create", "--dry-run=server", "-f", "-", input=pod, check=False
+            )
             return result.stderr if "guardrail.dev" in result.stderr else ""
 
         message = eventually(refused, what="the API server calling guardrail without a cert")
@@ -695,8 +770,9 @@ def test_client_ca_serves_only_the_api_servers_certificate(
         cluster.restart_apiserver([f"--admission-control-config-file={admission}"])
 
         def judged() -> str:
-            result = cluster.kubectl("create", "--dry-run=server", "-f", "-", input=pod,
-                                     check=False)
+            result = cluster.kubectl(
+                "create", "--dry-run=server", "-f", "-", input=pod, check=False
+            )
             return result.stderr if "denied the request" in result.stderr else ""
 
         message = eventually(judged, what="the API server presenting its client certificate")
@@ -704,9 +780,11 @@ def test_client_ca_serves_only_the_api_servers_certificate(
         assert "missing required labels: owner" in message
         assert served.validate_calls() >= 1
     finally:
-        cluster.kubectl("delete", "validatingwebhookconfiguration", "guardrail-client-ca",
-                        "--ignore-not-found")
+        cluster.kubectl(
+            "delete", "validatingwebhookconfiguration", "guardrail-client-ca", "--ignore-not-found"
+        )
         cluster.restart_apiserver()
         served.stop()
-        cluster.kubectl("delete", "namespace", CLIENT_CA_NAMESPACE, "--wait=false",
-                        "--ignore-not-found")
+        cluster.kubectl(
+            "delete", "namespace", CLIENT_CA_NAMESPACE, "--wait=false", "--ignore-not-found"
+        )

@@ -150,15 +150,26 @@ def _serve(workdir: Path, *, kubeconfig: Path, workers: int = 2, threads: int = 
     cert_dir = workdir / "certs"
     make_certs(cert_dir)
     port = free_port()
-    args = [GUARDRAIL, "serve", "--cert-dir", str(cert_dir), "--bind", f"127.0.0.1:{port}",
-            "--workers", str(workers), "--threads", str(threads)]
+    args = [
+        GUARDRAIL,
+        "serve",
+        "--cert-dir",
+        str(cert_dir),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
     args += ["--kubeconfig", str(kubeconfig)]
     log_path = workdir / "server.log"
     log_file = log_path.open("wb")
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "POD_NAMESPACE")}
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env)
-    server = Server(process=process, port=port, cert_dir=cert_dir, log_path=log_path,
-                    _log_file=log_file)
+    server = Server(
+        process=process, port=port, cert_dir=cert_dir, log_path=log_path, _log_file=log_file
+    )
     try:
         server.wait_ready()
     except BaseException:
@@ -203,7 +214,10 @@ def _allowed(server: Server, namespace: str, times: int = 8) -> bool:
 
 @pytest.mark.parametrize("outage_seconds", [0.0, 5.0], ids=["cut", "cut-and-refuse-5s"])
 def test_watch_cut_mid_stream_then_policy_deleted_is_seen(
-    cluster: Cluster, proxy: CuttableProxy, namespace: str, tmp_path: Path,
+    cluster: Cluster,
+    proxy: CuttableProxy,
+    namespace: str,
+    tmp_path: Path,
     outage_seconds: float,
 ) -> None:
     """Guardrail watches through a proxy; every connection (the watch streams) is reset, the
@@ -227,19 +241,26 @@ def test_watch_cut_mid_stream_then_policy_deleted_is_seen(
             proxy.restore()
 
         try:
-            eventually(lambda: _denied_for_default_deny(server, namespace),
-                       what="the deletion seen by every worker", timeout=90)
+            eventually(
+                lambda: _denied_for_default_deny(server, namespace),
+                what="the deletion seen by every worker",
+                timeout=90,
+            )
         except AssertionError as exc:
             raise AssertionError(
                 f"{exc}; last verdict {_verdict(server, namespace)}; proxy accepted "
                 f"{proxy.accepted}, open {proxy.open_connections()}; server log:\n"
-                f"{server.log()[-4000:]}") from exc
-        print(f"\nwatch cut (outage {outage_seconds:g} s): deletion seen by every worker "
-              f"{time.monotonic() - cut_at:.1f} s after the cut")
+                f"{server.log()[-4000:]}"
+            ) from exc
+        print(
+            f"\nwatch cut (outage {outage_seconds:g} s): deletion seen by every worker "
+            f"{time.monotonic() - cut_at:.1f} s after the cut"
+        )
         response = _verdict(server, namespace)
         assert response["status"]["message"].startswith(
             f'[require-default-deny] Pod "web" in namespace "{namespace}" cannot run there: '
-            f'namespace "{namespace}" has no default-deny')
+            f'namespace "{namespace}" has no default-deny'
+        )
         assert proxy.accepted > watches_before  # it reconnected through the proxy
         assert "Traceback" not in server.log()
         assert "watch of" in server.log()  # the failure was logged, with its retry
@@ -278,9 +299,13 @@ class Load:
         while not self.stopping.is_set():
             doc = review(pod(labels={"app": "web"}))
             try:
-                reply = session.post(self.server.url + "/validate", data=as_json(doc),
-                                     verify=self.server.ca, timeout=30,
-                                     headers={"Content-Type": "application/json"})
+                reply = session.post(
+                    self.server.url + "/validate",
+                    data=as_json(doc),
+                    verify=self.server.ca,
+                    timeout=30,
+                    headers={"Content-Type": "application/json"},
+                )
             except requests.exceptions.ChunkedEncodingError as exc:
                 # Headers came, the body did not: the worker died while answering.
                 self._record("truncated", repr(exc))
@@ -299,9 +324,12 @@ class Load:
                 continue
             body = reply.json() if reply.headers.get("Content-Type") == "application/json" else {}
             response = body.get("response", {})
-            if (reply.status_code == 200 and response.get("uid") == doc["request"]["uid"]
-                    and response.get("allowed") is False
-                    and "[require-role-labels]" in response.get("status", {}).get("message", "")):
+            if (
+                reply.status_code == 200
+                and response.get("uid") == doc["request"]["uid"]
+                and response.get("allowed") is False
+                and "[require-role-labels]" in response.get("status", {}).get("message", "")
+            ):
                 self._record("ok")
             else:
                 self._record("wrong", f"{reply.status_code}: {reply.text[:200]}")
@@ -344,11 +372,15 @@ def test_worker_killed_under_load_loses_only_its_in_flight_requests(
         eventually(lambda: load.ok() >= 200, what="load flowing", timeout=60)
         victim = _workers(server)[0]
         os.kill(victim, signal.SIGKILL)
-        eventually(lambda: len(_workers(server)) == 2 and victim not in _workers(server),
-                   what="gunicorn replacing the killed worker", timeout=60)
+        eventually(
+            lambda: len(_workers(server)) == 2 and victim not in _workers(server),
+            what="gunicorn replacing the killed worker",
+            timeout=60,
+        )
         settled = load.ok()
-        eventually(lambda: load.ok() >= settled + 200, what="load flowing after the kill",
-                   timeout=60)
+        eventually(
+            lambda: load.ok() >= settled + 200, what="load flowing after the kill", timeout=60
+        )
     finally:
         outcomes = load.stop()
     assert load.wrong == []
@@ -370,8 +402,10 @@ class HalfSent:
         context = ssl.create_default_context(cafile=server.ca)
         raw = socket.create_connection(("127.0.0.1", server.port), timeout=60)
         self.tls = context.wrap_socket(raw, server_hostname="127.0.0.1")
-        head = (f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n\r\n")
+        head = (
+            f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(self.body)}\r\n\r\n"
+        )
         self.tls.sendall(head.encode() + self.body[: len(self.body) // 2])
 
     def finish(self) -> dict[str, Any]:

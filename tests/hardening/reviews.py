@@ -25,8 +25,11 @@ names = st.from_regex(r"[a-z][a-z0-9-]{0,14}", fullmatch=True)
 label_values = st.one_of(st.sampled_from(LABEL_VALUES), st.text(max_size=20))
 labels = st.dictionaries(st.sampled_from(LABEL_KEYS), label_values, max_size=4)
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-(2**53), 2**53),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**53), 2**53),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=30),
 )
 json_values = st.recursive(
     json_scalars,
@@ -46,20 +49,28 @@ def _meta(name: str, namespace: str | None, object_labels: dict[str, str]) -> di
 
 
 def _pod_spec() -> dict[str, Any]:
-    return {"containers": [{"name": "main", "image": "registry.invalid/app:1",
-                            "ports": [{"containerPort": 8080}]}]}
+    return {
+        "containers": [
+            {"name": "main", "image": "registry.invalid/app:1", "ports": [{"containerPort": 8080}]}
+        ]
+    }
 
 
 @st.composite
 def pods(draw: st.DrawFn, namespace: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": _meta(draw(names), namespace, draw(labels)), "spec": _pod_spec()}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": _meta(draw(names), namespace, draw(labels)),
+        "spec": _pod_spec(),
+    }
 
 
 @st.composite
 def workloads(draw: st.DrawFn, namespace: str) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job",
-                                 "CronJob"]))
+    kind = draw(
+        st.sampled_from(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob"])
+    )
     template = {"metadata": {"labels": draw(labels)}, "spec": _pod_spec()}
     api = "batch/v1" if kind in ("Job", "CronJob") else "apps/v1"
     spec: dict[str, Any] = {"template": template}
@@ -67,8 +78,12 @@ def workloads(draw: st.DrawFn, namespace: str) -> dict[str, Any]:
         spec = {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": template}}}
     elif kind != "Job":
         spec["selector"] = {"matchLabels": dict(template["metadata"]["labels"])}
-    return {"apiVersion": api, "kind": kind,
-            "metadata": _meta(draw(names), namespace, draw(labels)), "spec": spec}
+    return {
+        "apiVersion": api,
+        "kind": kind,
+        "metadata": _meta(draw(names), namespace, draw(labels)),
+        "spec": spec,
+    }
 
 
 peers: st.SearchStrategy[dict[str, Any]] = st.one_of(
@@ -78,15 +93,20 @@ peers: st.SearchStrategy[dict[str, Any]] = st.one_of(
     st.just({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}),
 )
 k8s_rules = st.fixed_dictionaries(
-    {}, optional={"from": st.lists(peers, max_size=2), "to": st.lists(peers, max_size=2),
-                  "ports": st.just([{"protocol": "TCP", "port": 53}])},
+    {},
+    optional={
+        "from": st.lists(peers, max_size=2),
+        "to": st.lists(peers, max_size=2),
+        "ports": st.just([{"protocol": "TCP", "port": 53}]),
+    },
 )
 
 
 @st.composite
 def network_policies(draw: st.DrawFn, namespace: str) -> dict[str, Any]:
     spec: dict[str, Any] = {
-        "podSelector": draw(st.sampled_from([{}, {"matchLabels": {"app": "web"}}]))}
+        "podSelector": draw(st.sampled_from([{}, {"matchLabels": {"app": "web"}}]))
+    }
     types = draw(st.lists(st.sampled_from(["Ingress", "Egress"]), unique=True, max_size=2))
     explicit_empty = draw(st.booleans())  # `policyTypes: []` differs from no policyTypes
     if types or explicit_empty:
@@ -94,19 +114,35 @@ def network_policies(draw: st.DrawFn, namespace: str) -> dict[str, Any]:
     for direction in ("ingress", "egress"):
         if draw(st.booleans()):
             spec[direction] = draw(st.lists(k8s_rules, max_size=2))
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
-            "metadata": _meta(draw(names), namespace, {}), "spec": spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(draw(names), namespace, {}),
+        "spec": spec,
+    }
 
 
-calico_selectors = st.sampled_from([
-    "", "all()", "app == 'web'", "has(role)", "projectcalico.org/namespace not in {'kube-system'}",
-    "role in {'a', 'b'} && !has(x)", "app ==", "((", "has(", "a == 'unterminated",
-])
+calico_selectors = st.sampled_from(
+    [
+        "",
+        "all()",
+        "app == 'web'",
+        "has(role)",
+        "projectcalico.org/namespace not in {'kube-system'}",
+        "role in {'a', 'b'} && !has(x)",
+        "app ==",
+        "((",
+        "has(",
+        "a == 'unterminated",
+    ]
+)
 calico_rules = st.fixed_dictionaries(
     {"action": st.sampled_from(["Allow", "Deny", "Pass", "Log"])},
-    optional={"protocol": st.just("TCP"),
-              "destination": st.just({"ports": [53]}),
-              "source": st.builds(lambda s: {"selector": s}, calico_selectors)},
+    optional={
+        "protocol": st.just("TCP"),
+        "destination": st.just({"ports": [53]}),
+        "source": st.builds(lambda s: {"selector": s}, calico_selectors),
+    },
 )
 
 
@@ -124,18 +160,30 @@ def calico_policies(draw: st.DrawFn, namespace: str) -> dict[str, Any]:
         if draw(st.booleans()):
             spec[direction] = draw(st.lists(calico_rules, max_size=2))
     kind = "GlobalNetworkPolicy" if is_global else "NetworkPolicy"
-    return {"apiVersion": "projectcalico.org/v3", "kind": kind,
-            "metadata": _meta(draw(names), None if is_global else namespace, {}), "spec": spec}
+    return {
+        "apiVersion": "projectcalico.org/v3",
+        "kind": kind,
+        "metadata": _meta(draw(names), None if is_global else namespace, {}),
+        "spec": spec,
+    }
 
 
 @st.composite
 def namespaces_objects(draw: st.DrawFn, namespace: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": _meta(namespace, None, draw(labels))}
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": _meta(namespace, None, draw(labels)),
+    }
 
 
 KINDS: tuple[Callable[[str], st.SearchStrategy[dict[str, Any]]], ...] = (
-    pods, workloads, network_policies, calico_policies, namespaces_objects)
+    pods,
+    workloads,
+    network_policies,
+    calico_policies,
+    namespaces_objects,
+)
 
 
 @st.composite
@@ -151,10 +199,14 @@ def valid_reviews(draw: st.DrawFn) -> dict[str, Any]:
         old["metadata"]["labels"] = draw(labels)
     elif operation == "CREATE":
         old = None
-    doc = review(obj, operation=operation, old=old,
-                 api_version=draw(st.sampled_from(["admission.k8s.io/v1",
-                                                   "admission.k8s.io/v1beta1"])),
-                 username=draw(st.sampled_from(USERNAMES)), dry_run=draw(st.booleans()))
+    doc = review(
+        obj,
+        operation=operation,
+        old=old,
+        api_version=draw(st.sampled_from(["admission.k8s.io/v1", "admission.k8s.io/v1beta1"])),
+        username=draw(st.sampled_from(USERNAMES)),
+        dry_run=draw(st.booleans()),
+    )
     doc["request"]["uid"] = str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1))))
     return copy.deepcopy(doc)
 
@@ -197,9 +249,15 @@ def reordered(value: Json, order: Callable[[list[str]], list[str]]) -> Json:
 # Where Kubernetes (and guardrail) ignore fields they do not know. Not inside labels,
 # annotations, selectors or rules: there a new key is data and may rightly change a verdict.
 UNKNOWN_FIELD_PLACES: tuple[tuple[str, ...], ...] = (
-    (), ("request",), ("request", "kind"), ("request", "userInfo"),
-    ("request", "object"), ("request", "object", "metadata"), ("request", "object", "spec"),
-    ("request", "oldObject"), ("request", "oldObject", "metadata"),
+    (),
+    ("request",),
+    ("request", "kind"),
+    ("request", "userInfo"),
+    ("request", "object"),
+    ("request", "object", "metadata"),
+    ("request", "object", "spec"),
+    ("request", "oldObject"),
+    ("request", "oldObject", "metadata"),
 )
 unknown_keys = st.from_regex(r"x[A-Z][A-Za-z]{0,10}", fullmatch=True)
 
@@ -218,7 +276,9 @@ def with_unknown_fields(doc: dict[str, Any], extra: list[tuple[int, str, Json]])
 
 unknown_fields = st.lists(
     st.tuples(st.integers(0, len(UNKNOWN_FIELD_PLACES) - 1), unknown_keys, json_values),
-    min_size=1, max_size=5)
+    min_size=1,
+    max_size=5,
+)
 
 
 def encode(doc: Json) -> bytes:

@@ -10,8 +10,8 @@ import pytest
 
 from fuzz.targets import TARGETS, config_loader, manifest_loader
 from tests.http.support import GUARDRAIL
-from webhook.errors import ConfigError, ManifestError
 from webhook.manifests import load_bytes
+from webhook.policy.errors import ConfigError, ManifestError
 
 FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
 REPLAYED = sorted(
@@ -24,8 +24,9 @@ REPLAYED = sorted(
 BIG_INT = "1" + "0" * 5000
 
 
-@pytest.mark.parametrize(("target", "path"), REPLAYED,
-                         ids=[f"{t}-{p.parent.parent.name}-{p.name}" for t, p in REPLAYED])
+@pytest.mark.parametrize(
+    ("target", "path"), REPLAYED, ids=[f"{t}-{p.parent.parent.name}-{p.name}" for t, p in REPLAYED]
+)
 def test_corpus_and_findings_pass_their_oracle(target: str, path: Path) -> None:
     """Every seed and every saved finding passes its fuzz target's oracle (accepted as plain
     data, or refused with a message and a place)."""
@@ -33,15 +34,24 @@ def test_corpus_and_findings_pass_their_oracle(target: str, path: Path) -> None:
 
 
 MANIFEST_REFUSALS = [
-    (f"apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec: {{priority: {BIG_INT}}}\n",
-     "m.yaml:4", "invalid YAML: integer too long (5001 characters) (column 18)"),
-    (f'{{"apiVersion": "v1", "kind": "Pod", "spec": {{"priority": {BIG_INT}}}}}',
-     "m.json:1", "invalid JSON: Exceeds the limit (4300 digits)"),
+    (
+        f"apiVersion: v1\nkind: Pod\nmetadata: {{name: web}}\nspec: {{priority: {BIG_INT}}}\n",
+        "m.yaml:4",
+        "invalid YAML: integer too long (5001 characters) (column 18)",
+    ),
+    (
+        f'{{"apiVersion": "v1", "kind": "Pod", "spec": {{"priority": {BIG_INT}}}}}',
+        "m.json:1",
+        "invalid JSON: Exceeds the limit (4300 digits)",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("text", "where", "message"), MANIFEST_REFUSALS,
-                         ids=["yaml-int-5001-digits", "json-int-5001-digits"])
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    MANIFEST_REFUSALS,
+    ids=["yaml-int-5001-digits", "json-int-5001-digits"],
+)
 def test_manifest_with_huge_integer_is_refused_with_its_line(
     text: str, where: str, message: str
 ) -> None:
@@ -55,10 +65,14 @@ def test_manifest_with_huge_integer_is_refused_with_its_line(
 
 
 PYTHON_TAGS = [
-    ("apiVersion: v1\nkind: Pod\nmetadata: {name: !!binary d2Vi, namespace: shop}\n",
-     {"name": "d2Vi", "namespace": "shop"}),
-    ("apiVersion: v1\nkind: Pod\nmetadata: !!set {name, namespace}\n",
-     {"name": None, "namespace": None}),
+    (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: !!binary d2Vi, namespace: shop}\n",
+        {"name": "d2Vi", "namespace": "shop"},
+    ),
+    (
+        "apiVersion: v1\nkind: Pod\nmetadata: !!set {name, namespace}\n",
+        {"name": None, "namespace": None},
+    ),
 ]
 
 
@@ -78,8 +92,9 @@ CONFIG_REFUSALS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "message"), CONFIG_REFUSALS,
-                         ids=["nested-50000-deep", "int-5001-digits"])
+@pytest.mark.parametrize(
+    ("text", "message"), CONFIG_REFUSALS, ids=["nested-50000-deep", "int-5001-digits"]
+)
 def test_config_that_breaks_the_yaml_parser_is_a_config_error(
     tmp_path: Path, text: str, message: str
 ) -> None:
@@ -98,8 +113,13 @@ def test_config_that_breaks_the_yaml_parser_is_a_config_error(
 
     manifest = tmp_path / "pod.yaml"
     manifest.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n")
-    done = subprocess.run([GUARDRAIL, "check", "--config", str(path), str(manifest)],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [GUARDRAIL, "check", "--config", str(path), str(manifest)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert f"{path}: {message}" in done.stderr
     assert "Traceback" not in done.stderr
@@ -109,8 +129,10 @@ def test_check_cli_refuses_a_huge_yaml_integer_without_traceback(tmp_path: Path)
     """`guardrail check` on a manifest with a 5001-digit integer exits 2 with file:line."""
     path = tmp_path / "pod.yaml"
     path.write_text(MANIFEST_REFUSALS[0][0])
-    done = subprocess.run([GUARDRAIL, "check", str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [GUARDRAIL, "check", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 2
-    assert done.stderr.strip() == (f"{path}:4: invalid YAML: integer too long (5001 characters) "
-                                   "(column 18)")
+    assert done.stderr.strip() == (
+        f"{path}:4: invalid YAML: integer too long (5001 characters) (column 18)"
+    )

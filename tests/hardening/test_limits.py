@@ -27,8 +27,10 @@ DEADLINE = 30.0
 def _raw_exchange(server: Server, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
     """Send raw bytes over TLS and read one HTTP response: (status, body)."""
     context = ssl.create_default_context(cafile=server.ca)
-    with socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE) as raw, \
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
         tls.sendall(head + body)
         response = http.client.HTTPResponse(tls)
         response.begin()
@@ -41,11 +43,20 @@ def _assert_still_judging(server: Server) -> None:
     assert "[require-role-labels]" in response["status"]["message"]
 
 
-def _head(server: Server, *, target: str = "/validate", length: int = 0,
-          headers: tuple[tuple[str, str], ...] = ()) -> bytes:
-    lines = [f"POST {target} HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
-             "Content-Type: application/json", f"Content-Length: {length}",
-             *(f"{name}: {value}" for name, value in headers)]
+def _head(
+    server: Server,
+    *,
+    target: str = "/validate",
+    length: int = 0,
+    headers: tuple[tuple[str, str], ...] = (),
+) -> bytes:
+    lines = [
+        f"POST {target} HTTP/1.1",
+        f"Host: 127.0.0.1:{server.port}",
+        "Content-Type: application/json",
+        f"Content-Length: {length}",
+        *(f"{name}: {value}" for name, value in headers),
+    ]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
@@ -56,8 +67,11 @@ HEADER_ABUSE = [
 ]
 
 
-@pytest.mark.parametrize(("abuse", "status"), [(case, code) for case, code, _ in HEADER_ABUSE],
-                         ids=[limit for _, _, limit in HEADER_ABUSE])
+@pytest.mark.parametrize(
+    ("abuse", "status"),
+    [(case, code) for case, code, _ in HEADER_ABUSE],
+    ids=[limit for _, _, limit in HEADER_ABUSE],
+)
 def test_oversized_headers_and_request_line_get_a_4xx(
     server: Server, abuse: dict[str, object], status: int
 ) -> None:
@@ -87,8 +101,9 @@ def _nested_review(depth: int) -> bytes:
     return (head + '"dryRun": false, "x": ' + "[" * depth + "]" * depth + tail).encode()
 
 
-@pytest.mark.parametrize(("depth", "code"), [(1000, 200), (1025, 400)],
-                         ids=["depth-1000-judged", "depth-1025-refused"])
+@pytest.mark.parametrize(
+    ("depth", "code"), [(1000, 200), (1025, 400)], ids=["depth-1000-judged", "depth-1025-refused"]
+)
 def test_json_depth_limit(server: Server, depth: int, code: int) -> None:
     """A review carrying an unknown field nested 1000 deep is judged; 1025 deep (past the
     parser's 1024) is a 400 saying so, never a RecursionError."""
@@ -98,13 +113,19 @@ def test_json_depth_limit(server: Server, depth: int, code: int) -> None:
         assert reply.json()["response"]["allowed"] is True
     else:
         assert reply.json()["error"].startswith(
-            "request body is not acceptable JSON: nested deeper than 1024 levels (line 1, column ")
+            "request body is not acceptable JSON: nested deeper than 1024 levels (line 1, column "
+        )
     _assert_still_judging(server)
 
 
 def _laughs(levels: int) -> str:
-    lines = ["apiVersion: v1", "kind: ConfigMap", "metadata: {name: lol, namespace: shop}",
-             "data:", '  l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines = [
+        "apiVersion: v1",
+        "kind: ConfigMap",
+        "metadata: {name: lol, namespace: shop}",
+        "data:",
+        '  l0: &l0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    ]
     for level in range(1, levels + 1):
         refs = ",".join([f"*l{level - 1}"] * 9)
         lines.append(f"  l{level}: &l{level} [{refs}]")
@@ -116,12 +137,14 @@ def test_billion_laughs_manifest_is_refused_by_check(tmp_path: Path) -> None:
     once with file:line and the reason, instead of exhausting memory."""
     path = tmp_path / "lol.yaml"
     path.write_text(_laughs(9))
-    done = subprocess.run([GUARDRAIL, "check", str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [GUARDRAIL, "check", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 2
     assert done.stderr.strip() == (
         f'{path}:1: YAML aliases expand to more than 10000 nodes (a "billion laughs" '
-        "document); write the values out instead")
+        "document); write the values out instead"
+    )
     assert done.stdout == ""
 
 
@@ -165,8 +188,13 @@ def one_worker_two_threads(tmp_path: Path) -> Iterator[Server]:
 
 
 def _fast_review(server: Server, timeout: float) -> requests.Response:
-    return requests.post(server.url + "/validate", data=as_json(review(pod())), timeout=timeout,
-                         verify=server.ca, headers={"Content-Type": "application/json"})
+    return requests.post(
+        server.url + "/validate",
+        data=as_json(review(pod())),
+        timeout=timeout,
+        verify=server.ca,
+        headers={"Content-Type": "application/json"},
+    )
 
 
 def test_slow_client_does_not_block_a_fast_one(one_worker_two_threads: Server) -> None:

@@ -37,11 +37,15 @@ from webhook.state.files import state_from_manifests
 
 # The database is off so a run leaves no files in the repository; deadlines off because a
 # shared 2-core machine makes any per-example time meaningless.
-IN_PROCESS = settings(max_examples=400, deadline=None, database=None,
-                      suppress_health_check=[HealthCheck.too_slow])
-OVER_TLS = settings(max_examples=60, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.function_scoped_fixture])
+IN_PROCESS = settings(
+    max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+OVER_TLS = settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 WARNING_LIMIT = 120
 
 Post = Callable[[bytes], tuple[int, str, bytes]]
@@ -80,8 +84,13 @@ def post(request: pytest.FixtureRequest) -> Post:
 
     def tls_post(body: bytes) -> tuple[int, str, bytes]:
         # verify per call: a session's own `verify` loses to REQUESTS_CA_BUNDLE if set.
-        reply = session.post(server.url + "/validate", data=body, timeout=30, verify=server.ca,
-                             headers={"Content-Type": "application/json"})
+        reply = session.post(
+            server.url + "/validate",
+            data=body,
+            timeout=30,
+            verify=server.ca,
+            headers={"Content-Type": "application/json"},
+        )
         return reply.status_code, reply.headers.get("Content-Type", ""), reply.content
 
     return tls_post
@@ -191,7 +200,8 @@ def test_unlabelled_pod_is_denied_whatever_else_the_review_carries(post: Post) -
         response = assert_answer(*post(encode(doc)), doc)
         assert response["allowed"] is False
         assert response["status"]["message"].startswith(
-            '[require-role-labels] Pod "web" in namespace "shop" is missing required labels: role.')
+            '[require-role-labels] Pod "web" in namespace "shop" is missing required labels: role.'
+        )
 
     check()
 

@@ -29,9 +29,23 @@ def _s_client(port: int, flag: str) -> str:
     """The protocol openssl s_client negotiated, or `(NONE)` when no session was set up."""
     assert OPENSSL is not None
     done = subprocess.run(
-        [OPENSSL, "s_client", "-brief", "-connect", f"127.0.0.1:{port}", flag,
-         "-cipher", "DEFAULT@SECLEVEL=0", "-servername", "127.0.0.1"],
-        input=b"", capture_output=True, timeout=30, check=False)
+        [
+            OPENSSL,
+            "s_client",
+            "-brief",
+            "-connect",
+            f"127.0.0.1:{port}",
+            flag,
+            "-cipher",
+            "DEFAULT@SECLEVEL=0",
+            "-servername",
+            "127.0.0.1",
+        ],
+        input=b"",
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
     # -brief prints, once the handshake is done, "CONNECTION ESTABLISHED" and
     # "Protocol version: TLSv1.3" on stderr (the long form's session block may not come).
     for line in done.stderr.decode(errors="replace").splitlines():
@@ -60,8 +74,11 @@ def _legacy_tls_server(cert_dir: Path) -> Iterator[int]:
                 conn, _ = listener.accept()
             except OSError:
                 return
-            with contextlib.suppress(OSError), conn, \
-                    context.wrap_socket(conn, server_side=True) as tls:
+            with (
+                contextlib.suppress(OSError),
+                conn,
+                context.wrap_socket(conn, server_side=True) as tls,
+            ):
                 tls.recv(1)
 
     thread = threading.Thread(target=serve, daemon=True)
@@ -87,8 +104,9 @@ def test_tls_1_0_and_1_1_clients_are_refused(server: Server, flag: str, protocol
     assert server.review(review(pod()))["allowed"] is True
 
 
-@pytest.mark.parametrize(("flag", "protocol"), [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")],
-                         ids=["tls1.2", "tls1.3"])
+@pytest.mark.parametrize(
+    ("flag", "protocol"), [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")], ids=["tls1.2", "tls1.3"]
+)
 def test_tls_1_2_and_1_3_are_negotiated(server: Server, flag: str, protocol: str) -> None:
     """The same openssl client pinned to TLS 1.2 or 1.3 gets a session from guardrail."""
     assert _s_client(server.port, flag) == protocol
@@ -97,8 +115,10 @@ def test_tls_1_2_and_1_3_are_negotiated(server: Server, flag: str, protocol: str
 def test_plaintext_http_gets_no_http_answer(server: Server) -> None:
     """A review sent as plain HTTP to the port is never answered in HTTP (and never judged)."""
     body = as_json(review(pod()))
-    request = (f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     received = b""
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(request)
@@ -117,7 +137,7 @@ def _listening_ports(pid: int) -> set[int]:
         with contextlib.suppress(OSError):
             target = fd.readlink().as_posix()
             if target.startswith("socket:["):
-                inodes.add(target[len("socket:["):-1])
+                inodes.add(target[len("socket:[") : -1])
     ports = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         for line in Path(table).read_text().splitlines()[1:]:

@@ -60,8 +60,13 @@ def free_port() -> int:
 
 def make_certs(cert_dir: Path) -> str:
     """Run `guardrail certs --out DIR --host 127.0.0.1`; return the printed caBundle."""
-    done = subprocess.run([GUARDRAIL, "certs", "--out", str(cert_dir), "--host", "127.0.0.1"],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [GUARDRAIL, "certs", "--out", str(cert_dir), "--host", "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -96,10 +101,16 @@ class Server:
     def get(self, path: str, *, timeout: float = 30) -> requests.Response:
         return requests.get(self.url + path, verify=self.ca, timeout=timeout)
 
-    def post(self, body: bytes | Any, path: str = "/validate", *, timeout: float = 30
-             ) -> requests.Response:
-        return requests.post(self.url + path, data=body, verify=self.ca, timeout=timeout,
-                             headers={"Content-Type": "application/json"})
+    def post(
+        self, body: bytes | Any, path: str = "/validate", *, timeout: float = 30
+    ) -> requests.Response:
+        return requests.post(
+            self.url + path,
+            data=body,
+            verify=self.ca,
+            timeout=timeout,
+            headers={"Content-Type": "application/json"},
+        )
 
     def review(self, doc: Mapping[str, Any]) -> dict[str, Any]:
         """POST an AdmissionReview, check the envelope is echoed, return its `response`."""
@@ -116,8 +127,10 @@ class Server:
     def served_fingerprint(self) -> str:
         """SHA-256 of the certificate a new TLS connection is served, verified against ca.crt."""
         context = ssl.create_default_context(cafile=self.ca)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw, \
-                context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        with (
+            socket.create_connection(("127.0.0.1", self.port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
             der = tls.getpeercert(binary_form=True)
         assert der is not None
         return hashlib.sha256(der).hexdigest()
@@ -132,7 +145,8 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise AssertionError(
-                    f"guardrail serve exited with {self.process.returncode}:\n{self.log()}")
+                    f"guardrail serve exited with {self.process.returncode}:\n{self.log()}"
+                )
             if not (self.cert_dir / "ca.crt").exists():  # `serve` may be generating it
                 time.sleep(0.1)
                 continue
@@ -178,13 +192,21 @@ def start_server(
         config_path.write_text(config)
         args += ["--config", str(config_path)]
     port = free_port()
-    args += ["--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-             *extra_args]
+    args += [
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        *extra_args,
+    ]
     log_path = workdir / "server.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT)
-    server = Server(process=process, port=port, cert_dir=cert_dir, log_path=log_path,
-                    _log_file=log_file)
+    server = Server(
+        process=process, port=port, cert_dir=cert_dir, log_path=log_path, _log_file=log_file
+    )
     try:
         server.wait_ready()
     except BaseException:
@@ -200,14 +222,17 @@ def as_json(doc: Any) -> bytes:
     return json.dumps(doc).encode()
 
 
-def pod(name: str = "web", namespace: str = "shop",
-        labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+def pod(
+    name: str = "web", namespace: str = "shop", labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": dict(labels if labels is not None
-                                    else {"app": "web", "role": "frontend"})},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(labels if labels is not None else {"app": "web", "role": "frontend"}),
+        },
         "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
     }
 
@@ -230,8 +255,11 @@ def review(
     request: dict[str, Any] = {
         "uid": str(uuid.uuid4()),
         "kind": {"group": group, "version": version, "kind": subject["kind"]},
-        "resource": {"group": group, "version": version,
-                     "resource": str(subject["kind"]).lower() + "s"},
+        "resource": {
+            "group": group,
+            "version": version,
+            "resource": str(subject["kind"]).lower() + "s",
+        },
         "name": meta.get("name", ""),
         "operation": operation,
         "userInfo": {"username": username, "groups": list(groups)},
@@ -275,12 +303,19 @@ class NewConnectionClient(threading.Thread):
         while not self.stopping.is_set():
             doc = review(pod())
             try:
-                reply = requests.post(self.server.url + "/validate", data=as_json(doc),
-                                      headers={"Connection": "close"}, verify=self.server.ca,
-                                      timeout=10)
+                reply = requests.post(
+                    self.server.url + "/validate",
+                    data=as_json(doc),
+                    headers={"Connection": "close"},
+                    verify=self.server.ca,
+                    timeout=10,
+                )
                 response = reply.json()["response"]
-                if (reply.status_code == 200 and response["uid"] == doc["request"]["uid"]
-                        and response["allowed"] is True):
+                if (
+                    reply.status_code == 200
+                    and response["uid"] == doc["request"]["uid"]
+                    and response["allowed"] is True
+                ):
                     self.successes += 1
                 else:
                     self.failures.append(f"{reply.status_code}: {reply.text[:200]}")

@@ -47,30 +47,59 @@ def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
 BAD_BODIES = [
     (b"this is not json", 400, "request body is not valid JSON"),
     (b"", 400, "request body is empty; expected an AdmissionReview JSON object"),
-    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "\xff\xfe"}', 400,
-     "request body is not valid UTF-8 (invalid byte at offset 47)"),
+    (
+        b'{"apiVersion": "admission.k8s.io/v1", "kind": "\xff\xfe"}',
+        400,
+        "request body is not valid UTF-8 (invalid byte at offset 47)",
+    ),
     (b"[]", 400, "request body must be a JSON object (an AdmissionReview), not an array"),
     (b'"review"', 400, "request body must be a JSON object (an AdmissionReview), not a string"),
     (b"42", 400, "request body must be a JSON object (an AdmissionReview), not a number"),
-    (json.dumps(pod()).encode(), 400,
-     "kind: must be 'AdmissionReview', not 'Pod'; the body is not an AdmissionReview"),
-    (b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}', 400,
-     "request: missing: an AdmissionReview sent to a webhook carries a request"),
+    (
+        json.dumps(pod()).encode(),
+        400,
+        "kind: must be 'AdmissionReview', not 'Pod'; the body is not an AdmissionReview",
+    ),
+    (
+        b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}',
+        400,
+        "request: missing: an AdmissionReview sent to a webhook carries a request",
+    ),
     (_review_bytes(uid=_DROP), 400, "request.uid: missing"),
     (_review_bytes(uid=12345), 400, "request.uid: must be a string, not a number"),
-    (_review_bytes(kind={"group": "", "version": "v1", "kind": ["Pod"]}), 400,
-     "request.kind.kind: must be a string, not an array"),
-    (_review_bytes(operation="EXPLODE"), 400,
-     "request.operation: must be one of CREATE, UPDATE, DELETE, CONNECT, not 'EXPLODE'"),
+    (
+        _review_bytes(kind={"group": "", "version": "v1", "kind": ["Pod"]}),
+        400,
+        "request.kind.kind: must be a string, not an array",
+    ),
+    (
+        _review_bytes(operation="EXPLODE"),
+        400,
+        "request.operation: must be one of CREATE, UPDATE, DELETE, CONNECT, not 'EXPLODE'",
+    ),
     (_deep(100_000), 400, "request body is not acceptable JSON: nested deeper than 1024 levels"),
-    (_review_with_deep_object(100_000), 400,
-     "request body is not acceptable JSON: nested deeper than 1024 levels"),
+    (
+        _review_with_deep_object(100_000),
+        400,
+        "request body is not acceptable JSON: nested deeper than 1024 levels",
+    ),
     (b" " * (5 * MIB), 413, "request body is larger than 4194304 bytes (4 MiB)"),
 ]
 BAD_BODY_IDS = [
-    "not-json", "empty-body", "invalid-utf8", "json-array", "json-string", "json-number",
-    "not-an-admission-review", "no-request", "no-uid", "uid-not-a-string", "kind-not-a-string",
-    "unknown-operation", "nested-100000-deep", "review-with-object-nested-100000-deep",
+    "not-json",
+    "empty-body",
+    "invalid-utf8",
+    "json-array",
+    "json-string",
+    "json-number",
+    "not-an-admission-review",
+    "no-request",
+    "no-uid",
+    "uid-not-a-string",
+    "kind-not-a-string",
+    "unknown-operation",
+    "nested-100000-deep",
+    "review-with-object-nested-100000-deep",
     "body-5-mib",
 ]
 
@@ -102,8 +131,9 @@ def test_bad_body_gets_a_json_error_and_the_server_keeps_judging(
 
 def test_chunked_body_over_the_limit_is_413(server: Server) -> None:
     """A chunked body (no Content-Length) is cut off at 4 MiB with 413 too."""
-    _assert_json_error(server.post(_chunks(5 * MIB)), 413,
-                       "request body is larger than 4194304 bytes (4 MiB)")
+    _assert_json_error(
+        server.post(_chunks(5 * MIB)), 413, "request body is larger than 4194304 bytes (4 MiB)"
+    )
     _assert_still_judging(server)
 
 

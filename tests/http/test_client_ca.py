@@ -48,9 +48,15 @@ def make_client_pki(directory: Path, label: str) -> tuple[Path, Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=True,
-                content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -151,9 +157,22 @@ def test_missing_client_ca_file_is_a_clear_error(tmp_path: Path) -> None:
     """--client-ca naming no file: exit 2 naming the file, no traceback."""
     missing = tmp_path / "nope.crt"
     done = subprocess.run(
-        [GUARDRAIL, "serve", "--state", str(tmp_path), "--cert-dir", str(tmp_path / "certs"),
-         "--bind", "127.0.0.1:1", "--client-ca", str(missing)],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            GUARDRAIL,
+            "serve",
+            "--state",
+            str(tmp_path),
+            "--cert-dir",
+            str(tmp_path / "certs"),
+            "--bind",
+            "127.0.0.1:1",
+            "--client-ca",
+            str(missing),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2
     assert f"guardrail: {missing}: no such file" in done.stderr

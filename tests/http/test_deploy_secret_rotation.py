@@ -21,8 +21,6 @@ from tests.http.support import (
 FILES = ("tls.crt", "tls.key", "ca.crt")
 
 
-
-
 def _publish(volume: Path, source: Path, generation: int) -> None:
     """Write a new generation of the Secret's files like the kubelet's atomic writer."""
     version = volume / f"..2026_11_23_00_00_0{generation}.000000000"
@@ -38,8 +36,6 @@ def _publish(volume: Path, source: Path, generation: int) -> None:
             (volume / name).symlink_to(f"..data/{name}")
     if old is not None:
         shutil.rmtree(volume / old)
-
-
 
 
 def test_secret_volume_rotation_is_served_without_failed_requests(tmp_path: Path) -> None:
@@ -61,10 +57,13 @@ def test_secret_volume_rotation_is_served_without_failed_requests(tmp_path: Path
             _publish(volume, issued, generation)
             after = server.file_fingerprint()
             assert after != before
-            wait_for("new connections served the new certificate",
-                     partial(serves_certificate, server, after))
-            wait_for("the client keeps succeeding",
-                     partial(succeeded, client, client.successes + 5))
+            wait_for(
+                "new connections served the new certificate",
+                partial(serves_certificate, server, after),
+            )
+            wait_for(
+                "the client keeps succeeding", partial(succeeded, client, client.successes + 5)
+            )
     finally:
         client.stop()
         code = server.stop()

@@ -50,12 +50,27 @@ LABELS_DENIAL = (
 )
 
 
-def run_review(server: Server, manifest: str, *extra: str,
-               stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    args = [GUARDRAIL, "review", "--url", f"{server.url}/validate", "--ca", server.ca,
-            *extra, manifest]
-    return subprocess.run(args, input=stdin.decode() if stdin is not None else None,
-                          capture_output=True, text=True, timeout=60, check=False)
+def run_review(
+    server: Server, manifest: str, *extra: str, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        GUARDRAIL,
+        "review",
+        "--url",
+        f"{server.url}/validate",
+        "--ca",
+        server.ca,
+        *extra,
+        manifest,
+    ]
+    return subprocess.run(
+        args,
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def write(tmp_path: Path, name: str, *docs: str) -> str:
@@ -79,42 +94,49 @@ def write(tmp_path: Path, name: str, *docs: str) -> str:
             [],
             1,
             [],
-            ['Error from server (Forbidden): error when creating "{file}": admission webhook '
-             f'"workloads.guardrail.dev" denied the request: {LABELS_DENIAL}'],
+            [
+                'Error from server (Forbidden): error when creating "{file}": admission webhook '
+                f'"workloads.guardrail.dev" denied the request: {LABELS_DENIAL}'
+            ],
         ),
         (
             [ALLOW_ALL],
             [],
             0,
             ["networkpolicy.networking.k8s.io/allow created (guardrail review: allowed)"],
-            ['Warning: [restrict-allow-all] NetworkPolicy "allow": spec.ingress[0] admits all '
-             "traffic, cancelling default-deny"],
+            [
+                'Warning: [restrict-allow-all] NetworkPolicy "allow": spec.ingress[0] admits all '
+                "traffic, cancelling default-deny"
+            ],
         ),
         (
             [NEW_NAMESPACE],
             [],
             0,
             ["namespace/fresh created (guardrail review: allowed)"],
-            ['Warning: [require-default-deny] Namespace "fresh": pods will be rejected until a '
-             "default-deny for Ingress and Egress exists"],
+            [
+                'Warning: [require-default-deny] Namespace "fresh": pods will be rejected until a '
+                "default-deny for Ingress and Egress exists"
+            ],
         ),
         (
             [DEFAULT_DENY],
             ["--operation", "DELETE"],
             1,
             [],
-            ['Error from server (Forbidden): error when deleting "{file}": admission webhook '
-             '"networkpolicies.guardrail.dev" denied the request: [protect-default-deny] Deleting '
-             'NetworkPolicy "default-deny" in namespace "shop" would leave namespace "shop" '
-             "without a default-deny for Ingress and Egress. Apply a replacement default-deny "
-             "there first, or delete the namespace if it is no longer needed."],
+            [
+                'Error from server (Forbidden): error when deleting "{file}": admission webhook '
+                '"networkpolicies.guardrail.dev" denied the request: [protect-default-deny] Deleting '
+                'NetworkPolicy "default-deny" in namespace "shop" would leave namespace "shop" '
+                "without a default-deny for Ingress and Egress. Apply a replacement default-deny "
+                "there first, or delete the namespace if it is no longer needed."
+            ],
         ),
         (
             [DEFAULT_DENY],
             ["--operation", "UPDATE"],
             0,
-            ["networkpolicy.networking.k8s.io/default-deny configured (guardrail review: "
-             "allowed)"],
+            ["networkpolicy.networking.k8s.io/default-deny configured (guardrail review: allowed)"],
             [],
         ),
         (
@@ -144,8 +166,13 @@ def write(tmp_path: Path, name: str, *docs: str) -> str:
     ],
 )
 def test_review_prints_the_verdict_as_kubectl_would(
-    server: Server, tmp_path: Path, docs: list[str], extra: list[str], code: int,
-    stdout: list[str], stderr: list[str],
+    server: Server,
+    tmp_path: Path,
+    docs: list[str],
+    extra: list[str],
+    code: int,
+    stdout: list[str],
+    stderr: list[str],
 ) -> None:
     """Each verdict is printed in kubectl's words; exit 0 when allowed, 1 when denied."""
     file = write(tmp_path, "manifest.yaml", *docs)
@@ -198,12 +225,16 @@ def test_connection_refused_names_the_url(tmp_path: Path, server: Server) -> Non
     """Nothing listening: exit 2, the URL and `connection refused`, no traceback."""
     file = write(tmp_path, "pod.yaml", LABELLED)
     url = f"https://127.0.0.1:{free_port()}/validate"
-    done = subprocess.run([GUARDRAIL, "review", "--url", url, "--ca", server.ca, file],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [GUARDRAIL, "review", "--url", url, "--ca", server.ca, file],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2
     assert done.stderr == (
-        f"guardrail: cannot reach {url}: connection refused (is `guardrail serve` running "
-        "there?)\n"
+        f"guardrail: cannot reach {url}: connection refused (is `guardrail serve` running there?)\n"
     )
 
 
@@ -214,7 +245,10 @@ def test_a_certificate_from_another_ca_is_refused(server: Server, tmp_path: Path
     url = f"{server.url}/validate"
     done = subprocess.run(
         [GUARDRAIL, "review", "--url", url, "--ca", str(tmp_path / "other/ca.crt"), file],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.startswith(
@@ -248,8 +282,7 @@ def test_a_certificate_from_another_ca_is_refused(server: Server, tmp_path: Path
     ],
     ids=["missing-ca", "bad-url", "no-objects", "missing-manifest"],
 )
-def test_bad_arguments_exit_2(server: Server, tmp_path: Path, args: list[str],
-                              stderr: str) -> None:
+def test_bad_arguments_exit_2(server: Server, tmp_path: Path, args: list[str], stderr: str) -> None:
     """A missing CA, a wrong URL or a manifest without objects: exit 2 and what is wrong."""
     file = write(tmp_path, "pod.yaml", LABELLED)
     write(tmp_path, "empty.yaml", "# nothing here\n")
@@ -258,8 +291,9 @@ def test_bad_arguments_exit_2(server: Server, tmp_path: Path, args: list[str],
         argv = ["--ca", server.ca, *argv]
     if "--url" not in argv:
         argv = ["--url", f"{server.url}/validate", *argv]
-    done = subprocess.run([GUARDRAIL, "review", *argv], capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [GUARDRAIL, "review", *argv], capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr == stderr.replace("{tmp}", str(tmp_path))

@@ -48,10 +48,14 @@ def test_certificate_replaced_on_disk_is_served_without_failed_requests(
             assert after != before
             # Each worker notices the change on its own, within a second of its last check:
             # wait until several new connections in a row (both workers) see the new one.
-            wait_for("new connections are served the new certificate",
-                      partial(serves_certificate, server, after))
-            wait_for("the client keeps succeeding after the switch",
-                      partial(succeeded, hammer, hammer.successes + 5))
+            wait_for(
+                "new connections are served the new certificate",
+                partial(serves_certificate, server, after),
+            )
+            wait_for(
+                "the client keeps succeeding after the switch",
+                partial(succeeded, hammer, hammer.successes + 5),
+            )
     finally:
         hammer.stop()
     assert hammer.failures == []
@@ -66,21 +70,24 @@ def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
     try:
         doc = review(pod(labels={"app": "web"}))
         body = as_json(doc)
-        head = (f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+        head = (
+            f"POST /validate HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
         context = ssl.create_default_context(cafile=server.ca)
         raw = socket.create_connection(("127.0.0.1", server.port), timeout=DEADLINE)
         with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
             tls.sendall(head + body[: len(body) // 2])
             assert _handshake_completes(server, context)  # the probe below can tell
 
-
             os.kill(server.process.pid, signal.SIGTERM)
             wait_for("the master handles SIGTERM", lambda: "Handling signal: term" in server.log())
-            wait_for("the worker stops accepting new connections",
-                      lambda: not _handshake_completes(server, context))
+            wait_for(
+                "the worker stops accepting new connections",
+                lambda: not _handshake_completes(server, context),
+            )
 
-            tls.sendall(body[len(body) // 2:])
+            tls.sendall(body[len(body) // 2 :])
             response = http.client.HTTPResponse(tls)
             response.begin()
             payload = response.read()
@@ -97,8 +104,10 @@ def test_sigterm_drains_a_request_in_flight(tmp_path: Path) -> None:
 
 def _handshake_completes(server: Server, context: ssl.SSLContext) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=1) as raw, \
-                context.wrap_socket(raw, server_hostname="127.0.0.1"):
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=1) as raw,
+            context.wrap_socket(raw, server_hostname="127.0.0.1"),
+        ):
             return True
     except OSError:  # timeout (left in the backlog), refused, reset
         return False
@@ -109,8 +118,12 @@ def test_keep_alive_reuses_one_tls_connection(fresh_server: Server) -> None:
     with requests.Session() as session:
         for _ in range(5):
             doc = review(pod())
-            reply = session.post(fresh_server.url + "/validate", data=as_json(doc),
-                                 verify=fresh_server.ca, timeout=30)
+            reply = session.post(
+                fresh_server.url + "/validate",
+                data=as_json(doc),
+                verify=fresh_server.ca,
+                timeout=30,
+            )
             assert reply.status_code == 200
             assert reply.json()["response"]["uid"] == doc["request"]["uid"]
             assert reply.headers.get("Connection", "").lower() != "close"
@@ -136,22 +149,31 @@ def test_serve_generates_missing_certificates(tmp_path: Path) -> None:
         assert "localhost" in names
         assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
         assert sorted(p.name for p in server.cert_dir.iterdir()) == [
-            "ca.crt", "ca.key", "tls.crt", "tls.key"]
+            "ca.crt",
+            "ca.key",
+            "tls.crt",
+            "tls.key",
+        ]
     finally:
         server.stop()
 
 
-@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
-                         ids=["tls1.2", "tls1.3"])
+@pytest.mark.parametrize(
+    "version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3], ids=["tls1.2", "tls1.3"]
+)
 def test_tls_1_2_and_1_3_clients_connect(fresh_server: Server, version: ssl.TLSVersion) -> None:
     """Clients pinned to TLS 1.2 (older API servers) or 1.3 both complete the handshake."""
     context = ssl.create_default_context(cafile=fresh_server.ca)
     context.minimum_version = version
     context.maximum_version = version
-    with socket.create_connection(("127.0.0.1", fresh_server.port), timeout=10) as raw, \
-            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-        assert tls.version() == {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
-                                 ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+    with (
+        socket.create_connection(("127.0.0.1", fresh_server.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        assert (
+            tls.version()
+            == {ssl.TLSVersion.TLSv1_2: "TLSv1.2", ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version]
+        )
 
 
 def test_serve_refuses_bad_flags(tmp_path: Path) -> None:
@@ -162,15 +184,41 @@ def test_serve_refuses_bad_flags(tmp_path: Path) -> None:
 
     cert_dir = tmp_path / "certs"
     make_certs(cert_dir)
-    no_state = subprocess.run([GUARDRAIL, "serve", "--cert-dir", str(cert_dir),
-                               "--kubeconfig", str(tmp_path / "missing-kubeconfig")],
-                              capture_output=True, text=True, timeout=60, check=False)
+    no_state = subprocess.run(
+        [
+            GUARDRAIL,
+            "serve",
+            "--cert-dir",
+            str(cert_dir),
+            "--kubeconfig",
+            str(tmp_path / "missing-kubeconfig"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert no_state.returncode == 2
-    assert no_state.stderr.strip() == (f"guardrail: {tmp_path / 'missing-kubeconfig'}: cannot load "
-                                       "Kubernetes client configuration: "
-                                       "Invalid kube-config file. No configuration found.")
-    bad_bind = subprocess.run([GUARDRAIL, "serve", "--state", str(tmp_path), "--cert-dir",
-                               str(cert_dir), "--bind", "8443"],
-                              capture_output=True, text=True, timeout=60, check=False)
+    assert no_state.stderr.strip() == (
+        f"guardrail: {tmp_path / 'missing-kubeconfig'}: cannot load "
+        "Kubernetes client configuration: "
+        "Invalid kube-config file. No configuration found."
+    )
+    bad_bind = subprocess.run(
+        [
+            GUARDRAIL,
+            "serve",
+            "--state",
+            str(tmp_path),
+            "--cert-dir",
+            str(cert_dir),
+            "--bind",
+            "8443",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert bad_bind.returncode == 2
     assert "--bind: '8443' is not HOST:PORT" in bad_bind.stderr

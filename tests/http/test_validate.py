@@ -32,8 +32,10 @@ UNLABELLED_DEPLOYMENT = {
     "metadata": {"name": "web", "namespace": "shop"},
     "spec": {
         "selector": {"matchLabels": {"app": "web"}},
-        "template": {"metadata": {"labels": {"app": "web"}},
-                     "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}},
+        "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+        },
     },
 }
 NEW_NAMESPACE = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "brand-new"}}
@@ -53,23 +55,58 @@ def test_labelled_pod_in_isolated_namespace_is_allowed(server: Server, api_versi
 @pytest.mark.parametrize(
     ("obj", "operation", "old", "policies", "words"),
     [
-        (pod(labels={"app": "web"}), "CREATE", None, ["require-role-labels"],
-         ['Pod "web"', 'namespace "shop"', "missing required labels: role", "metadata.labels"]),
-        (pod(namespace="open"), "CREATE", None, ["require-default-deny"],
-         ['namespace "open"', "default-deny", "Ingress", "Egress", "kubectl apply"]),
-        (pod(namespace="open", labels={}), "CREATE", None,
-         ["require-role-labels", "require-default-deny"], ["app, role", 'namespace "open"']),
-        (UNLABELLED_DEPLOYMENT, "CREATE", None, ["require-role-labels"],
-         ['Deployment "web"', "pod template", "role", "spec.template.metadata.labels"]),
-        (None, "DELETE", DEFAULT_DENY, ["protect-default-deny"],
-         ['NetworkPolicy "default-deny"', 'namespace "shop"', "without a default-deny"]),
+        (
+            pod(labels={"app": "web"}),
+            "CREATE",
+            None,
+            ["require-role-labels"],
+            ['Pod "web"', 'namespace "shop"', "missing required labels: role", "metadata.labels"],
+        ),
+        (
+            pod(namespace="open"),
+            "CREATE",
+            None,
+            ["require-default-deny"],
+            ['namespace "open"', "default-deny", "Ingress", "Egress", "kubectl apply"],
+        ),
+        (
+            pod(namespace="open", labels={}),
+            "CREATE",
+            None,
+            ["require-role-labels", "require-default-deny"],
+            ["app, role", 'namespace "open"'],
+        ),
+        (
+            UNLABELLED_DEPLOYMENT,
+            "CREATE",
+            None,
+            ["require-role-labels"],
+            ['Deployment "web"', "pod template", "role", "spec.template.metadata.labels"],
+        ),
+        (
+            None,
+            "DELETE",
+            DEFAULT_DENY,
+            ["protect-default-deny"],
+            ['NetworkPolicy "default-deny"', 'namespace "shop"', "without a default-deny"],
+        ),
     ],
-    ids=["pod-missing-role", "pod-in-open-namespace", "both-policies", "deployment-template",
-         "delete-default-deny"],
+    ids=[
+        "pod-missing-role",
+        "pod-in-open-namespace",
+        "both-policies",
+        "deployment-template",
+        "delete-default-deny",
+    ],
 )
 def test_enforced_violations_are_denied(
-    server: Server, api_version: str, obj: dict[str, Any] | None, operation: str,
-    old: dict[str, Any] | None, policies: list[str], words: list[str],
+    server: Server,
+    api_version: str,
+    obj: dict[str, Any] | None,
+    operation: str,
+    old: dict[str, Any] | None,
+    policies: list[str],
+    words: list[str],
 ) -> None:
     """Enforce-mode violations deny with 403, every message in status.message, annotations."""
     response = server.review(review(obj, operation=operation, old=old, api_version=api_version))
@@ -100,8 +137,9 @@ def test_warn_mode_allows_with_a_short_warning(server: Server, api_version: str)
     assert "spec.ingress[0]" in warning
     assert len(warning) < 120
     annotation = response["auditAnnotations"]["restrict-allow-all"]
-    assert annotation.startswith('warn: [restrict-allow-all] NetworkPolicy "open-door" in '
-                                 'namespace "shop"')
+    assert annotation.startswith(
+        'warn: [restrict-allow-all] NetworkPolicy "open-door" in namespace "shop"'
+    )
     assert "admits all traffic" in annotation
 
 
@@ -128,11 +166,13 @@ def test_new_namespace_is_allowed_with_an_advisory_warning(server: Server) -> No
     ],
     ids=["exempt-namespace", "own-namespace", "exempt-username", "exempt-group", "not-exempt"],
 )
-def test_exemptions(server: Server, namespace: str, username: str, groups: list[str],
-                    allowed: bool) -> None:
+def test_exemptions(
+    server: Server, namespace: str, username: str, groups: list[str], allowed: bool
+) -> None:
     """Exempt namespaces, usernames and groups are allowed without a trace; others judged."""
-    response = server.review(review(pod(namespace=namespace, labels={}), username=username,
-                                    groups=groups))
+    response = server.review(
+        review(pod(namespace=namespace, labels={}), username=username, groups=groups)
+    )
     assert response["allowed"] is allowed
     if allowed:
         assert "warnings" not in response
@@ -169,8 +209,10 @@ def _violations(server: Server, namespace: str) -> dict[tuple[str, str, str], fl
     found: dict[tuple[str, str, str], float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == "guardrail_violations_total" and \
-                    sample.labels.get("namespace") == namespace:
+            if (
+                sample.name == "guardrail_violations_total"
+                and sample.labels.get("namespace") == namespace
+            ):
                 key = (sample.labels["policy"], sample.labels["mode"], sample.labels["kind"])
                 found[key] = sample.value
     return found
@@ -181,8 +223,9 @@ def test_metrics_count_violations_across_workers(server: Server) -> None:
     of the two workers judged it and whichever answers the scrape."""
     for _ in range(3):
         server.review(review(pod(name="counted", namespace="metrics-ns", labels={"app": "x"})))
-    server.review(review({**ALLOW_ALL_POLICY,
-                          "metadata": {"name": "open-door", "namespace": "metrics-ns"}}))
+    server.review(
+        review({**ALLOW_ALL_POLICY, "metadata": {"name": "open-door", "namespace": "metrics-ns"}})
+    )
     for _ in range(4):  # several scrapes: each may be answered by a different worker
         assert _violations(server, "metrics-ns") == {
             ("require-role-labels", "enforce", "Pod"): 3.0,
@@ -201,16 +244,31 @@ def test_violations_are_logged_as_json_lines(server: Server) -> None:
     doc = review(pod(name="logged", labels={"app": "web"}), username="carol")
     server.review(doc)
     uid = doc["request"]["uid"]
-    lines = [json.loads(line) for line in server.log().splitlines()
-             if line.startswith("{") and uid in line]
-    assert lines == [{
-        "time": lines[0]["time"], "level": "warning", "logger": "guardrail.admission",
-        "message": '[require-role-labels] Pod "logged" in namespace "shop" is missing required '
-                   "labels: role. Add them under metadata.labels.",
-        "event": "violation", "policy": "require-role-labels", "mode": "enforce", "kind": "Pod",
-        "namespace": "shop", "name": "logged", "user": "carol", "operation": "CREATE",
-        "uid": uid, "dry_run": False, "denied": True,
-    }]
+    lines = [
+        json.loads(line)
+        for line in server.log().splitlines()
+        if line.startswith("{") and uid in line
+    ]
+    assert lines == [
+        {
+            "time": lines[0]["time"],
+            "level": "warning",
+            "logger": "guardrail.admission",
+            "message": '[require-role-labels] Pod "logged" in namespace "shop" is missing required '
+            "labels: role. Add them under metadata.labels.",
+            "event": "violation",
+            "policy": "require-role-labels",
+            "mode": "enforce",
+            "kind": "Pod",
+            "namespace": "shop",
+            "name": "logged",
+            "user": "carol",
+            "operation": "CREATE",
+            "uid": uid,
+            "dry_run": False,
+            "denied": True,
+        }
+    ]
 
 
 @pytest.mark.parametrize(
@@ -218,8 +276,14 @@ def test_violations_are_logged_as_json_lines(server: Server) -> None:
     [
         ("/healthz", 200, {"status": "ok"}),
         ("/readyz", 200, {"status": "ready"}),
-        ("/nowhere", 404, {"error": "no such path: /nowhere (guardrail serves POST /validate, "
-                                    "GET /healthz, /readyz, /metrics)"}),
+        (
+            "/nowhere",
+            404,
+            {
+                "error": "no such path: /nowhere (guardrail serves POST /validate, "
+                "GET /healthz, /readyz, /metrics)"
+            },
+        ),
     ],
     ids=["healthz", "readyz", "unknown-path"],
 )

@@ -16,13 +16,12 @@ from webhook.policy.admin import (
     subject_covers,
     unrestricted_rules,
 )
-from webhook.policy.isolation import (
-    protect_default_deny,
-    providers_for,
-    require_default_deny,
-    restrict_allow_all,
-)
-from webhook.policy.model import Direction, Namespace, Operation, PolicyRef, Request, Settings
+from webhook.policy.isolation import providers_for
+from webhook.policy.model import Direction, Namespace, Operation, PolicyRef, Request
+from webhook.policy.rule import Settings
+from webhook.policy.rules.protect_default_deny import check as protect_default_deny
+from webhook.policy.rules.require_default_deny import check as require_default_deny
+from webhook.policy.rules.restrict_allow_all import check as restrict_allow_all
 from webhook.state.index import IndexedState
 
 IN, EG = Direction.INGRESS, Direction.EGRESS

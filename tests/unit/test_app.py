@@ -12,7 +12,7 @@ import pytest
 
 from webhook.app import JsonFormatter, create_app
 from webhook.config import parse_config
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Namespace, Obj, Providers
 
 
@@ -49,9 +49,15 @@ def _review(namespace: str = "shop") -> dict[str, Any]:
             "name": "web",
             "operation": "CREATE",
             "userInfo": {"username": "alice"},
-            "object": {"apiVersion": "v1", "kind": "Pod",
-                       "metadata": {"name": "web", "namespace": namespace,
-                                    "labels": {"app": "web", "role": "frontend"}}},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "web",
+                    "namespace": namespace,
+                    "labels": {"app": "web", "role": "frontend"},
+                },
+            },
         },
     }
 
@@ -59,12 +65,24 @@ def _review(namespace: str = "shop") -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("on_error", "error", "allowed", "text"),
     [
-        ("deny", RuntimeError("state backend exploded"), False,
-         "guardrail failed to judge this request: internal error, see guardrail's log"),
-        ("allow", RuntimeError("state backend exploded"), True,
-         "guardrail failed to judge this request: internal error, see guardrail's log"),
-        ("deny", GuardrailError("cannot read network policies", "state"), False,
-         "guardrail failed to judge this request: state: cannot read network policies"),
+        (
+            "deny",
+            RuntimeError("state backend exploded"),
+            False,
+            "guardrail failed to judge this request: internal error, see guardrail's log",
+        ),
+        (
+            "allow",
+            RuntimeError("state backend exploded"),
+            True,
+            "guardrail failed to judge this request: internal error, see guardrail's log",
+        ),
+        (
+            "deny",
+            GuardrailError("cannot read network policies", "state"),
+            False,
+            "guardrail failed to judge this request: state: cannot read network policies",
+        ),
     ],
     ids=["bug-on-error-deny", "bug-on-error-allow", "input-error-on-error-deny"],
 )
@@ -101,24 +119,39 @@ def test_exempt_requests_are_not_judged_at_all() -> None:
     assert reply.get_json()["response"] == {"uid": "u-1", "allowed": True}
 
 
+class Unsynced:
+    """A cache that has not finished its first list yet (a Confirmer, see admission.judge)."""
+
+    def __init__(self) -> None:
+        self.synced = False
+
+    def wait_synced(self, timeout: float) -> bool:
+        return self.synced
+
+    def confirm_providers(self, namespace: str) -> object | None:
+        return None
+
+
 def test_readyz_follows_ready() -> None:
     """/readyz is 503 with a JSON reason until ready() is true, /healthz 200 throughout."""
     config = parse_config({}, "config.yaml")
-    state = {"ready": False}
-    client = create_app(config, UnreadableState(RuntimeError()),
-                        ready=lambda: state["ready"]).test_client()
+    cache = Unsynced()
+    client = create_app(config, UnreadableState(RuntimeError()), cache).test_client()
     assert client.get("/readyz").status_code == 503
-    assert client.get("/readyz").get_json() == {"status": "not ready",
-                                                "error": "cluster state not synced yet"}
+    assert client.get("/readyz").get_json() == {
+        "status": "not ready",
+        "error": "cluster state not synced yet",
+    }
     assert client.get("/healthz").status_code == 200
-    state["ready"] = True
+    cache.synced = True
     assert client.get("/readyz").status_code == 200
 
 
 def test_json_formatter_puts_fields_at_top_level() -> None:
     """Log records become one JSON object with the record's fields as top-level keys."""
-    record = logging.LogRecord("guardrail.admission", logging.WARNING, __file__, 1,
-                               "denied %s", ("web",), None)
+    record = logging.LogRecord(
+        "guardrail.admission", logging.WARNING, __file__, 1, "denied %s", ("web",), None
+    )
     record.fields = {"policy": "require-role-labels", "uid": "u-1"}
     line = JsonFormatter().format(record)
     assert "\n" not in line

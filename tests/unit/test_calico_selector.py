@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from webhook.errors import GuardrailError
 from webhook.policy.calico import every_endpoint_matches, namespace_matches
+from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Namespace
 from webhook.policy.selector import (
     MAX_NESTING,

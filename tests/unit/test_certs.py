@@ -16,12 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from webhook.certs import CertBundle, write_certificates
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 
 
 def _write(out: Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost")) -> CertBundle:
-    return write_certificates(out, service="guardrail", namespace="guardrail-system",
-                              hosts=hosts, days=30)
+    return write_certificates(
+        out, service="guardrail", namespace="guardrail-system", hosts=hosts, days=30
+    )
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -47,8 +48,11 @@ def test_ca_bundle_is_base64_of_ca_pem(tmp_path: Path) -> None:
 def test_serving_certificate_names_the_service_and_hosts(tmp_path: Path) -> None:
     """SANs: NAME, NAME.NS, NAME.NS.svc, NAME.NS.svc.cluster.local, the DNS hosts, IP SANs."""
     _write(tmp_path, hosts=("127.0.0.1", "localhost", "::1", "webhook.example.com"))
-    san = _cert(tmp_path / "tls.crt").extensions.get_extension_for_class(
-        x509.SubjectAlternativeName).value
+    san = (
+        _cert(tmp_path / "tls.crt")
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value
+    )
     assert san.get_values_for_type(x509.DNSName) == [
         "guardrail",
         "guardrail.guardrail-system",
@@ -58,7 +62,8 @@ def test_serving_certificate_names_the_service_and_hosts(tmp_path: Path) -> None
         "webhook.example.com",
     ]
     assert san.get_values_for_type(x509.IPAddress) == [
-        ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"),
+        ipaddress.ip_address("127.0.0.1"),
+        ipaddress.ip_address("::1"),
     ]
 
 
@@ -82,8 +87,10 @@ def test_chain_verifies_for_the_ip_and_the_service_name(tmp_path: Path) -> None:
     leaf, ca = _cert(tmp_path / "tls.crt"), _cert(tmp_path / "ca.crt")
     leaf.verify_directly_issued_by(ca)
     store = x509.verification.Store([ca])
-    for name in (x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                 x509.DNSName("guardrail.guardrail-system.svc")):
+    for name in (
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        x509.DNSName("guardrail.guardrail-system.svc"),
+    ):
         verifier = x509.verification.PolicyBuilder().store(store).build_server_verifier(name)
         chain = verifier.verify(leaf, [])
         assert chain[-1] == ca
@@ -136,14 +143,25 @@ def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
         ({"namespace": "a.b"}, "--namespace: 'a.b' is not a valid DNS label"),
         ({"days": 0}, "--days: must be between 1 and 36500, not 0"),
     ],
-    ids=["space-in-host", "leading-dash", "empty-host", "uppercase-service", "dotted-namespace",
-         "zero-days"],
+    ids=[
+        "space-in-host",
+        "leading-dash",
+        "empty-host",
+        "uppercase-service",
+        "dotted-namespace",
+        "zero-days",
+    ],
 )
-def test_bad_input_is_a_guardrail_error(tmp_path: Path, kwargs: dict[str, object],
-                                        expected: str) -> None:
+def test_bad_input_is_a_guardrail_error(
+    tmp_path: Path, kwargs: dict[str, object], expected: str
+) -> None:
     """Invalid names and numbers are refused with the flag that is wrong, nothing written."""
-    args: dict[str, object] = {"service": "guardrail", "namespace": "guardrail-system",
-                               "hosts": (), "days": 30}
+    args: dict[str, object] = {
+        "service": "guardrail",
+        "namespace": "guardrail-system",
+        "hosts": (),
+        "days": 30,
+    }
     args.update(kwargs)
     with pytest.raises(GuardrailError) as info:
         write_certificates(tmp_path / "out", **args)  # type: ignore[arg-type]
@@ -156,8 +174,10 @@ def test_unwritable_directory_is_a_guardrail_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     with pytest.raises(GuardrailError) as info:
         _write(tmp_path / "file" / "certs")
-    assert str(info.value) == f"{tmp_path / 'file' / 'certs'}: cannot create directory: " \
-                              "Not a directory"
+    assert (
+        str(info.value) == f"{tmp_path / 'file' / 'certs'}: cannot create directory: "
+        "Not a directory"
+    )
 
 
 def test_output_path_that_is_a_file_is_a_guardrail_error(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from webhook.checking import CheckResult, check_paths
 from webhook.config import Config, default_config, parse_config
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 
 DEFAULT_DENY = """\
 apiVersion: networking.k8s.io/v1
@@ -66,15 +66,24 @@ def write(tmp_path: Path, name: str, *docs: str) -> str:
 def rows(result: CheckResult) -> list[tuple[object, ...]]:
     """(policy, mode, kind, namespace, name, file, line, enforced) of each violation."""
     return [
-        (v.policy, str(v.mode), v.finding.kind, v.finding.namespace, v.finding.name,
-         Path(v.file).name if v.file else None, v.line, v.enforced)
+        (
+            v.policy,
+            str(v.mode),
+            v.finding.kind,
+            v.finding.namespace,
+            v.finding.name,
+            Path(v.file).name if v.file else None,
+            v.line,
+            v.enforced,
+        )
         for v in result.violations
     ]
 
 
 def check(tmp_path: Path, config: Config | None = None, *names: str) -> CheckResult:
-    return check_paths([str(tmp_path / n) for n in names] or [str(tmp_path)],
-                       config or default_config())
+    return check_paths(
+        [str(tmp_path / n) for n in names] or [str(tmp_path)], config or default_config()
+    )
 
 
 def test_missing_label_in_an_isolated_namespace_is_the_only_finding(tmp_path: Path) -> None:
@@ -135,8 +144,9 @@ def test_namespace_violation_sits_on_the_namespace_object_when_it_is_in_the_inpu
 
 def test_long_workload_lists_are_cut_with_a_count(tmp_path: Path) -> None:
     """Beyond five workloads the namespace message lists the first five and `and N more`."""
-    write(tmp_path, "pods.yaml", *(POD.format(name=f"p{i}", ns="big", role="web")
-                                   for i in range(7)))
+    write(
+        tmp_path, "pods.yaml", *(POD.format(name=f"p{i}", ns="big", role="web") for i in range(7))
+    )
     (violation,) = check(tmp_path).violations
     assert (
         '7 workloads in it would be rejected: Pod "p0", Pod "p1", Pod "p2", Pod "p3", Pod "p4" '
@@ -146,8 +156,12 @@ def test_long_workload_lists_are_cut_with_a_count(tmp_path: Path) -> None:
 
 def test_only_the_missing_direction_is_asked_for(tmp_path: Path) -> None:
     """With an Ingress-only default-deny, the message asks for Egress and names that policy."""
-    write(tmp_path, "all.yaml", INGRESS_ONLY_DENY.format(ns="shop"),
-          POD.format(name="web", ns="shop", role="web"))
+    write(
+        tmp_path,
+        "all.yaml",
+        INGRESS_ONLY_DENY.format(ns="shop"),
+        POD.format(name="web", ns="shop", role="web"),
+    )
     (violation,) = check(tmp_path).violations
     message = violation.finding.message
     assert "has no default-deny network policy for Egress, so 1 workload" in message
@@ -204,8 +218,15 @@ def test_allow_all_policy_is_a_warning_by_default(tmp_path: Path) -> None:
 
 def test_configured_modes_apply(tmp_path: Path) -> None:
     """With require-role-labels in audit mode, its finding is kept but no longer enforced."""
-    config = parse_config({"policies": {"require-role-labels": {"mode": "audit"},
-                                        "require-default-deny": {"mode": "off"}}}, "test")
+    config = parse_config(
+        {
+            "policies": {
+                "require-role-labels": {"mode": "audit"},
+                "require-default-deny": {"mode": "off"},
+            }
+        },
+        "test",
+    )
     write(tmp_path, "pod.yaml", POD.format(name="web", ns="shop", role="''"))
     result = check(tmp_path, config)
     assert rows(result) == [
@@ -218,8 +239,10 @@ def test_notes_of_skipped_documents_are_returned(tmp_path: Path) -> None:
     write(tmp_path, "values.yaml", "replicas: 3\n")
     result = check(tmp_path)
     assert (result.resources, result.violations) == (0, [])
-    assert result.notes == [f"{tmp_path / 'values.yaml'}:1: skipped: not a Kubernetes object "
-                            "(no apiVersion and no kind)"]
+    assert result.notes == [
+        f"{tmp_path / 'values.yaml'}:1: skipped: not a Kubernetes object "
+        "(no apiVersion and no kind)"
+    ]
 
 
 def test_stdin_objects_are_judged_with_the_files(tmp_path: Path) -> None:

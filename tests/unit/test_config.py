@@ -14,8 +14,10 @@ from webhook.config import (
     load_config,
     parse_config,
 )
-from webhook.errors import ConfigError
+from webhook.policy.errors import ConfigError
 from webhook.policy.model import Direction, Mode, Namespace, Operation, Request
+from webhook.policy.rules.require_default_deny import DIRECTIONS
+from webhook.policy.rules.require_role_labels import ALLOWED_VALUES, LABELS
 
 SPEC_EXAMPLE = """\
 mode: enforce
@@ -60,8 +62,8 @@ def test_defaults() -> None:
         "restrict-allow-all": Mode.WARN,
     }
     assert set(DEFAULT_EXEMPT_NAMESPACES) | {"guardrail-system"} == config.exemptions.namespaces
-    assert config.settings.labels == ("app", "role")
-    assert config.settings.directions == (Direction.INGRESS, Direction.EGRESS)
+    assert config.settings.get(LABELS) == ("app", "role")
+    assert config.settings.get(DIRECTIONS) == (Direction.INGRESS, Direction.EGRESS)
 
 
 def test_empty_file_is_defaults(tmp_path: Path) -> None:
@@ -181,8 +183,8 @@ def test_allowed_values_and_directions(tmp_path: Path) -> None:
             ),
         )
     )
-    assert config.settings.allowed_values == {"role": ("web", "db")}
-    assert config.settings.directions == (Direction.EGRESS,)
+    assert config.settings.get(ALLOWED_VALUES) == {"role": ("web", "db")}
+    assert config.settings.get(DIRECTIONS) == (Direction.EGRESS,)
 
 
 def _ns(label: str | None) -> Namespace:

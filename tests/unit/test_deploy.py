@@ -23,15 +23,23 @@ GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 NAMESPACE = "guardrail-system"
 OVERLAYS = ("default", "self-signed", "cert-manager")
-WEBHOOK_NAMES = ("workloads.guardrail.dev", "networkpolicies.guardrail.dev",
-                 "namespaces.guardrail.dev")
+WEBHOOK_NAMES = (
+    "workloads.guardrail.dev",
+    "networkpolicies.guardrail.dev",
+    "namespaces.guardrail.dev",
+)
 
 Doc = dict[str, Any]
 
 
 def _render(directory: Path) -> list[Doc]:
-    done = subprocess.run([KUBECTL, "kustomize", str(directory)], capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [KUBECTL, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
@@ -42,10 +50,17 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
     deploy = tmp_path_factory.mktemp("deploy") / "deploy"
     shutil.copytree(REPO / "deploy", deploy, ignore=shutil.ignore_patterns("tls"))
     done = subprocess.run(
-        [str(REPO / "scripts" / "install-self-signed"), "--prepare-only", "--deploy-dir",
-         str(deploy)],
+        [
+            str(REPO / "scripts" / "install-self-signed"),
+            "--prepare-only",
+            "--deploy-dir",
+            str(deploy),
+        ],
         env={"PATH": "/usr/bin:/bin", "GUARDRAIL": GUARDRAIL},
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return {
@@ -56,8 +71,9 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
 
 
 def _one(docs: list[Doc], kind: str, name: str | None = None) -> Doc:
-    found = [d for d in docs if d["kind"] == kind and (name is None
-                                                       or d["metadata"]["name"] == name)]
+    found = [
+        d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)
+    ]
     assert len(found) == 1, f"{kind} {name or ''}: {len(found)} rendered"
     return found[0]
 
@@ -132,8 +148,10 @@ def test_container_probes_resources_and_termination(
     for bound in ("requests", "limits"):
         assert set(container["resources"][bound]) >= {"cpu", "memory"}, bound
     assert pod["terminationGracePeriodSeconds"] > GRACEFUL_TIMEOUT_SECONDS
-    assert {"name": "POD_NAMESPACE",
-            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}} in container["env"]
+    assert {
+        "name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in container["env"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
@@ -176,8 +194,11 @@ def test_webhooks_fail_closed_fast_and_without_side_effects(
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert 1 <= webhook["timeoutSeconds"] <= 5
         assert webhook["clientConfig"]["service"] == {
-            "name": "guardrail", "namespace": NAMESPACE, "path": "/validate",
-            "port": service["spec"]["ports"][0]["port"]}
+            "name": "guardrail",
+            "namespace": NAMESPACE,
+            "path": "/validate",
+            "port": service["spec"]["ports"][0]["port"],
+        }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
@@ -194,25 +215,39 @@ def test_webhook_rules_name_exactly_what_the_policies_judge(
             for field in ("apiGroups", "apiVersions", "resources", "operations"):
                 assert "*" not in rule[field], (webhook["name"], field)
                 assert all("/" not in r for r in rule["resources"]), "no subresources"
-            found.update((g, r, o) for g in rule["apiGroups"] for r in rule["resources"]
-                         for o in rule["operations"])
-    workloads = {("", "pods", "Pod"), ("", "replicationcontrollers", "ReplicationController"),
-                 ("apps", "deployments", "Deployment"), ("apps", "replicasets", "ReplicaSet"),
-                 ("apps", "statefulsets", "StatefulSet"), ("apps", "daemonsets", "DaemonSet"),
-                 ("batch", "jobs", "Job"), ("batch", "cronjobs", "CronJob")}
+            found.update(
+                (g, r, o)
+                for g in rule["apiGroups"]
+                for r in rule["resources"]
+                for o in rule["operations"]
+            )
+    workloads = {
+        ("", "pods", "Pod"),
+        ("", "replicationcontrollers", "ReplicationController"),
+        ("apps", "deployments", "Deployment"),
+        ("apps", "replicasets", "ReplicaSet"),
+        ("apps", "statefulsets", "StatefulSet"),
+        ("apps", "daemonsets", "DaemonSet"),
+        ("batch", "jobs", "Job"),
+        ("batch", "cronjobs", "CronJob"),
+    }
     assert all(is_workload(group, kind) for group, _, kind in workloads)
     assert matched["workloads.guardrail.dev"] == {
-        (g, r, o) for g, r, _ in workloads for o in ("CREATE", "UPDATE")}
+        (g, r, o) for g, r, _ in workloads for o in ("CREATE", "UPDATE")
+    }
     assert matched["networkpolicies.guardrail.dev"] == {
         (g, r, o)
-        for g, r in (("networking.k8s.io", "networkpolicies"),
-                     ("projectcalico.org", "networkpolicies"),
-                     ("projectcalico.org", "globalnetworkpolicies"),
-                     ("crd.projectcalico.org", "networkpolicies"),
-                     ("crd.projectcalico.org", "globalnetworkpolicies"),
-                     ("policy.networking.k8s.io", "adminnetworkpolicies"),
-                     ("policy.networking.k8s.io", "baselineadminnetworkpolicies"))
-        for o in ("CREATE", "UPDATE", "DELETE")}
+        for g, r in (
+            ("networking.k8s.io", "networkpolicies"),
+            ("projectcalico.org", "networkpolicies"),
+            ("projectcalico.org", "globalnetworkpolicies"),
+            ("crd.projectcalico.org", "networkpolicies"),
+            ("crd.projectcalico.org", "globalnetworkpolicies"),
+            ("policy.networking.k8s.io", "adminnetworkpolicies"),
+            ("policy.networking.k8s.io", "baselineadminnetworkpolicies"),
+        )
+        for o in ("CREATE", "UPDATE", "DELETE")
+    }
     assert matched["namespaces.guardrail.dev"] == {("", "namespaces", "CREATE")}
 
 
@@ -241,16 +276,19 @@ def test_match_conditions_only_narrow_with_named_cel(rendered: dict[str, list[Do
     config = _one(rendered["default"], "ValidatingWebhookConfiguration", "guardrail")
     conditions = {w["name"]: w.get("matchConditions", []) for w in config["webhooks"]}
     assert [c["name"] for c in conditions["workloads.guardrail.dev"]] == [
-        "not-a-mirror-pod", "pod-update-changes-labels"]
+        "not-a-mirror-pod",
+        "pod-update-changes-labels",
+    ]
     assert [c["name"] for c in conditions["networkpolicies.guardrail.dev"]] == [
-        "not-namespace-teardown", "delete-of-possible-default-deny"]
+        "not-namespace-teardown",
+        "delete-of-possible-default-deny",
+    ]
     assert conditions["namespaces.guardrail.dev"] == []
     for condition in conditions["workloads.guardrail.dev"]:
         assert condition["expression"].startswith("request.resource.resource != 'pods' ||")
     for condition in conditions["networkpolicies.guardrail.dev"]:
         assert condition["expression"].startswith("request.operation != 'DELETE' ||")
-    for fields in re.findall(r"(?<!has\()\b(object|oldObject)\.metadata\.(\w+)",
-                             str(conditions)):
+    for fields in re.findall(r"(?<!has\()\b(object|oldObject)\.metadata\.(\w+)", str(conditions)):
         assert fields[1] in ("labels", "annotations")
 
 
@@ -272,11 +310,14 @@ def test_cert_manager_overlay_injects_its_ca(rendered: dict[str, list[Doc]]) -> 
     docs = rendered["cert-manager"]
     config = _one(docs, "ValidatingWebhookConfiguration", "guardrail")
     assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
-        f"{NAMESPACE}/guardrail-serving")
+        f"{NAMESPACE}/guardrail-serving"
+    )
     serving = _one(docs, "Certificate", "guardrail-serving")["spec"]
     assert serving["secretName"] == "guardrail-tls"
-    assert set(serving["dnsNames"]) == {f"guardrail.{NAMESPACE}.svc",
-                                        f"guardrail.{NAMESPACE}.svc.cluster.local"}
+    assert set(serving["dnsNames"]) == {
+        f"guardrail.{NAMESPACE}.svc",
+        f"guardrail.{NAMESPACE}.svc.cluster.local",
+    }
     assert serving["issuerRef"]["name"] == "guardrail-ca"
     assert _one(docs, "Certificate", "guardrail-ca")["spec"]["isCA"] is True
     assert not [d for d in docs if d["kind"] == "Secret"]
@@ -287,8 +328,14 @@ def test_default_install_needs_no_custom_resource(rendered: dict[str, list[Doc]]
     """`kubectl apply -k deploy/` uses built-in kinds only, so it works (and dry-runs) on a
     cluster without cert-manager."""
     groups = {d["apiVersion"].rpartition("/")[0] for d in rendered["default"]}
-    assert groups <= {"", "apps", "policy", "networking.k8s.io", "rbac.authorization.k8s.io",
-                      "admissionregistration.k8s.io"}
+    assert groups <= {
+        "",
+        "apps",
+        "policy",
+        "networking.k8s.io",
+        "rbac.authorization.k8s.io",
+        "admissionregistration.k8s.io",
+    }
 
 
 # -- RBAC -----------------------------------------------------------------------------------------
@@ -322,9 +369,16 @@ def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]]) ->
         ("policy.networking.k8s.io", "adminnetworkpolicies"): READ,
         ("policy.networking.k8s.io", "baselineadminnetworkpolicies"): READ,
     }
-    workloads = {("", "pods"), ("", "replicationcontrollers"), ("apps", "deployments"),
-                 ("apps", "replicasets"), ("apps", "statefulsets"), ("apps", "daemonsets"),
-                 ("batch", "jobs"), ("batch", "cronjobs")}
+    workloads = {
+        ("", "pods"),
+        ("", "replicationcontrollers"),
+        ("apps", "deployments"),
+        ("apps", "replicasets"),
+        ("apps", "statefulsets"),
+        ("apps", "daemonsets"),
+        ("batch", "jobs"),
+        ("batch", "cronjobs"),
+    }
     assert _grants(_one(docs, "ClusterRole", "guardrail-audit")) == {
         **{workload: {"list"} for workload in workloads},
         ("wgpolicyk8s.io", "policyreports"): REPORTS_WRITE,
@@ -335,16 +389,27 @@ def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]]) ->
     role = _one(docs, "Role", "guardrail-leader-election")
     assert role["metadata"]["namespace"] == NAMESPACE
     create, renew = role["rules"]
-    assert create == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                      "verbs": ["create"]}
-    assert renew == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                     "resourceNames": ["guardrail-audit"], "verbs": ["get", "update"]}
-    for kind, name in (("ClusterRoleBinding", "guardrail"), ("ClusterRoleBinding",
-                       "guardrail-audit"), ("RoleBinding", "guardrail-leader-election")):
+    assert create == {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["create"],
+    }
+    assert renew == {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "resourceNames": ["guardrail-audit"],
+        "verbs": ["get", "update"],
+    }
+    for kind, name in (
+        ("ClusterRoleBinding", "guardrail"),
+        ("ClusterRoleBinding", "guardrail-audit"),
+        ("RoleBinding", "guardrail-leader-election"),
+    ):
         binding = _one(docs, kind, name)
         assert binding["roleRef"]["name"] == name
         assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": "guardrail", "namespace": NAMESPACE}]
+            {"kind": "ServiceAccount", "name": "guardrail", "namespace": NAMESPACE}
+        ]
 
 
 def test_guardrail_namespace_is_restricted_and_isolated(rendered: dict[str, list[Doc]]) -> None:
@@ -364,8 +429,11 @@ def test_dockerfile_is_multi_stage_non_root_and_exec_form() -> None:
     """Two stages from a slim Python base, a numeric non-root USER, OCI labels, `guardrail`
     as the exec-form entrypoint, no HEALTHCHECK, and a build context of runtime files only."""
     text = (REPO / "Dockerfile").read_text()
-    instructions = [line.split(maxsplit=1) for line in text.splitlines()
-                    if line.strip() and not line.startswith((" ", "#"))]
+    instructions = [
+        line.split(maxsplit=1)
+        for line in text.splitlines()
+        if line.strip() and not line.startswith((" ", "#"))
+    ]
     verbs = [parts[0] for parts in instructions]
     assert verbs.count("FROM") == 2
     assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text
@@ -376,4 +444,4 @@ def test_dockerfile_is_multi_stage_non_root_and_exec_form() -> None:
     assert re.search(r'^CMD \["serve", ', text, re.MULTILINE)
     assert "org.opencontainers.image.source" in text
     ignore = (REPO / ".dockerignore").read_text().split()
-    assert ignore[ignore.index("*"):][:4] == ["*", "!pyproject.toml", "!README.md", "!webhook/"]
+    assert ignore[ignore.index("*") :][:4] == ["*", "!pyproject.toml", "!README.md", "!webhook/"]

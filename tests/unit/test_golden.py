@@ -35,8 +35,9 @@ def test_cases_exist() -> None:
 @pytest.mark.parametrize("request_file", REQUESTS, ids=[p.name.split(".")[0] for p in REQUESTS])
 def test_golden(request_file: Path, client: FlaskClient, request: pytest.FixtureRequest) -> None:
     """The webhook answers this AdmissionReview exactly as recorded."""
-    response = client.post("/validate", data=request_file.read_bytes(),
-                           content_type="application/json")
+    response = client.post(
+        "/validate", data=request_file.read_bytes(), content_type="application/json"
+    )
     assert response.status_code == 200
     got = response.get_json()
     golden = request_file.with_name(request_file.name.replace(".request.", ".response."))

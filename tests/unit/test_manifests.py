@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from webhook.errors import ManifestError
 from webhook.manifests import (
     MAX_ALIAS_EXPANSION,
     MAX_DEPTH,
@@ -18,6 +17,7 @@ from webhook.manifests import (
     load_paths,
     manifest_files,
 )
+from webhook.policy.errors import ManifestError
 
 
 def found(result: LoadResult) -> list[tuple[str, str, int]]:
@@ -253,8 +253,10 @@ def test_directories_are_walked_recursively_in_sorted_order(
     monkeypatch.chdir(tmp_path)
     write(tmp_path / "tree/b.yaml", POD.format(name="b"))
     write(tmp_path / "tree/a/z.yml", POD.format(name="az"))
-    write(tmp_path / "tree/a/deeper/c.json", '{"apiVersion": "v1", "kind": "Pod", '
-          '"metadata": {"name": "c"}}')
+    write(
+        tmp_path / "tree/a/deeper/c.json",
+        '{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "c"}}',
+    )
     write(tmp_path / "tree/README.md", "# not a manifest: key: value: broken\n")
     write(tmp_path / "tree/notes.txt", "apiVersion: [\n")
     write(tmp_path / "tree/.git/config.yaml", POD.format(name="hidden-dir"))
@@ -341,7 +343,7 @@ def test_manifest_files_of_a_file_is_the_file_itself(tmp_path: Path) -> None:
             "invalid JSON: Expecting property name enclosed in double quotes (column 1)",
         ),
         (
-            b"apiVersion: v1\nkind: Pod\nmetadata: {name: \"a\\x1bb\"}\nbad: \x1b\n",
+            b'apiVersion: v1\nkind: Pod\nmetadata: {name: "a\\x1bb"}\nbad: \x1b\n',
             "ctl.yaml",
             "ctl.yaml:4",
             "invalid YAML: character #x001b is not allowed",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.policy.model import MESSAGE_SUMMARY_LIMIT, summarize
+from webhook.policy.text import MESSAGE_SUMMARY_LIMIT, summarize
 
 
 @pytest.mark.parametrize(

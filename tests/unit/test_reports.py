@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from webhook.checking import CheckResult
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Finding, Mode, Violation
 from webhook.report import FORMATS, Resource, render
 
@@ -17,6 +17,7 @@ from webhook.report import FORMATS, Resource, render
 def parse_xml(text: str) -> ET.Element:
     """Parse the JUnit report (our own output, so the stdlib parser is safe here)."""
     return ET.fromstring(text)  # noqa: S314 - not untrusted input: guardrail's own report
+
 
 LABELS_MSG = (
     '[require-role-labels] Pod "web" in namespace "shop" is missing required labels: role. '
@@ -53,12 +54,29 @@ def sample() -> CheckResult:
     return CheckResult(
         resources=4,
         violations=[
-            violation("require-role-labels", "Pod", "shop", "web", LABELS_MSG,
-                      file="app/web.yaml", line=6),
-            violation("restrict-allow-all", "NetworkPolicy", "shop", "open", ALLOW_ALL_MSG,
-                      Mode.WARN, "app/np.json", 4),
-            violation("require-default-deny", "Namespace", "", "blog", NAMESPACE_MSG,
-                      Mode.AUDIT, "blog/post.yaml", 1),
+            violation(
+                "require-role-labels", "Pod", "shop", "web", LABELS_MSG, file="app/web.yaml", line=6
+            ),
+            violation(
+                "restrict-allow-all",
+                "NetworkPolicy",
+                "shop",
+                "open",
+                ALLOW_ALL_MSG,
+                Mode.WARN,
+                "app/np.json",
+                4,
+            ),
+            violation(
+                "require-default-deny",
+                "Namespace",
+                "",
+                "blog",
+                NAMESPACE_MSG,
+                Mode.AUDIT,
+                "blog/post.yaml",
+                1,
+            ),
         ],
         judged=[
             Resource("v1", "Pod", "shop", "web", "app/web.yaml", 6),
@@ -70,8 +88,13 @@ def sample() -> CheckResult:
 
 
 def empty() -> CheckResult:
-    return CheckResult(resources=2, judged=[Resource("v1", "Pod", "shop", "ok", "ok.yaml", 1),
-                                            Resource("v1", "Pod", "shop", "ok2", "ok.yaml", 9)])
+    return CheckResult(
+        resources=2,
+        judged=[
+            Resource("v1", "Pod", "shop", "ok", "ok.yaml", 1),
+            Resource("v1", "Pod", "shop", "ok2", "ok.yaml", 9),
+        ],
+    )
 
 
 # -- text --------------------------------------------------------------------------------------
@@ -92,9 +115,14 @@ def test_text_has_one_compiler_style_line_per_violation_and_a_summary() -> None:
         (empty(), "2 resources, no violations\n"),
         (CheckResult(resources=1), "1 resource, no violations\n"),
         (
-            CheckResult(resources=1, violations=[
-                violation("require-role-labels", "Pod", "", "p", LABELS_MSG, file="p.yaml",
-                          line=1)]),
+            CheckResult(
+                resources=1,
+                violations=[
+                    violation(
+                        "require-role-labels", "Pod", "", "p", LABELS_MSG, file="p.yaml", line=1
+                    )
+                ],
+            ),
             f"p.yaml:1: {LABELS_MSG}\n\n1 resource, 1 violation (1 enforced)\n",
         ),
     ],
@@ -107,16 +135,29 @@ def test_text_summary_wording(result: CheckResult, expected: str) -> None:
 
 def test_text_names_live_objects_without_a_file() -> None:
     """Violations from the cluster (no file) are located by `Kind namespace/name`."""
-    result = CheckResult(resources=1, violations=[
-        violation("require-role-labels", "Pod", "shop", "web", LABELS_MSG)])
+    result = CheckResult(
+        resources=1, violations=[violation("require-role-labels", "Pod", "shop", "web", LABELS_MSG)]
+    )
     assert render(result, "text").splitlines()[0] == f"Pod shop/web: {LABELS_MSG}"
 
 
 def test_advisory_findings_are_warnings_in_text() -> None:
     """An advisory finding (never a denial) is marked `warning:` even in enforce mode."""
-    result = CheckResult(resources=1, violations=[
-        violation("require-default-deny", "Namespace", "", "new", "[require-default-deny] x",
-                  file="ns.yaml", line=1, advisory=True)])
+    result = CheckResult(
+        resources=1,
+        violations=[
+            violation(
+                "require-default-deny",
+                "Namespace",
+                "",
+                "new",
+                "[require-default-deny] x",
+                file="ns.yaml",
+                line=1,
+                advisory=True,
+            )
+        ],
+    )
     assert render(result, "text") == (
         "ns.yaml:1: warning: [require-default-deny] x\n\n1 resource, 1 violation (0 enforced)\n"
     )
@@ -162,7 +203,9 @@ def test_sarif_has_a_rule_per_policy_and_located_results() -> None:
     driver = run["tool"]["driver"]
     assert driver["name"] == "guardrail"
     assert [r["id"] for r in driver["rules"]] == [
-        "require-role-labels", "require-default-deny", "protect-default-deny",
+        "require-role-labels",
+        "require-default-deny",
+        "protect-default-deny",
         "restrict-allow-all",
     ]
     results = run["results"]
@@ -182,14 +225,21 @@ def test_sarif_has_a_rule_per_policy_and_located_results() -> None:
 
 @pytest.mark.parametrize(
     ("file", "uri"),
-    [("<stdin>", "%3Cstdin%3E"), ("dir with space/a.yaml", "dir%20with%20space/a.yaml"),
-     ("/abs/p.yaml", "file:///abs/p.yaml")],
+    [
+        ("<stdin>", "%3Cstdin%3E"),
+        ("dir with space/a.yaml", "dir%20with%20space/a.yaml"),
+        ("/abs/p.yaml", "file:///abs/p.yaml"),
+    ],
     ids=["stdin", "space", "absolute"],
 )
 def test_sarif_uris_are_valid_uri_references(file: str, uri: str) -> None:
     """File names become URI references: percent-encoded, file:// for absolute paths."""
-    result = CheckResult(resources=1, violations=[
-        violation("require-role-labels", "Pod", "a", "b", LABELS_MSG, file=file, line=1)])
+    result = CheckResult(
+        resources=1,
+        violations=[
+            violation("require-role-labels", "Pod", "a", "b", LABELS_MSG, file=file, line=1)
+        ],
+    )
     doc = json.loads(render(result, "sarif"))
     location = doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
     assert location["artifactLocation"]["uri"] == uri
@@ -205,12 +255,15 @@ def test_junit_has_a_suite_per_file_and_a_case_per_resource() -> None:
     assert list(suites) == ["app/web.yaml", "app/np.json", "blog/post.yaml"]
     web = suites["app/web.yaml"]
     assert [c.get("name") for c in web.findall("testcase")] == [
-        "Pod shop/web (line 6)", "Deployment shop/api (line 20)",
+        "Pod shop/web (line 6)",
+        "Deployment shop/api (line 20)",
     ]
     failure = web.find("testcase/failure")
     assert failure is not None
     assert (failure.get("type"), failure.get("message"), failure.text) == (
-        "require-role-labels", LABELS_MSG, LABELS_MSG,
+        "require-role-labels",
+        LABELS_MSG,
+        LABELS_MSG,
     )
     np_case = suites["app/np.json"].find("testcase")
     assert np_case is not None
@@ -224,8 +277,12 @@ def test_junit_has_a_suite_per_file_and_a_case_per_resource() -> None:
 def test_junit_escapes_markup_and_control_characters() -> None:
     """Messages with markup and control characters still give well-formed XML, text intact."""
     nasty = '[require-role-labels] Pod "<x>&\'" label role="\x1b[31m" is not allowed.'
-    result = CheckResult(resources=1, violations=[
-        violation("require-role-labels", "Pod", "a", "<x>&'", nasty, file="a&b.yaml", line=1)])
+    result = CheckResult(
+        resources=1,
+        violations=[
+            violation("require-role-labels", "Pod", "a", "<x>&'", nasty, file="a&b.yaml", line=1)
+        ],
+    )
     root = parse_xml(render(result, "junit"))
     failure = root.find("testsuite/testcase/failure")
     assert failure is not None
@@ -259,8 +316,9 @@ def test_policyreport_has_a_report_per_namespace_and_a_cluster_report() -> None:
     assert first["properties"] == {"mode": "enforce", "file": "app/web.yaml", "line": "6"}
     (namespace_result,) = cluster["results"]
     assert (namespace_result["result"], namespace_result["severity"]) == ("fail", "high")
-    assert namespace_result["resources"] == [{"apiVersion": "v1", "kind": "Namespace",
-                                              "name": "blog"}]
+    assert namespace_result["resources"] == [
+        {"apiVersion": "v1", "kind": "Namespace", "name": "blog"}
+    ]
 
 
 def test_policyreport_of_nothing_is_an_empty_stream() -> None:
@@ -271,9 +329,20 @@ def test_policyreport_of_nothing_is_an_empty_stream() -> None:
 # -- html and dispatch -------------------------------------------------------------------------
 def test_html_is_one_escaped_page() -> None:
     """HTML: a self-contained table; markup from manifests is escaped, never interpreted."""
-    result = CheckResult(resources=1, violations=[
-        violation("require-role-labels", "Pod", "a", "<script>alert(1)</script>",
-                  "[require-role-labels] <script>alert(1)</script>", file="x.yaml", line=1)])
+    result = CheckResult(
+        resources=1,
+        violations=[
+            violation(
+                "require-role-labels",
+                "Pod",
+                "a",
+                "<script>alert(1)</script>",
+                "[require-role-labels] <script>alert(1)</script>",
+                file="x.yaml",
+                line=1,
+            )
+        ],
+    )
     page = render(result, "html")
     assert page.startswith("<!DOCTYPE html>")
     assert "<script>" not in page
@@ -293,6 +362,5 @@ def test_unknown_format_is_an_error() -> None:
     with pytest.raises(GuardrailError) as info:
         render(empty(), "csv")
     assert str(info.value) == (
-        "unknown report format 'csv' (expected one of text, json, sarif, junit, policyreport, "
-        "html)"
+        "unknown report format 'csv' (expected one of text, json, sarif, junit, policyreport, html)"
     )

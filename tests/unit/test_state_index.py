@@ -11,8 +11,11 @@ DEFAULT_DENY: dict[str, Any] = {
     "apiVersion": "networking.k8s.io/v1",
     "kind": "NetworkPolicy",
     "metadata": {"name": "default-deny", "namespace": "shop", "labels": {"tier": "base"}},
-    "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
-             "egress": [{"ports": [{"protocol": "UDP", "port": 53}]}]},
+    "spec": {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        "egress": [{"ports": [{"protocol": "UDP", "port": 53}]}],
+    },
 }
 
 
@@ -39,8 +42,11 @@ def test_replacing_and_removing_a_policy_updates_the_answer() -> None:
 
 def test_keys_that_are_not_strings_survive() -> None:
     """An object whose keys YAML made numbers (or anything not JSON) is still stored and read."""
-    odd: dict[Any, Any] = {**DEFAULT_DENY, "metadata": {**DEFAULT_DENY["metadata"]},
-                           "spec": {**DEFAULT_DENY["spec"], 7: {1.5: None}}}
+    odd: dict[Any, Any] = {
+        **DEFAULT_DENY,
+        "metadata": {**DEFAULT_DENY["metadata"]},
+        "spec": {**DEFAULT_DENY["spec"], 7: {1.5: None}},
+    }
     state = IndexedState()
     state.upsert(odd)
     [stored] = state.policies_in("shop")

@@ -13,7 +13,7 @@ from webhook.policy.workloads import (
     is_workload,
     labels_path,
     pod_template,
-    subject_of,
+    reviewed_object,
 )
 
 LABELS = {"app": "web", "role": "frontend"}
@@ -243,6 +243,6 @@ def test_subject_names_the_object(
     name: str, namespace: str, obj: Any, expected: tuple[str, str, str]
 ) -> None:
     """Messages name the object by request, then metadata, then generateName."""
-    subject = subject_of(_request(name, namespace, obj))
+    subject = reviewed_object(_request(name, namespace, obj))
     assert (subject.name, subject.namespace, subject.phrase) == expected
     assert subject.kind == "Pod"

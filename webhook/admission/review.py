@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
-from webhook.admission.decide import Decision
-from webhook.errors import GuardrailError
+from webhook.admission.judge import Decision
+from webhook.policy.errors import GuardrailError, type_name
 from webhook.policy.model import Obj, Operation, Request
 
 API_VERSIONS = ("admission.k8s.io/v1", "admission.k8s.io/v1beta1")
@@ -102,7 +102,7 @@ def parse(doc: object) -> Review:
     """
     if not isinstance(doc, Mapping):
         raise ReviewError(
-            f"request body must be a JSON object (an AdmissionReview), not {_type_name(doc)}"
+            f"request body must be a JSON object (an AdmissionReview), not {_json_type(doc)}"
         )
     api_version = doc.get("apiVersion")
     kind = doc.get("kind")
@@ -154,7 +154,7 @@ def parse(doc: object) -> Review:
 
     dry_run = req.get("dryRun")
     if dry_run is not None and not isinstance(dry_run, bool):
-        raise ReviewError(f"must be true or false, not {_type_name(dry_run)}", "request.dryRun")
+        raise ReviewError(f"must be true or false, not {_json_type(dry_run)}", "request.dryRun")
 
     return Review(
         api_version=api_version,
@@ -215,7 +215,7 @@ def _user_info(req: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
         return username, ()
     if not isinstance(raw_groups, list):
         raise ReviewError(
-            f"must be a list of strings, not {_type_name(raw_groups)}", "request.userInfo.groups"
+            f"must be a list of strings, not {_json_type(raw_groups)}", "request.userInfo.groups"
         )
     return username, tuple(
         _string(g, f"request.userInfo.groups[{i}]") for i, g in enumerate(raw_groups)
@@ -230,7 +230,7 @@ def _required(parent: Mapping[str, Any], key: str, path: str) -> object:
 
 def _object(value: object, path: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ReviewError(f"must be an object, not {_type_name(value)}", path)
+        raise ReviewError(f"must be an object, not {_json_type(value)}", path)
     return value
 
 
@@ -242,7 +242,7 @@ def _optional_object(value: object, path: str) -> Obj | None:
 
 def _string(value: object, path: str) -> str:
     if not isinstance(value, str):
-        raise ReviewError(f"must be a string, not {_type_name(value)}", path)
+        raise ReviewError(f"must be a string, not {_json_type(value)}", path)
     return value
 
 
@@ -255,20 +255,8 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return type(value).__name__
+def _json_type(value: object) -> str:
+    return type_name(value, json=True)
 
 
 def _describe(value: object) -> str:
@@ -276,4 +264,4 @@ def _describe(value: object) -> str:
         return "missing"
     if isinstance(value, str):
         return repr(value)
-    return _type_name(value)
+    return _json_type(value)

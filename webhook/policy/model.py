@@ -35,14 +35,6 @@ class Operation(StrEnum):
     CONNECT = "CONNECT"
 
 
-POLICY_IDS = (
-    "require-role-labels",
-    "require-default-deny",
-    "protect-default-deny",
-    "restrict-allow-all",
-)
-
-
 @dataclass(frozen=True, slots=True)
 class Request:
     """One admission request as the policies see it (already parsed and bounded)."""
@@ -155,31 +147,6 @@ class Finding:
     message: str
     summary: str
     advisory: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Per-policy parameters from the configuration (modes and exemptions live elsewhere)."""
-
-    labels: tuple[str, ...] = ("app", "role")
-    allowed_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    directions: tuple[Direction, ...] = (Direction.INGRESS, Direction.EGRESS)
-    # Namespaces never judged and never counted as needing a default-deny.
-    exempt_namespaces: frozenset[str] = frozenset()
-
-
-MESSAGE_SUMMARY_LIMIT = 119
-
-
-def summarize(text: str, limit: int = MESSAGE_SUMMARY_LIMIT) -> str:
-    """Cut text to fit a warning, at a word boundary when one is near, ending with "…"."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space >= limit * 2 // 3:  # a word boundary not too far back: keep whole words
-        cut = cut[:space]
-    return cut.rstrip(" ,;:") + "…"
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,11 @@ _FLAVORS: Mapping[tuple[str, str], str] = {
 }
 
 
+def kinds_of(*flavors: str) -> frozenset[tuple[str, str]]:
+    """Every (API group, kind) whose objects are of one of these flavors."""
+    return frozenset(group_kind for group_kind, flavor in _FLAVORS.items() if flavor in flavors)
+
+
 def group_of(api_version: str) -> str:
     return api_version.rpartition("/")[0] if "/" in api_version else ""
 

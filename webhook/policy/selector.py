@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import NoReturn
 
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 
 # Bounds on hostile input. Real selectors are short, but a `not in {...}` listing every system
 # namespace runs to a few thousand characters, so the length bound leaves room for that; the

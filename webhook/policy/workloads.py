@@ -38,6 +38,10 @@ class PodTemplate:
     labels_path: str  # dotted, for messages: "metadata.labels", "spec.template.metadata.labels"
 
 
+# Pods and the kinds that create pods from a template, as (API group, kind).
+WORKLOAD_KINDS = frozenset(_TEMPLATE_KEYS)
+
+
 def is_workload(group: str, kind: str) -> bool:
     """True for Pods and the kinds that create pods from a template."""
     return (group, kind) in _TEMPLATE_KEYS
@@ -107,7 +111,7 @@ def is_being_deleted(obj: Obj | None) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class Subject:
+class ReviewedObject:
     """The object under review as findings and messages name it."""
 
     kind: str
@@ -116,7 +120,7 @@ class Subject:
     phrase: str  # 'Pod "web" in namespace "shop"'
 
 
-def subject_of(request: Request) -> Subject:
+def reviewed_object(request: Request) -> ReviewedObject:
     """Name the object under review, falling back to the object's metadata, then generateName."""
     meta = _metadata(request.obj) or _metadata(request.old_obj)
     name = request.name or _text(meta.get("name"))
@@ -130,7 +134,7 @@ def subject_of(request: Request) -> Subject:
         phrase = describe(request.kind, name, "") + " (generateName)"
         if namespace:
             phrase += f' in namespace "{namespace}"'
-    return Subject(kind=request.kind, namespace=namespace, name=name, phrase=phrase)
+    return ReviewedObject(kind=request.kind, namespace=namespace, name=name, phrase=phrase)
 
 
 def describe(kind: str, name: str, namespace: str) -> str:

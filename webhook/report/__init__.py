@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 from webhook.report import html, json, junit, policyreport, sarif, text
 from webhook.report.base import ReportInput, Resource
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from webhook.policy.model import POLICY_IDS, Mode, Violation
+from webhook.policy.model import Mode, Violation
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,37 +37,6 @@ class ReportInput(Protocol):
     @property
     def judged(self) -> Sequence[Resource]: ...
 
-
-@dataclass(frozen=True, slots=True)
-class PolicyInfo:
-    title: str
-    summary: str
-    severity: str  # PolicyReport severity: critical, high, medium, low, info
-
-
-POLICY_INFO: Mapping[str, PolicyInfo] = {
-    "require-role-labels": PolicyInfo(
-        title="RequireRoleLabels",
-        summary="Pods and pod templates carry the role labels that network policies select on.",
-        severity="medium",
-    ),
-    "require-default-deny": PolicyInfo(
-        title="RequireDefaultDeny",
-        summary="Workloads run only in namespaces isolated by a default-deny network policy.",
-        severity="high",
-    ),
-    "protect-default-deny": PolicyInfo(
-        title="ProtectDefaultDeny",
-        summary="A namespace's default-deny network policy is not deleted or weakened.",
-        severity="high",
-    ),
-    "restrict-allow-all": PolicyInfo(
-        title="RestrictAllowAll",
-        summary="Network policies hold no rule that admits all traffic.",
-        severity="medium",
-    ),
-}
-assert tuple(POLICY_INFO) == POLICY_IDS
 
 # apiVersion of the kinds policies report on, for findings whose object is not in `judged`.
 KNOWN_API_VERSIONS: Mapping[str, str] = {

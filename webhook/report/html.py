@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from html import escape
 
-from webhook.policy.model import POLICY_IDS
+from webhook.policy import RULE_IDS
 from webhook.report.base import ReportInput, level, location, summary_line
 from webhook.report.summary import breakdown, scope_namespace
 
@@ -152,7 +152,7 @@ _SCRIPT = """
 
 
 def _color(policy: str) -> str:
-    index = POLICY_IDS.index(policy) if policy in POLICY_IDS else len(POLICY_IDS)
+    index = RULE_IDS.index(policy) if policy in RULE_IDS else len(RULE_IDS)
     return _COLORS[min(index, len(_COLORS) - 1)]
 
 
@@ -237,7 +237,7 @@ def _filters(result: ReportInput) -> str:
 
 
 def _policy_order(policy: str) -> tuple[int, str]:
-    return (POLICY_IDS.index(policy) if policy in POLICY_IDS else len(POLICY_IDS), policy)
+    return (RULE_IDS.index(policy) if policy in RULE_IDS else len(RULE_IDS), policy)
 
 
 def _table(result: ReportInput) -> str:

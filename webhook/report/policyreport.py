@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 import yaml
 
+from webhook.policy import rule
 from webhook.policy.model import Mode, Violation
 from webhook.report.base import (
     KNOWN_API_VERSIONS,
-    POLICY_INFO,
     ReportInput,
     Resource,
     api_version_for,
@@ -61,7 +61,7 @@ def result_of(violation: Violation, judged: Iterable[Resource]) -> dict[str, Any
         "policy": finding.policy,
         "rule": finding.policy,
         "result": _result(violation),
-        "severity": POLICY_INFO[finding.policy].severity,
+        "severity": str(rule(finding.policy).severity),
         "category": CATEGORY,
         "message": finding.message,
         "resources": [resource],
@@ -232,7 +232,7 @@ def cluster_reports(
                 "policy": finding.policy,
                 "rule": finding.policy,
                 "result": _result(violation),
-                "severity": POLICY_INFO[finding.policy].severity,
+                "severity": str(rule(finding.policy).severity),
                 "category": CATEGORY,
                 "message": finding.message,
                 "resources": [subject.reference()],
@@ -244,13 +244,13 @@ def cluster_reports(
         )
     for policy, subject in passes:
         scope = subject.namespace or (subject.name if subject.kind == "Namespace" else "")
-        info = POLICY_INFO[policy]
+        info = rule(policy)
         scopes.setdefault(scope, []).append(
             {
                 "policy": policy,
                 "rule": policy,
                 "result": "pass",
-                "severity": info.severity,
+                "severity": str(info.severity),
                 "category": CATEGORY,
                 "message": info.summary,
                 "resources": [subject.reference()],

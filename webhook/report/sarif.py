@@ -14,13 +14,13 @@ from typing import Any
 from urllib.parse import quote
 
 from webhook import __version__
-from webhook.policy.model import POLICY_IDS, Violation
-from webhook.report.base import POLICY_INFO, ReportInput, level
+from webhook.policy import RULE_IDS, rule
+from webhook.policy.model import Mode, Violation
+from webhook.report.base import ReportInput, level
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _LEVELS = {"error": "error", "warning": "warning", "audit": "note"}
 # Defaults of SPEC §3.5; a result's own level always says what happened to it.
-_DEFAULT_LEVELS = dict.fromkeys(POLICY_IDS, "error") | {"restrict-allow-all": "warning"}
 
 
 def artifact_uri(file: str) -> str:
@@ -32,13 +32,13 @@ def artifact_uri(file: str) -> str:
 
 
 def _rule(policy: str) -> dict[str, Any]:
-    info = POLICY_INFO[policy]
+    info = rule(policy)
     return {
         "id": policy,
         "name": info.title,
         "shortDescription": {"text": info.summary},
         "fullDescription": {"text": info.summary},
-        "defaultConfiguration": {"level": _DEFAULT_LEVELS[policy]},
+        "defaultConfiguration": {"level": "warning" if info.default_mode is Mode.WARN else "error"},
         "properties": {"tags": ["kubernetes", "network-policy", "security"]},
     }
 
@@ -58,7 +58,7 @@ def _result(violation: Violation) -> dict[str, Any]:
         location["physicalLocation"] = physical
     return {
         "ruleId": finding.policy,
-        "ruleIndex": POLICY_IDS.index(finding.policy),
+        "ruleIndex": RULE_IDS.index(finding.policy),
         "level": _LEVELS[level(violation)],
         "message": {"text": finding.message},
         "locations": [location],
@@ -81,7 +81,7 @@ def document(result: ReportInput) -> dict[str, Any]:
                     "driver": {
                         "name": "guardrail",
                         "version": __version__,
-                        "rules": [_rule(policy) for policy in POLICY_IDS],
+                        "rules": [_rule(policy) for policy in RULE_IDS],
                     }
                 },
                 "results": [_result(v) for v in result.violations],

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from webhook.policy.model import POLICY_IDS, Finding, Violation
+from webhook.policy import RULE_IDS
+from webhook.policy.model import Finding, Violation
 
 CLUSTER_SCOPE = ""
 
@@ -45,7 +46,7 @@ def breakdown(violations: Iterable[Violation]) -> Breakdown:
         counts[policy] = counts.get(policy, 0) + 1
         per = namespaces.setdefault(scope_namespace(violation.finding), {})
         per[policy] = per.get(policy, 0) + 1
-    order = {policy: index for index, policy in enumerate(POLICY_IDS)}
+    order = {policy: index for index, policy in enumerate(RULE_IDS)}
     by_policy = dict(sorted(counts.items(), key=lambda item: (order.get(item[0], 99), item[0])))
     by_namespace = dict(
         sorted(namespaces.items(), key=lambda item: (-sum(item[1].values()), item[0]))

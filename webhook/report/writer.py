@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from webhook.errors import GuardrailError
+from webhook.policy.errors import GuardrailError
 from webhook.report.policyreport import MANAGED_BY_LABEL, SOURCE, ReportApi
 
 log = logging.getLogger("guardrail.reports")

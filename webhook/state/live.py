@@ -30,8 +30,8 @@ from urllib.parse import quote, urlencode
 import orjson
 import urllib3
 
-from webhook.errors import GuardrailError
 from webhook.policy import isolation
+from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Namespace, Obj, Providers
 from webhook.state.index import IndexedState
 

@@ -24,3 +24,24 @@ class ConfigError(GuardrailError):
 
 class ManifestError(GuardrailError):
     """A manifest file cannot be read or parsed."""
+
+
+def type_name(value: object, *, json: bool = False) -> str:
+    """How an error message names the type of a value a user sent.
+
+    YAML words by default ("a mapping", "a list"), as in config files and manifests; JSON words
+    ("an object", "an array") for AdmissionReview bodies, which are JSON.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array" if json else "a list"
+    if isinstance(value, dict):
+        return "an object" if json else "a mapping"
+    return type(value).__name__

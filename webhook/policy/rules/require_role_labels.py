@@ -1,5 +1,7 @@
 """require-role-labels: every pod, and every workload's pod template, carries the role labels.
 
+SPEC 2.1.
+
 Rule: each key of `labels` (default `app`, `role`) is present with a non-empty value, and where
 `allowedValues` lists values for a key, the value is one of them. Reads the pod template's
 `metadata.labels` (see workloads.py), `metadata.annotations` of Pods (mirror pods are skipped)
@@ -10,19 +12,79 @@ pod without them is either unreachable or covered only by over-broad rules.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
-from webhook.policy.model import (
-    MESSAGE_SUMMARY_LIMIT,
-    ClusterState,
-    Finding,
-    Operation,
-    Request,
-    Settings,
-    summarize,
+from webhook.policy import schema
+from webhook.policy.errors import ConfigError
+from webhook.policy.model import ClusterState, Finding, Operation, Request
+from webhook.policy.rule import Rule, Setting, Settings, Severity
+from webhook.policy.text import MESSAGE_SUMMARY_LIMIT, summarize
+from webhook.policy.workloads import (
+    WORKLOAD_KINDS,
+    is_mirror_pod,
+    is_pod,
+    pod_template,
+    reviewed_object,
 )
-from webhook.policy.workloads import is_mirror_pod, is_pod, pod_template, subject_of
 
-POLICY_ID = "require-role-labels"
+ID = "require-role-labels"
+# Keys controllers write on the pods they make: requiring them would judge the controller,
+# never the author (and they say nothing about a pod's role).
+CONTROLLER_LABELS = frozenset(
+    {"pod-template-hash", "controller-revision-hash", "statefulset.kubernetes.io/pod-name"}
+)
+CONTROLLER_LABEL_PREFIXES = ("batch.kubernetes.io/",)
+
+
+def _parse_labels(value: object, source: str, path: str) -> tuple[str, ...]:
+    labels = schema.str_list(value, source, path, non_empty_items=True)
+    for i, key in enumerate(labels):
+        if key in CONTROLLER_LABELS or key.startswith(CONTROLLER_LABEL_PREFIXES):
+            raise ConfigError(
+                f"{key!r} is set by a controller on the pods it creates, not by the author; "
+                "require a label that says the pod's role",
+                schema.where(source, f"{path}[{i}]"),
+            )
+    return tuple(labels)
+
+
+def _parse_allowed(value: object, source: str, path: str) -> Mapping[str, tuple[str, ...]]:
+    raw = schema.mapping(value or {}, source, path)
+    return {
+        str(key): tuple(
+            schema.str_list(values, source, schema.child(path, key), non_empty_items=True)
+        )
+        for key, values in raw.items()
+    }
+
+
+LABELS: Setting[tuple[str, ...]] = Setting(
+    "labels",
+    default=("app", "role"),
+    parse=_parse_labels,
+    doc="label keys every pod and pod template must carry with a non-empty value",
+    spelled=["app", "role"],
+)
+ALLOWED_VALUES: Setting[Mapping[str, tuple[str, ...]]] = Setting(
+    "allowedValues",
+    default={},
+    parse=_parse_allowed,
+    doc="for some of those keys, the only values allowed, e.g. {role: [web, db]}",
+    spelled={},
+)
+
+
+def _validate(values: Mapping[Setting[Any], object], source: str, path: str) -> None:
+    labels = values.get(LABELS, LABELS.default)
+    allowed = values.get(ALLOWED_VALUES, ALLOWED_VALUES.default)
+    assert isinstance(labels, tuple)
+    assert isinstance(allowed, Mapping)
+    for key in allowed:
+        if key not in labels:
+            raise ConfigError(
+                f"label {key!r} is not in {path}.labels",
+                schema.where(source, f"{path}.allowedValues.{key}"),
+            )
 
 
 def missing_labels(labels: Mapping[str, str], required: Sequence[str]) -> list[str]:
@@ -42,7 +104,7 @@ def disallowed_values(
     return wrong
 
 
-def require_role_labels(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
+def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
     """Pods and pod templates must carry every configured label with an allowed value.
 
     Objects: Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob,
@@ -62,7 +124,7 @@ def require_role_labels(request: Request, state: ClusterState, settings: Setting
         return []
     if is_pod(request.group, request.kind) and is_mirror_pod(request.obj, request.username):
         return []
-    subject = subject_of(request)
+    subject = reviewed_object(request)
     if subject.namespace in settings.exempt_namespaces:
         return []
     if request.operation is Operation.UPDATE and request.old_obj is not None:
@@ -71,8 +133,8 @@ def require_role_labels(request: Request, state: ClusterState, settings: Setting
         if _checked(template.labels, settings) == _checked(old_labels, settings):
             return []
 
-    missing = missing_labels(template.labels, settings.labels)
-    wrong = disallowed_values(template.labels, settings.allowed_values)
+    missing = missing_labels(template.labels, settings.get(LABELS))
+    wrong = disallowed_values(template.labels, settings.get(ALLOWED_VALUES))
     if not missing and not wrong:
         return []
 
@@ -93,13 +155,13 @@ def require_role_labels(request: Request, state: ClusterState, settings: Setting
     else:
         detail = f"has a label value that is not allowed{in_template}: {'; '.join(problems)}"
         fix = f"Fix {'it' if len(wrong) == 1 else 'them'} under {template.labels_path}."
-    message = f"[{POLICY_ID}] {subject.phrase} {detail}. {fix}"
+    message = f"[{ID}] {subject.phrase} {detail}. {fix}"
 
     short = []
     if missing:
         short.append(f"missing labels {', '.join(missing)}")
     short.extend(f'{key}="{value}" not allowed' for key, value, _ in wrong)
-    brief = f'[{POLICY_ID}] {subject.kind} "{subject.name}": {"; ".join(short)}'
+    brief = f'[{ID}] {subject.kind} "{subject.name}": {"; ".join(short)}'
     with_path = f"{brief} (under {template.labels_path})"
     if len(message) <= MESSAGE_SUMMARY_LIMIT:
         summary = message
@@ -109,7 +171,7 @@ def require_role_labels(request: Request, state: ClusterState, settings: Setting
         summary = summarize(brief)
     return [
         Finding(
-            policy=POLICY_ID,
+            policy=ID,
             kind=subject.kind,
             namespace=subject.namespace,
             name=subject.name,
@@ -120,8 +182,24 @@ def require_role_labels(request: Request, state: ClusterState, settings: Setting
 
 
 def _checked(labels: Mapping[str, str], settings: Settings) -> dict[str, str | None]:
-    return {key: labels.get(key) for key in settings.labels}
+    return {key: labels.get(key) for key in settings.get(LABELS)}
 
 
 def _alternatives(allowed: tuple[str, ...]) -> str:
     return ", ".join(allowed) if allowed else "(no value is allowed)"
+
+
+RULE = Rule(
+    id=ID,
+    title="RequireRoleLabels",
+    summary="Pods and pod templates carry the role labels that network policies select on.",
+    severity=Severity.MEDIUM,
+    default_mode=None,
+    settings=(LABELS, ALLOWED_VALUES),
+    kinds=WORKLOAD_KINDS,
+    operations=frozenset({Operation.CREATE, Operation.UPDATE}),
+    needs_state=False,
+    docs="require-role-labels",
+    check=check,
+    validate=_validate,
+)

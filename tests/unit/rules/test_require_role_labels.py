@@ -7,8 +7,15 @@ from typing import Any
 
 import pytest
 
-from webhook.policy.labels import disallowed_values, missing_labels, require_role_labels
-from webhook.policy.model import Finding, Operation, Request, Settings
+from webhook.policy.model import Finding, Operation, Request
+from webhook.policy.rule import Settings
+from webhook.policy.rules.require_role_labels import (
+    ALLOWED_VALUES,
+    LABELS,
+    disallowed_values,
+    missing_labels,
+)
+from webhook.policy.rules.require_role_labels import check as require_role_labels
 from webhook.state.index import IndexedState
 
 GROUPS = {
@@ -22,10 +29,9 @@ GROUPS = {
     "CronJob": ("batch", "v1"),
     "Service": ("", "v1"),
 }
-SETTINGS = Settings(labels=("app", "role"), exempt_namespaces=frozenset({"kube-system"}))
+SETTINGS = Settings(exempt_namespaces=frozenset({"kube-system"}), values={LABELS: ("app", "role")})
 TIERS = Settings(
-    labels=("app", "role", "tier"),
-    allowed_values={"tier": ("backend", "frontend")},
+    values={LABELS: ("app", "role", "tier"), ALLOWED_VALUES: {"tier": ("backend", "frontend")}},
 )
 
 
@@ -150,7 +156,7 @@ def test_absent_or_empty_labels_are_missing(labels: Any, missing: str) -> None:
 
 def test_configured_labels_replace_the_defaults() -> None:
     """The `labels` setting decides which keys are required, in its order."""
-    settings = Settings(labels=("team", "app"))
+    settings = Settings(values={LABELS: ("team", "app")})
     [finding] = judge(request(workload("Pod", {"role": "x"})), settings)
     assert "missing required labels: team, app." in finding.message
 
@@ -189,8 +195,10 @@ def test_missing_and_disallowed_are_one_finding() -> None:
 def test_two_disallowed_values_are_both_named() -> None:
     """Each wrong value is listed with its own allowed values."""
     settings = Settings(
-        labels=("role", "tier"),
-        allowed_values={"role": ("api", "web"), "tier": ("backend", "frontend")},
+        values={
+            LABELS: ("role", "tier"),
+            ALLOWED_VALUES: {"role": ("api", "web"), "tier": ("backend", "frontend")},
+        },
     )
     [finding] = judge(request(workload("Pod", {"role": "db", "tier": "x"})), settings)
     assert (
