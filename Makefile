@@ -26,8 +26,9 @@ test: install test-deps lint typecheck
 	$(BIN)/pytest -q
 
 lint: install
-	$(BIN)/ruff check webhook tests bench
-	$(BIN)/ruff format --check webhook
+	$(BIN)/ruff check webhook tests bench fuzz
+	$(BIN)/ruff format --check webhook tests bench fuzz
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy --strict webhook

@@ -167,7 +167,7 @@ class Metrics:
         if self.multiprocess_dir is not None:
             registry = CollectorRegistry()
             # prometheus_client's multiprocess module has no type annotations.
-            MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+            MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]  # untyped
             return generate_latest(registry)
         assert self.registry is not None
         return generate_latest(self.registry)

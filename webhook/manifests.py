@@ -322,7 +322,13 @@ def _collect(value: object, pos: _Pos, file: str, result: LoadResult) -> None:
 _JSON = json.JSONDecoder()
 # The decoder's own scanner: decodes one value at an index, for walking a List's items.
 # typeshed types the argument as a scanner; the runtime takes any decoder (its "context").
-_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_JSON)  # type: ignore[arg-type]
+_SCAN: Callable[[str, int], tuple[Any, int]] = make_scanner(_JSON)  # type: ignore[arg-type]  # see above
+
+
+def _skip_ws(text: str, index: int) -> int:
+    """The index of the first non-whitespace character at or after index (JSON whitespace)."""
+    match = _JSON_WS.match(text, index)
+    return match.end() if match is not None else index
 
 
 def _json_documents(text: str, file: str, *, strict: bool) -> list[tuple[object, _Pos]] | None:
@@ -332,7 +338,7 @@ def _json_documents(text: str, file: str, *, strict: bool) -> list[tuple[object,
     flow-style YAML document also starts with `{`).
     """
     documents: list[tuple[object, _Pos]] = []
-    index = _JSON_WS.match(text, 0).end()  # type: ignore[union-attr]  # matches "" at worst
+    index = _skip_ws(text, 0)
     while index < len(text):
         try:
             value, end = _JSON.raw_decode(text, index)
@@ -356,7 +362,7 @@ def _json_documents(text: str, file: str, *, strict: bool) -> list[tuple[object,
         if _json_depth_bound(text, index, end) > MAX_DEPTH:
             _check_depth(value, file, line)
         documents.append((value, _Pos(line, _json_item_positions(text, index, value))))
-        index = _JSON_WS.match(text, end).end()  # type: ignore[union-attr]
+        index = _skip_ws(text, end)
     return documents
 
 
@@ -395,20 +401,20 @@ def _json_item_positions(text: str, start: int, value: object) -> tuple[_Pos, ..
     positions: tuple[_Pos, ...] = ()
     index = start + 1  # past "{"
     while True:
-        index = _JSON_WS.match(text, index).end()  # type: ignore[union-attr]
+        index = _skip_ws(text, index)
         if text[index] == "}":
             return positions
         if text[index] == ",":
             index += 1
             continue
         key, index = scan(text, index)
-        index = _JSON_WS.match(text, index).end() + 1  # type: ignore[union-attr]  # ":"
-        index = _JSON_WS.match(text, index).end()  # type: ignore[union-attr]
+        index = _skip_ws(text, index) + 1  # ":"
+        index = _skip_ws(text, index)
         if key == "items" and text[index] == "[":
             found: list[_Pos] = []
             index += 1
             while True:
-                index = _JSON_WS.match(text, index).end()  # type: ignore[union-attr]
+                index = _skip_ws(text, index)
                 if text[index] == "]":
                     index += 1
                     break

@@ -269,7 +269,7 @@ class _Endpoint:
                 ) from exc
         return _Endpoint(url, parts.hostname, port, path, context)
 
-    def post(self, body: AdmissionReview) -> object:
+    def post(self, body: AdmissionReview) -> object:  # noqa: PLR0912 - each transport failure gets its own message
         try:
             payload = json.dumps(body, allow_nan=False).encode("utf-8")
         except ValueError as exc:

@@ -376,12 +376,12 @@ def _run(
             background.start(config, kubeconfig, metrics)
         if client_ca is not None:
             # Flask's documented way to wrap the WSGI callable in middleware.
-            app.wsgi_app = require_client_certificate(app.wsgi_app)  # type: ignore[method-assign]
+            app.wsgi_app = require_client_certificate(app.wsgi_app)  # type: ignore[method-assign]  # Flask documents wrapping wsgi_app
         return app
 
     def child_exit(_server: object, worker: Any) -> None:
         # Unannotated in prometheus_client; drops the dead worker's live-gauge files.
-        multiprocess.mark_process_dead(worker.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+        multiprocess.mark_process_dead(worker.pid, str(metrics_dir))  # type: ignore[no-untyped-call]  # untyped
 
     options = gunicorn_options(
         bind=bind, workers=workers, threads=threads, cert_dir=cert_dir, tls=tls

@@ -172,7 +172,7 @@ def test_any_text_parses_or_fails_with_a_selector_error_and_parsed_text_round_tr
         assert parse_selector(str(result)) == result
 
 
-def reference(sel: Selector, labels: Mapping[str, str]) -> bool:
+def reference(sel: Selector, labels: Mapping[str, str]) -> bool:  # noqa: PLR0911 - a brute-force reference evaluator, one return per operator
     """The meaning table of Calico's selector reference, read literally, one row per node."""
     if isinstance(sel, And):
         return not [op for op in sel.operands if not reference(op, labels)]

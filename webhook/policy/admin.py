@@ -78,7 +78,7 @@ def label_selector_matches(selector: object, labels: Mapping[str, str]) -> bool:
     return all(_expression_matches(e, labels) for e in expressions)
 
 
-def _expression_matches(expression: object, labels: Mapping[str, str]) -> bool:
+def _expression_matches(expression: object, labels: Mapping[str, str]) -> bool:  # noqa: PLR0911 - one return per label-selector operator
     if not isinstance(expression, Mapping):
         return False
     key, operator = expression.get("key"), str(expression.get("operator"))

@@ -252,7 +252,7 @@ def _meta_namespace(obj: Obj) -> object:
     return meta.get("namespace") if isinstance(meta, Mapping) else None
 
 
-def provided_directions(obj: Obj, flavor: str, namespace: Namespace) -> frozenset[Direction]:
+def provided_directions(obj: Obj, flavor: str, namespace: Namespace) -> frozenset[Direction]:  # noqa: PLR0911 - each SPEC 2.5 condition is one early return, in the docstring's order
     """Directions for which this Calico (Global)NetworkPolicy is a default-deny in namespace.
 
     `flavor` is "calico" (NetworkPolicy) or "calico-global" (GlobalNetworkPolicy), in either

@@ -26,7 +26,7 @@ class ManifestError(GuardrailError):
     """A manifest file cannot be read or parsed."""
 
 
-def type_name(value: object, *, json: bool = False) -> str:
+def type_name(value: object, *, json: bool = False) -> str:  # noqa: PLR0911 - one return per JSON type
     """How an error message names the type of a value a user sent.
 
     YAML words by default ("a mapping", "a list"), as in config files and manifests; JSON words

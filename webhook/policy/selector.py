@@ -257,7 +257,7 @@ def _label_at(text: str, i: int) -> str:
     return text[i:j]
 
 
-def _tokenize(text: str) -> list[_Token]:
+def _tokenize(text: str) -> list[_Token]:  # noqa: PLR0912 - one branch per token kind, as in Calico's tokenizer
     """Calico's tokenizer, run to the end before parsing so errors come in Calico's order."""
     tokens: list[_Token] = []
     i = 0
@@ -534,7 +534,7 @@ def parse_selector(text: str) -> Selector:
 
 
 # -- evaluation ----------------------------------------------------------------------------
-def _match(node: LabelMatch, value: str | None) -> bool:
+def _match(node: LabelMatch, value: str | None) -> bool:  # noqa: PLR0911 - one return per match operator
     """A single-label match operator against the label's value (None: the label is absent)."""
     if isinstance(node, Has):
         return value is not None
@@ -606,7 +606,7 @@ def matches3(
     return _matches3(sel, lookup)
 
 
-def _matches3(sel: Selector, lookup: Callable[[str], tuple[bool, str | None]]) -> bool | None:
+def _matches3(sel: Selector, lookup: Callable[[str], tuple[bool, str | None]]) -> bool | None:  # noqa: PLR0911 - one return per selector node kind
     if isinstance(sel, All):
         return True
     if isinstance(sel, Global):

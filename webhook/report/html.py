@@ -15,6 +15,7 @@ nothing from them ever reaches the script: a report of hostile input must not be
 from __future__ import annotations
 
 from html import escape
+from urllib.parse import quote
 
 from webhook.policy import RULE_IDS
 from webhook.report.base import ReportInput, level, location, summary_line
@@ -208,8 +209,6 @@ def _chart(result: ReportInput) -> str:
 
 def _fragment_value(text: str) -> str:
     # Namespace names are DNS labels, but escape what URLSearchParams would misread anyway.
-    from urllib.parse import quote  # noqa: PLC0415
-
     return quote(text, safe="")
 
 

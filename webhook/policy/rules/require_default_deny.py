@@ -41,7 +41,7 @@ DIRECTIONS: Setting[tuple[Direction, ...]] = Setting(
 )
 
 
-def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
+def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:  # noqa: PLR0911 - each kind of request it does not judge returns early
     """Pods may only be created in a namespace isolated by a default-deny in every direction.
 
     Objects: Pod CREATE, CREATE/UPDATE of Deployment, ReplicaSet, StatefulSet, DaemonSet, Job,

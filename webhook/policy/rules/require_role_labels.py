@@ -104,7 +104,7 @@ def disallowed_values(
     return wrong
 
 
-def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
+def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:  # noqa: PLR0911, PLR0912 - early returns for requests not judged, then the message built from the problems found
     """Pods and pod templates must carry every configured label with an allowed value.
 
     Objects: Pod, Deployment, ReplicaSet, StatefulSet, DaemonSet, Job, CronJob,
