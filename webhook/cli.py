@@ -6,9 +6,12 @@ Each command parses its flags, calls the library and maps the result to an exit 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -28,11 +31,48 @@ def _own_namespace() -> str | None:
 
 
 def _load_config(path: str | None) -> Config:
-    try:
+    with bad_input():
         return load_config(path, own_namespace=_own_namespace())
+
+
+@contextlib.contextmanager
+def bad_input(prefix: str = "guardrail: ") -> Iterator[None]:
+    """Turn the user's input's fault (GuardrailError) into `where: what` on stderr, exit 2."""
+    try:
+        yield
     except GuardrailError as exc:
-        click.echo(f"guardrail: {exc}", err=True)
+        click.echo(f"{prefix}{exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+
+
+# Options several commands share, spelled and explained once.
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(command: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="Config YAML (default: every default, see the README's Configuration).",
+    )(command)
+
+
+def format_option(command: F) -> F:
+    return click.option(
+        "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True
+    )(command)
+
+
+def kubeconfig_option(purpose: str) -> Callable[[F], F]:
+    def decorate(command: F) -> F:
+        return click.option(
+            "--kubeconfig",
+            type=click.Path(dir_okay=False),
+            help=f"Kubeconfig{purpose} (default: in-cluster, then $KUBECONFIG, ~/.kube/config).",
+        )(command)
+
+    return decorate
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -42,7 +82,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config YAML.")
+@config_option
 @click.option(
     "--state",
     "state_path",
@@ -59,11 +99,7 @@ def main() -> None:
 @click.option("--bind", default="0.0.0.0:8443", show_default=True, help="HOST:PORT to listen on.")
 @click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False),
-    help="Kubeconfig for the live state (default: in-cluster, then $KUBECONFIG, ~/.kube/config).",
-)
+@kubeconfig_option(" for the live state")
 @click.option(
     "--client-ca",
     type=click.Path(dir_okay=False),
@@ -82,22 +118,19 @@ def serve(
     """Serve the admission webhook over TLS (gunicorn, gthread workers)."""
     from webhook import server  # noqa: PLC0415 - keeps `guardrail check` free of gunicorn
 
-    config = _load_config(config_path)
-    try:
-        server.serve(
-            config=config,
-            config_path=config_path,
-            state_path=state_path,
-            cert_dir=Path(cert_dir),
-            bind=bind,
-            workers=workers,
-            threads=threads,
-            kubeconfig=kubeconfig,
-            client_ca=Path(client_ca) if client_ca is not None else None,
-        )
-    except GuardrailError as exc:
-        click.echo(f"guardrail: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+    options = server.ServeOptions(
+        config=_load_config(config_path),
+        config_path=config_path,
+        state_path=state_path,
+        cert_dir=Path(cert_dir),
+        bind=bind,
+        workers=workers,
+        threads=threads,
+        kubeconfig=kubeconfig,
+        client_ca=Path(client_ca) if client_ca is not None else None,
+    )
+    with bad_input():
+        server.serve(options)
 
 
 @main.command()
@@ -112,25 +145,18 @@ def certs(out_dir: str, service: str, namespace: str, hosts: tuple[str, ...], da
     """Write a CA and an ECDSA P-256 serving certificate; print the base64 caBundle."""
     from webhook import certs as certs_lib  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
-    try:
+    with bad_input():
         bundle = certs_lib.write_certificates(
             Path(out_dir), service=service, namespace=namespace, hosts=hosts, days=days
         )
-    except GuardrailError as exc:
-        click.echo(f"guardrail: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
     click.echo(bundle.ca_bundle)
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@config_option
+@format_option
 @click.option("--cluster", is_flag=True, help="Add the live cluster's namespaces and policies.")
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False),
-    help="Kubeconfig for --cluster (default: in-cluster, then $KUBECONFIG, ~/.kube/config).",
-)
+@kubeconfig_option(" for --cluster")
 @click.argument("paths", nargs=-1, required=True)
 def check(
     config_path: str | None,
@@ -143,13 +169,10 @@ def check(
     from webhook import checking, report  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
     config = _load_config(config_path)
-    try:
+    with bad_input(prefix=""):
         result = checking.check_paths(
             list(paths), config, cluster=cluster, stdin=sys.stdin.buffer, kubeconfig=kubeconfig
         )
-    except GuardrailError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EXIT_BAD_INPUT)
     for note in result.notes:
         click.echo(note, err=True)
     click.echo(report.render(result, fmt), nl=False)
@@ -157,9 +180,9 @@ def check(
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@config_option
 @click.option("--namespace", default=None, help="Only this namespace.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True)
+@format_option
 @click.option("--write-reports", is_flag=True, help="Write PolicyReports to the cluster.")
 @click.option("--include-passes", is_flag=True, help="Reports list passes too, not only failures.")
 @click.option(
@@ -169,11 +192,7 @@ def check(
     show_default=True,
     help="wgpolicyk8s.io/v1alpha2 PolicyReports or openreports.io/v1alpha1 Reports.",
 )
-@click.option(
-    "--kubeconfig",
-    type=click.Path(dir_okay=False),
-    help="Kubeconfig (default: in-cluster, then $KUBECONFIG, ~/.kube/config).",
-)
+@kubeconfig_option("")
 def audit(
     config_path: str | None,
     namespace: str | None,
@@ -187,7 +206,7 @@ def audit(
     from webhook import audit as audit_lib  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
     config = _load_config(config_path)
-    try:
+    with bad_input():
         code = audit_lib.run(
             config,
             namespace=namespace,
@@ -197,9 +216,6 @@ def audit(
             report_api=report_api,
             kubeconfig=kubeconfig,
         )
-    except GuardrailError as exc:
-        click.echo(f"guardrail: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
     sys.exit(code)
 
 
@@ -220,7 +236,7 @@ def review(url: str, ca_file: str, operation: str, username: str, manifest: str)
     """Send a manifest to a running webhook and print the verdict as kubectl would."""
     from webhook import reviewing  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
-    try:
+    with bad_input():
         outcome = reviewing.review(
             manifest,
             url=url,
@@ -229,9 +245,6 @@ def review(url: str, ca_file: str, operation: str, username: str, manifest: str)
             username=username,
             stdin=sys.stdin.buffer,
         )
-    except GuardrailError as exc:
-        click.echo(f"guardrail: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
     for line in outcome.stderr_lines:
         click.echo(line, err=True)
     for line in outcome.stdout_lines:

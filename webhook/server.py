@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -283,28 +284,31 @@ def _gunicorn_application(options: dict[str, Any], factory: Callable[[], Any]) -
     return GuardrailApplication()
 
 
-def serve(
-    *,
-    config: Config,
-    config_path: str | None,
-    state_path: str | os.PathLike[str] | None,
-    cert_dir: Path,
-    bind: str,
-    workers: int,
-    threads: int,
-    kubeconfig: str | None = None,
-    client_ca: Path | None = None,
-) -> None:
-    """Run the webhook until SIGTERM/SIGINT; GuardrailError for bad flags, certs or state.
-
-    With `client_ca`, /validate answers only clients presenting a certificate it signed (the
-    API server's, configured through its --admission-control-config-file kubeconfig).
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """What `guardrail serve` runs with, from its flags.
 
     With `state_path` the state is read once from manifests; without it, each worker keeps
     its own list+watch cache of the API server (in-cluster config, else `kubeconfig`, else
-    $KUBECONFIG or ~/.kube/config).
+    $KUBECONFIG or ~/.kube/config). With `client_ca`, /validate answers only clients
+    presenting a certificate it signed (the API server's, configured through its
+    --admission-control-config-file kubeconfig).
     """
-    _check_bind(bind)
+
+    config: Config
+    cert_dir: Path
+    bind: str = "0.0.0.0:8443"
+    workers: int = 2
+    threads: int = 8
+    config_path: str | None = None
+    state_path: str | os.PathLike[str] | None = None
+    kubeconfig: str | None = None
+    client_ca: Path | None = None
+
+
+def serve(options: ServeOptions) -> None:
+    """Run the webhook until SIGTERM/SIGINT; GuardrailError for bad flags, certs or state."""
+    _check_bind(options.bind)
     # prometheus_client picks its storage when first imported, from this variable: it must be
     # set before webhook.app (which imports prometheus_client) is, and before workers fork.
     metrics_dir = Path(tempfile.mkdtemp(prefix="guardrail-metrics-"))
@@ -312,18 +316,7 @@ def serve(
     _use_multiprocess_values()
     master_pid = os.getpid()
     try:
-        _run(
-            config=config,
-            config_path=config_path,
-            state_path=state_path,
-            cert_dir=Path(cert_dir),
-            bind=bind,
-            workers=workers,
-            threads=threads,
-            metrics_dir=metrics_dir,
-            kubeconfig=kubeconfig,
-            client_ca=client_ca,
-        )
+        _run(options, metrics_dir)
     finally:
         # Workers are forked inside gunicorn and leave through here by SystemExit too: only
         # the master owns the directory.
@@ -331,19 +324,9 @@ def serve(
             shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _run(
-    *,
-    config: Config,
-    config_path: str | None,
-    state_path: str | os.PathLike[str] | None,
-    cert_dir: Path,
-    bind: str,
-    workers: int,
-    threads: int,
-    metrics_dir: Path,
-    kubeconfig: str | None,
-    client_ca: Path | None = None,
-) -> None:
+def _run(options: ServeOptions, metrics_dir: Path) -> None:
+    config, kubeconfig, client_ca = options.config, options.kubeconfig, options.client_ca
+    state_path, cert_dir = options.state_path, options.cert_dir
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is set (see serve).
     from prometheus_client import multiprocess  # noqa: PLC0415
 
@@ -383,25 +366,29 @@ def _run(
         # Unannotated in prometheus_client; drops the dead worker's live-gauge files.
         multiprocess.mark_process_dead(worker.pid, str(metrics_dir))  # type: ignore[no-untyped-call]  # untyped
 
-    options = gunicorn_options(
-        bind=bind, workers=workers, threads=threads, cert_dir=cert_dir, tls=tls
+    settings = gunicorn_options(
+        bind=options.bind,
+        workers=options.workers,
+        threads=options.threads,
+        cert_dir=cert_dir,
+        tls=tls,
     )
-    options["child_exit"] = child_exit
+    settings["child_exit"] = child_exit
     log.info(
         "starting guardrail",
         extra={
             "fields": {
-                "bind": bind,
-                "workers": workers,
-                "threads": threads,
+                "bind": options.bind,
+                "workers": options.workers,
+                "threads": options.threads,
                 "cert_dir": str(cert_dir),
                 "client_ca": str(client_ca) if client_ca is not None else None,
-                "config": config_path or "<defaults>",
+                "config": options.config_path or "<defaults>",
                 "state": str(state_path) if state_path is not None else "<live cluster>",
             }
         },
     )
-    _gunicorn_application(options, factory).run()
+    _gunicorn_application(settings, factory).run()
 
 
 def live_state(kubeconfig: str | None, metrics: Any) -> Any:
