@@ -29,12 +29,13 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.e2e import build_cluster
+from tests.polling import eventually
 
 HERE = Path(__file__).resolve().parent
 INSTALL_DEPS = HERE / "install_deps.sh"
@@ -43,7 +44,6 @@ SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 ADMIN_USER = "guardrail-e2e-admin"
 
 Log = Callable[[str], None]
-T = TypeVar("T")
 
 # Metadata for everything is what the tests read back: webhook audit annotations are attached
 # to the Metadata-level event of the request. RequestReceived only duplicates each event.
@@ -68,23 +68,6 @@ class KubectlError(subprocess.CalledProcessError):
             f"{' '.join(map(str, self.cmd))} exited {self.returncode}\n"
             f"--- stdout ---\n{self.stdout}--- stderr ---\n{self.stderr}"
         )
-
-
-def eventually(
-    check: Callable[[], T | None], *, what: str, timeout: float = 30, interval: float = 0.25
-) -> T:
-    """Poll ``check`` until it returns something truthy and return that; fail naming ``what``.
-
-    Controllers act asynchronously, so tests wait for an outcome instead of sleeping.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -162,18 +145,16 @@ class _Server:
 def _wait_for(
     what: str, ready: Callable[[], bool], servers: Sequence[_Server], timeout: float
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def running_and_ready() -> bool:
         for server in servers:
             server.check_running()
-        if ready():
-            return
-        if time.monotonic() > deadline:
-            logs = "\n".join(
-                f"--- {s.name} ({s.log_path}) ---\n{_tail(s.log_path)}" for s in servers
-            )
-            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
-        time.sleep(0.2)
+        return ready()
+
+    try:
+        eventually(running_and_ready, what=what, timeout=timeout, interval=0.2)
+    except AssertionError as exc:
+        logs = "\n".join(f"--- {s.name} ({s.log_path}) ---\n{_tail(s.log_path)}" for s in servers)
+        raise ClusterError(f"{exc}\n{logs}") from None
 
 
 def _write_service_account_keys(directory: Path) -> tuple[Path, Path]:

@@ -23,6 +23,8 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
+from tests.polling import eventually
+
 GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 STARTUP_SECONDS = 60.0
 
@@ -277,12 +279,7 @@ DEADLINE = 30.0
 
 def wait_for(condition: str, check: Callable[[], bool], deadline: float = DEADLINE) -> None:
     """Poll check() until true; fail naming the condition after `deadline` seconds."""
-    until = time.monotonic() + deadline
-    while time.monotonic() < until:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not reached in {deadline} s: {condition}")
+    eventually(check, what=condition, timeout=deadline, interval=0.1)
 
 
 class NewConnectionClient(threading.Thread):

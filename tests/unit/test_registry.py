@@ -34,7 +34,8 @@ def test_every_rule_has_its_test_file_and_readme_anchor(policy: str) -> None:
     headings = re.findall(r"^#+ (.+)$", (ROOT / "README.md").read_text(), re.MULTILINE)
     anchors = {re.sub(r"[^a-z0-9 -]", "", h.lower()).replace(" ", "-") for h in headings}
     assert each.docs in anchors, f"README has no heading for #{each.docs}"
-    assert each.title and each.summary.endswith(".")
+    assert each.title
+    assert each.summary.endswith(".")
 
 
 def test_config_accepts_exactly_the_keys_the_rules_declare() -> None:
