@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from webhook import kube
 from webhook.config import Config
 from webhook.report.summary import breakdown
 
@@ -99,7 +100,7 @@ class LeaseElector:
 
     def __init__(
         self,
-        client: Any,
+        client: kube.Client,
         namespace: str,
         *,
         name: str = LEASE_NAME,
@@ -134,8 +135,6 @@ class LeaseElector:
 
     def step(self) -> bool:
         """One round: read the Lease, then renew, take or leave it. True while held."""
-        from webhook.state.live import ApiError  # noqa: PLC0415
-
         try:
             record = self._read()
             now = self._clock()
@@ -147,7 +146,7 @@ class LeaseElector:
                 self._lost()
                 return False
             self._write(action, record)
-        except ApiError as exc:
+        except kube.ApiError as exc:
             if exc.status != 409:  # 409: someone else wrote first; not an error
                 log.warning("audit lease %s: %s", self.path, exc)
             return self.is_leader()
@@ -186,11 +185,9 @@ class LeaseElector:
             log.info("no longer holding the audit lease", extra={"fields": {"lease": self.path}})
 
     def _read(self) -> LeaseRecord | None:
-        from webhook.state.live import ApiError  # noqa: PLC0415
-
         try:
             return LeaseRecord.from_object(self.client.get(self.path, timeout=5.0))
-        except ApiError as exc:
+        except kube.ApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -294,7 +291,7 @@ class AuditGauges:
 class BackgroundAudit:
     """The elector loop and the audit loop of one process."""
 
-    def __init__(self, config: Config, client: Any, gauges: AuditGauges) -> None:
+    def __init__(self, config: Config, client: kube.Client, gauges: AuditGauges) -> None:
         self.config = config
         self.client = client
         self.gauges = gauges
@@ -336,9 +333,10 @@ class BackgroundAudit:
 
     def run_once(self) -> bool:
         """One scan and report update; False (logged) when it failed."""
-        from webhook import audit  # noqa: PLC0415
-        from webhook.report import writer  # noqa: PLC0415
-        from webhook.report.policyreport import REPORT_APIS  # noqa: PLC0415
+        # Loaded on the first scan: a worker that only stands by never needs them.
+        from webhook import audit  # noqa: PLC0415 - see above
+        from webhook.report import writer  # noqa: PLC0415 - see above
+        from webhook.report.policyreport import REPORT_APIS  # noqa: PLC0415 - see above
 
         started = time.monotonic()
         api = REPORT_APIS[self.config.audit.report_api]
@@ -393,12 +391,10 @@ def start(config: Config, kubeconfig: str | None, metrics: Any) -> BackgroundAud
     """Start the background audit in this process when `audit.interval` is set."""
     if config.audit.interval_seconds <= 0:
         return None
-    from webhook.state.live import KubeClient  # noqa: PLC0415
-
     gauges = AuditGauges(
         metrics.registry, multiprocess=getattr(metrics, "multiprocess_dir", None) is not None
     )
-    background = BackgroundAudit(config, KubeClient(kubeconfig), gauges)
+    background = BackgroundAudit(config, kube.KubeClient(kubeconfig), gauges)
     background.start()
     atexit.register(background.stop)
     return background
