@@ -48,6 +48,7 @@ from webhook.report.policyreport import (
     dump,
 )
 from webhook.report.summary import breakdown, scope_namespace
+from webhook.reports import write_reports as write_to_cluster  # `run` has a flag of that name
 from webhook.state.index import IndexedState
 
 EXIT_OK = 0
@@ -375,8 +376,6 @@ def run(
     err: IO[str] | None = None,
 ) -> int:
     """Sweep the cluster, print the report, optionally write report objects; the exit code."""
-    from webhook.report import writer  # noqa: PLC0415 - only when writing
-
     out = out or sys.stdout
     err = err or sys.stderr
     if fmt not in AUDIT_FORMATS:
@@ -399,7 +398,7 @@ def run(
     out.flush()
     if write_reports:
         try:
-            written = writer.write_reports(
+            written = write_to_cluster(
                 client, reports(result, api=api, now=now), api=api, namespace=namespace
             )
         except kube.ApiError as exc:

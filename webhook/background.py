@@ -334,8 +334,7 @@ class BackgroundAudit:
     def run_once(self) -> bool:
         """One scan and report update; False (logged) when it failed."""
         # Loaded on the first scan: a worker that only stands by never needs them.
-        from webhook import audit  # noqa: PLC0415 - see above
-        from webhook.report import writer  # noqa: PLC0415 - see above
+        from webhook import audit, reports  # noqa: PLC0415 - see above
         from webhook.report.policyreport import REPORT_APIS  # noqa: PLC0415 - see above
 
         started = time.monotonic()
@@ -347,7 +346,7 @@ class BackgroundAudit:
             if not self.elector.is_leader():
                 return True  # lost the Lease while scanning: the new holder reports
             documents = audit.reports(result, api=api, now=time.time())
-            written = writer.write_reports(
+            written = reports.write_reports(
                 self.client,
                 documents,
                 api=api,
