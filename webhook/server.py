@@ -413,8 +413,7 @@ def _run(
 
 def live_state(client: Client, metrics: Metrics) -> LiveState:
     """A started LiveState whose health is exported through the app's metrics."""
-    from webhook.state.live import LiveState  # noqa: PLC0415
-    from webhook.state.live import Metrics as StateMetrics  # noqa: PLC0415
+    from webhook.state.live import CacheHooks, LiveState  # noqa: PLC0415
 
     last_contact = [0.0]
 
@@ -435,7 +434,7 @@ def live_state(client: Client, metrics: Metrics) -> LiveState:
 
     state = LiveState(
         client,
-        metrics=StateMetrics(
+        hooks=CacheHooks(
             restart=lambda resource: metrics.watch_restarts.labels(resource).inc(),
             objects=lambda resource, count: metrics.cache_objects.labels(resource).set(count),
             contact=contact,

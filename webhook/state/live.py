@@ -1,4 +1,4 @@
-"""Cluster state from the API server: list+watch into an IndexedState.
+"""Cluster state from the API server: list+watch into an IndexedState the LiveState holds.
 
 One watcher thread per resource (namespaces, NetworkPolicies, Calico policies, admin network
 policies where served) lists, then watches from the list's resourceVersion with bookmarks; a
@@ -19,7 +19,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,8 +91,8 @@ def _jittered(seconds: float) -> float:
     return seconds * random.uniform(0.8, 1.2)  # noqa: S311
 
 
-class Metrics:
-    """Hooks the live state reports through; the server wires them to Prometheus."""
+class CacheHooks:
+    """Hooks the live cache reports its health through; the server wires them to Prometheus."""
 
     def __init__(
         self,
@@ -124,8 +124,11 @@ class _Watcher:
     thread: threading.Thread | None = None
 
 
-class LiveState(IndexedState):
-    """The IndexedState kept current by list+watch; `synced` once every resource was listed."""
+class LiveState:
+    """A ClusterState: an IndexedState kept current by list+watch, read by delegation.
+
+    `synced` once every resource of the first discovery was listed.
+    """
 
     def __init__(
         self,
@@ -133,13 +136,15 @@ class LiveState(IndexedState):
         *,
         resync_seconds: float = RESYNC_SECONDS,
         discovery_seconds: float = DISCOVERY_SECONDS,
-        metrics: Metrics | None = None,
+        hooks: CacheHooks | None = None,
     ) -> None:
-        super().__init__()
+        # Writes go through batches of the index: its lock also guards what is recorded here
+        # of its content (versions, listed resources, change counters), so the two agree.
+        self._index = IndexedState()
         self._client = client
         self._resync_seconds = resync_seconds
         self._discovery_seconds = discovery_seconds
-        self._metrics = metrics or Metrics()
+        self._hooks = hooks or CacheHooks()
         self._stop = threading.Event()
         self._watchers: dict[str, _Watcher] = {}
         self._first: frozenset[str] | None = None  # the first discovery: what "synced" needs
@@ -151,6 +156,25 @@ class LiveState(IndexedState):
         self._global_changes = 0
         self._synced = threading.Event()
 
+    # -- reads (ClusterState), from the index ------------------------------------------------
+    def namespace(self, name: str) -> Namespace | None:
+        return self._index.namespace(name)
+
+    def namespaces(self) -> Iterable[Namespace]:
+        return self._index.namespaces()
+
+    def policies_in(self, namespace: str) -> Sequence[Obj]:
+        return self._index.policies_in(namespace)
+
+    def global_policies(self) -> Sequence[Obj]:
+        return self._index.global_policies()
+
+    def providers(self, namespace: str) -> Providers:
+        return self._index.providers(namespace)
+
+    def counts(self) -> dict[str, int]:
+        return self._index.counts()
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         threading.Thread(
@@ -161,7 +185,7 @@ class LiveState(IndexedState):
     def _report_forever(self) -> None:
         while True:
             try:
-                self._metrics.health(self.synced, self.age_seconds())
+                self._hooks.health(self.synced, self.age_seconds())
             except Exception:
                 log.exception("could not report the cache's health")
             if self._stop.wait(REPORT_SECONDS):
@@ -232,7 +256,7 @@ class LiveState(IndexedState):
             if self._missing[name] >= DROP_AFTER_DISCOVERIES:
                 del self._missing[name]
                 log.info("resource %s is no longer served; dropping its objects", name)
-                with self._lock:
+                with self._index.batch():
                     watcher.stop.set()
                     self._drop_resource(watcher.resource)
                     if self._first is not None:
@@ -301,7 +325,7 @@ class LiveState(IndexedState):
         if watcher.streaming:
             watcher.streaming = False
             self._touch(watcher)
-        self._metrics.restart(watcher.resource.name)
+        self._hooks.restart(watcher.resource.name)
         log.warning("watch of %s failed, retrying in %.1fs: %s", watcher.resource.name, delay, exc)
         wait = _jittered(delay)
         return not (self._stop.wait(wait) or watcher.stop.wait(0))
@@ -309,7 +333,7 @@ class LiveState(IndexedState):
     def _list(self, watcher: _Watcher) -> str:
         resource = watcher.resource
         objs, version = list_objects(self._client, resource)
-        with self._lock:
+        with self._index.batch():
             if watcher.stop.is_set():
                 return version
             self._replace_resource(resource, objs)
@@ -354,7 +378,7 @@ class LiveState(IndexedState):
     # -- writes, and which objects came from which resource --------------------------------------
     def _apply(self, watcher: _Watcher, kind: str, obj: Obj) -> None:
         resource = watcher.resource
-        with self._lock:
+        with self._index.batch():
             if watcher.stop.is_set():
                 return  # a watcher being dropped must not write after its objects are gone
             versions = self._versions.setdefault(resource.name, {})
@@ -363,16 +387,16 @@ class LiveState(IndexedState):
                 self._remove(resource, obj)
                 versions.pop(key, None)
             else:
-                self.upsert(obj)
+                self._index.upsert(obj)
                 versions[key] = _version_of(obj)
             count = len(versions)
             self._changed(resource, key[0])
-        self._metrics.objects(resource.name, count)
+        self._hooks.objects(resource.name, count)
 
     def _replace_resource(self, resource: ApiResource, objs: list[Obj]) -> None:
         """A fresh list of a resource: apply the differences, keep what did not change."""
         fresh = {_key(o): _version_of(o) for o in objs}
-        with self._lock:
+        with self._index.batch():
             old = self._versions.get(resource.name, {})
             for key in old.keys() - fresh.keys():
                 namespace, name = key
@@ -389,10 +413,10 @@ class LiveState(IndexedState):
                 key = _key(obj)
                 version = fresh[key]
                 if not version or old.get(key) != version:
-                    self.upsert(obj)
+                    self._index.upsert(obj)
                     self._changed(resource, key[0])
             self._versions[resource.name] = fresh
-        self._metrics.objects(resource.name, len(fresh))
+        self._hooks.objects(resource.name, len(fresh))
 
     def _drop_resource(self, resource: ApiResource) -> None:
         """Forget every object of a resource that is no longer served (caller holds the lock)."""
@@ -402,14 +426,10 @@ class LiveState(IndexedState):
 
     def _remove(self, resource: ApiResource, obj: Obj) -> None:
         if resource is NAMESPACES:
-            # Only the Namespace itself: its policies leave through their own watch. (The
-            # base class drops them with it, which would race with the policy watch when a
-            # namespace is deleted and re-created under the same name.)
-            name = _key(obj)[1]
-            self._namespaces.pop(name, None)
-            self._providers.pop(name, None)
+            # Only the Namespace itself: its policies leave through their own watch.
+            self._index.remove_namespace_only(_key(obj)[1])
             return
-        self.remove(obj)
+        self._index.remove(obj)
 
     def _changed(self, resource: ApiResource, namespace: str) -> None:
         """Count a policy change, for confirmations to tell whether the watch raced them."""
@@ -420,7 +440,7 @@ class LiveState(IndexedState):
 
     def _touch(self, watcher: _Watcher) -> None:
         watcher.last_good = time.monotonic()
-        self._metrics.contact()
+        self._hooks.contact()
 
     # -- the negative-answer confirmation --------------------------------------------------------
     def confirm_providers(
@@ -453,15 +473,15 @@ class LiveState(IndexedState):
                         for item in page.get("items") or []
                         if isinstance(item, dict)
                     )
-                with self._lock:
+                with self._index.batch():
                     if (self._changes[bucket], self._global_changes) != before:
                         continue
                     for resource, obj in found:
                         versions = self._versions.setdefault(resource.name, {})
                         if versions.get(_key(obj)) != _version_of(obj):
-                            self.upsert(obj)
+                            self._index.upsert(obj)
                             versions[_key(obj)] = _version_of(obj)
-                ns = self.namespace(namespace) or Namespace.unknown(namespace)
+                ns = self._index.namespace(namespace) or Namespace.unknown(namespace)
                 return isolation.providers_for(
                     ns,
                     [obj for r, obj in found if r.namespaced],
@@ -471,4 +491,4 @@ class LiveState(IndexedState):
             log.warning("live confirmation for namespace %s failed: %s", namespace, exc)
             return None
         # Raced with the watch twice: the cache is at least as new as both reads.
-        return self.providers(namespace)
+        return self._index.providers(namespace)
