@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry, Gauge
@@ -37,6 +37,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from webhook import kube
 from webhook.config import Config
 from webhook.report.summary import breakdown
+
+if TYPE_CHECKING:
+    # For the annotation only: the app's module is imported by the worker that serves it.
+    from webhook.app import Metrics
 
 log = logging.getLogger("guardrail.audit")
 
@@ -386,13 +390,11 @@ class BackgroundAudit:
         return True
 
 
-def start(config: Config, kubeconfig: str | None, metrics: Any) -> BackgroundAudit | None:
+def start(config: Config, kubeconfig: str | None, metrics: Metrics) -> BackgroundAudit | None:
     """Start the background audit in this process when `audit.interval` is set."""
     if config.audit.interval_seconds <= 0:
         return None
-    gauges = AuditGauges(
-        metrics.registry, multiprocess=getattr(metrics, "multiprocess_dir", None) is not None
-    )
+    gauges = AuditGauges(metrics.registry, multiprocess=metrics.multiprocess_dir is not None)
     background = BackgroundAudit(config, kube.KubeClient(kubeconfig), gauges)
     background.start()
     atexit.register(background.stop)
