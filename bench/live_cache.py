@@ -30,13 +30,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from webhook.kube import K8S_POLICIES, KubeClient, slim
 from webhook.state.index import IndexedState
-from webhook.state.live import (
-    K8S_POLICIES,
-    KubeClient,
-    LiveState,
-    slim,
-)
+from webhook.state.live import LiveState
 
 
 def rss_bytes() -> int:

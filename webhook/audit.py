@@ -23,17 +23,19 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import IO, Any
 from urllib.parse import quote
 
-from webhook import report
+import urllib3
+
+from webhook import kube, policy, report
 from webhook.checking import check_manifests
 from webhook.config import Config
 from webhook.manifests import Manifest
 from webhook.policy.errors import GuardrailError
-from webhook.policy.model import Obj, Violation
+from webhook.policy.model import Obj, Operation, Violation
 from webhook.policy.objects import flavor_of
 from webhook.policy.workloads import is_workload
 from webhook.report.base import Resource
@@ -46,6 +48,7 @@ from webhook.report.policyreport import (
     dump,
 )
 from webhook.report.summary import breakdown, scope_namespace
+from webhook.reports import write_reports as write_to_cluster  # `run` has a flag of that name
 from webhook.state.index import IndexedState
 
 EXIT_OK = 0
@@ -53,20 +56,9 @@ EXIT_VIOLATION = 1
 PAGE_SIZE = "500"
 AUDIT_FORMATS = ("text", "json", "sarif", "junit", "policyreport", "html")
 
-# (name for progress, api path, plural, kind, apiVersion): everything that makes pods.
-_WORKLOADS = (
-    ("deployments", "/apis/apps/v1", "deployments", "Deployment", "apps/v1"),
-    ("statefulsets", "/apis/apps/v1", "statefulsets", "StatefulSet", "apps/v1"),
-    ("daemonsets", "/apis/apps/v1", "daemonsets", "DaemonSet", "apps/v1"),
-    ("cronjobs", "/apis/batch/v1", "cronjobs", "CronJob", "batch/v1"),
-    ("jobs", "/apis/batch/v1", "jobs", "Job", "batch/v1"),
-    ("replicasets", "/apis/apps/v1", "replicasets", "ReplicaSet", "apps/v1"),
-    ("replicationcontrollers", "/api/v1", "replicationcontrollers", "ReplicationController", "v1"),
-    ("pods", "/api/v1", "pods", "Pod", "v1"),
-)
 # Order of kinds within a namespace in every report: the namespace, its policies, then
 # workloads from the top of the ownership chain down to pods.
-_KIND_RANK = {"Namespace": 0, **{kind: 2 + i for i, (_, _, _, kind, _) in enumerate(_WORKLOADS)}}
+_KIND_RANK = {"Namespace": 0, **{r.kind: 2 + i for i, r in enumerate(kube.WORKLOADS)}}
 _POLICY_RANK = 1
 
 
@@ -108,91 +100,48 @@ class Progress:
 
 
 # -- listing --------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Listing:
-    """One collection to list: where, and what its items are."""
-
-    name: str
-    url: Callable[[str | None], str]
-    kind: str
-    api_version: str
-    namespaced: bool
-
-
-def listings(client: Any) -> list[Listing]:
+def listings(client: kube.Client) -> list[kube.ApiResource]:
     """Namespaces and every policy collection the cluster serves, then the workload kinds."""
-    from webhook.state.live import discover  # noqa: PLC0415 - urllib3 only when live
-
-    found = [Listing(r.name, r.url, r.kind, r.api_version, r.namespaced) for r in discover(client)]
-    for name, api_path, plural, kind, api_version in _WORKLOADS:
-
-        def url(namespace: str | None, api_path: str = api_path, plural: str = plural) -> str:
-            if namespace is None:
-                return f"{api_path}/{plural}"
-            return f"{api_path}/namespaces/{quote(namespace, safe='')}/{plural}"
-
-        found.append(Listing(name, url, kind, api_version, True))
-    return found
+    return [*kube.discover(client), *kube.WORKLOADS]
 
 
-def collect(client: Any, namespace: str | None, progress: Progress) -> list[dict[str, Any]]:
+def collect(client: kube.Client, namespace: str | None, progress: Progress) -> list[dict[str, Any]]:
     """Every object the audit reads, whole but for managedFields (no policy reads them)."""
-    from webhook.state.live import ApiError  # noqa: PLC0415
-
     objects: list[dict[str, Any]] = []
-    for listing in listings(client):
-        if listing.kind == "Namespace" and listing.api_version == "v1" and namespace:
+    for resource in listings(client):
+        if resource is kube.NAMESPACES and namespace:
             try:
-                one = client.get(f"/api/v1/namespaces/{quote(namespace, safe='')}")
-            except ApiError as exc:
+                one = client.get(f"{resource.url()}/{quote(namespace, safe='')}")
+            except kube.ApiError as exc:
                 if exc.status == 404:
                     raise GuardrailError(
                         f'namespace "{namespace}" not found', "--namespace"
                     ) from exc
                 raise
-            objects.append(_slim(one, listing))
+            objects.append(kube.slim(one, resource, metadata=None))
             continue
-        path = listing.url(namespace if (namespace and listing.namespaced) else None)
-        objects.extend(_list_all(client, path, listing, progress))
+        path = resource.url(namespace if (namespace and resource.namespaced) else None)
+        objects.extend(_list_all(client, path, resource, progress))
     return objects
 
 
 def _list_all(
-    client: Any, path: str, listing: Listing, progress: Progress
-) -> Iterable[dict[str, Any]]:
-    from webhook.state.live import ApiError  # noqa: PLC0415
+    client: kube.Client, path: str, resource: kube.ApiResource, progress: Progress
+) -> list[dict[str, Any]]:
+    def shown(done: int, total: int | None) -> None:
+        progress.update(f"listing {resource.name}", done, total)
 
-    params = {"limit": PAGE_SIZE}
-    items: list[dict[str, Any]] = []
-    total: int | None = None
-    while True:
-        try:
-            page = client.get(path, params, timeout=60.0)
-        except ApiError as exc:
-            if exc.status == 404:  # a kind this cluster does not serve
-                return items
-            raise GuardrailError(f"cannot list {listing.name}: {exc}", path) from exc
-        batch = [i for i in page.get("items") or () if isinstance(i, dict)]
-        items.extend(_slim(item, listing) for item in batch)
-        meta = page.get("metadata") or {}
-        remaining = meta.get("remainingItemCount")
-        if isinstance(remaining, int):
-            total = len(items) + remaining
-        progress.update(f"listing {listing.name}", len(items), total)
-        token = meta.get("continue")
-        if not token:
-            return items
-        params = {"limit": PAGE_SIZE, "continue": str(token)}
-
-
-def _slim(item: dict[str, Any], listing: Listing) -> dict[str, Any]:
-    # Items of a list omit kind and apiVersion; managedFields are often half an object's size.
-    item.setdefault("kind", listing.kind)
-    item.setdefault("apiVersion", listing.api_version)
-    meta = item.get("metadata")
-    if isinstance(meta, dict):
-        meta.pop("managedFields", None)
-    return item
+    try:
+        return kube.list_all(
+            client,
+            path,
+            timeout=60.0,
+            each=lambda item: kube.slim(item, resource, metadata=None),
+            progress=shown,
+            missing_ok=True,  # a kind this cluster does not serve
+        ).items
+    except kube.ApiError as exc:
+        raise GuardrailError(f"cannot list {resource.name}: {exc}", path) from exc
 
 
 # -- judging (pure) -------------------------------------------------------------------------------
@@ -309,35 +258,33 @@ def audit_objects(
 
 
 def passes(result: AuditResult, enabled: Iterable[str]) -> list[tuple[str, Subject]]:
-    """(policy, object) for every policy that applies to a judged object and found nothing."""
+    """(policy, object) for every policy that judges a judged object and found nothing.
+
+    A policy applies to an object when it judges the object's kind on CREATE (the audit judges
+    every object as its creation would be judged now). For a policy whose findings are rolled
+    up per namespace, a namespace-level finding fails every object of that namespace.
+    """
     enabled = set(enabled)
     failed = {
         (v.finding.policy, v.finding.kind, v.finding.namespace, v.finding.name)
         for v in result.violations
     }
-    no_default_deny = {
-        scope_namespace(v.finding)
+    failed_namespaces = {
+        (v.finding.policy, scope_namespace(v.finding))
         for v in result.violations
-        if v.finding.policy == "require-default-deny"
+        if policy.rule(v.finding.policy).rollup is not None
     }
     found: list[tuple[str, Subject]] = []
     for subject in result.subjects.values():
         group = subject.api_version.rpartition("/")[0]
-        if is_workload(group, subject.kind):
-            applicable = ["require-role-labels", "require-default-deny"]
-        elif subject.kind == "Namespace" and group == "":
-            applicable = ["require-default-deny"]
-        else:
-            applicable = ["restrict-allow-all"]
-        for policy in applicable:
-            if policy not in enabled or (policy, *subject.key) in failed:
+        for rule in policy.RULES:
+            if rule.id not in enabled or not rule.judges(group, subject.kind, Operation.CREATE):
                 continue
-            if (
-                policy == "require-default-deny"
-                and (subject.namespace or subject.name) in no_default_deny
-            ):
+            if (rule.id, *subject.key) in failed:
                 continue
-            found.append((policy, subject))
+            if (rule.id, subject.namespace or subject.name) in failed_namespaces:
+                continue
+            found.append((rule.id, subject))
     return found
 
 
@@ -393,7 +340,7 @@ def reports(result: AuditResult, *, api: ReportApi, now: float) -> list[dict[str
 
 # -- the command ----------------------------------------------------------------------------------
 def sweep(
-    client: Any,
+    client: kube.Client,
     config: Config,
     *,
     namespace: str | None = None,
@@ -401,14 +348,10 @@ def sweep(
     progress: Progress | None = None,
 ) -> AuditResult:
     """List and judge; GuardrailError when the API server cannot be read."""
-    import urllib3  # noqa: PLC0415
-
-    from webhook.state.live import ApiError  # noqa: PLC0415
-
     progress = progress or Progress(None)
     try:
         objects = collect(client, namespace, progress)
-    except ApiError as exc:
+    except kube.ApiError as exc:
         raise GuardrailError(f"cannot read the cluster: {exc}", client.host) from exc
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise GuardrailError(f"cannot reach the API server: {exc}", client.host) from exc
@@ -431,11 +374,6 @@ def run(
     err: IO[str] | None = None,
 ) -> int:
     """Sweep the cluster, print the report, optionally write report objects; the exit code."""
-    import urllib3  # noqa: PLC0415
-
-    from webhook.report import writer  # noqa: PLC0415
-    from webhook.state.live import ApiError, KubeClient  # noqa: PLC0415
-
     out = out or sys.stdout
     err = err or sys.stderr
     if fmt not in AUDIT_FORMATS:
@@ -445,7 +383,7 @@ def run(
         raise GuardrailError(
             f"unknown report API {report_api!r} (expected one of {', '.join(REPORT_APIS)})"
         )
-    client = KubeClient(kubeconfig)
+    client = kube.KubeClient(kubeconfig)
     progress = Progress(err)
     try:
         result = sweep(
@@ -458,10 +396,10 @@ def run(
     out.flush()
     if write_reports:
         try:
-            written = writer.write_reports(
+            written = write_to_cluster(
                 client, reports(result, api=api, now=now), api=api, namespace=namespace
             )
-        except ApiError as exc:
+        except kube.ApiError as exc:
             raise GuardrailError(f"cannot write reports: {exc}", client.host) from exc
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise GuardrailError(f"cannot reach the API server: {exc}", client.host) from exc

@@ -29,13 +29,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from webhook import kube
 from webhook.config import Config
 from webhook.report.summary import breakdown
+
+if TYPE_CHECKING:
+    # For the annotation only: the app's module is imported by the worker that serves it.
+    from webhook.app import Metrics
 
 log = logging.getLogger("guardrail.audit")
 
@@ -99,7 +104,7 @@ class LeaseElector:
 
     def __init__(
         self,
-        client: Any,
+        client: kube.Client,
         namespace: str,
         *,
         name: str = LEASE_NAME,
@@ -134,8 +139,6 @@ class LeaseElector:
 
     def step(self) -> bool:
         """One round: read the Lease, then renew, take or leave it. True while held."""
-        from webhook.state.live import ApiError  # noqa: PLC0415
-
         try:
             record = self._read()
             now = self._clock()
@@ -147,7 +150,7 @@ class LeaseElector:
                 self._lost()
                 return False
             self._write(action, record)
-        except ApiError as exc:
+        except kube.ApiError as exc:
             if exc.status != 409:  # 409: someone else wrote first; not an error
                 log.warning("audit lease %s: %s", self.path, exc)
             return self.is_leader()
@@ -186,11 +189,9 @@ class LeaseElector:
             log.info("no longer holding the audit lease", extra={"fields": {"lease": self.path}})
 
     def _read(self) -> LeaseRecord | None:
-        from webhook.state.live import ApiError  # noqa: PLC0415
-
         try:
             return LeaseRecord.from_object(self.client.get(self.path, timeout=5.0))
-        except ApiError as exc:
+        except kube.ApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -294,7 +295,7 @@ class AuditGauges:
 class BackgroundAudit:
     """The elector loop and the audit loop of one process."""
 
-    def __init__(self, config: Config, client: Any, gauges: AuditGauges) -> None:
+    def __init__(self, config: Config, client: kube.Client, gauges: AuditGauges) -> None:
         self.config = config
         self.client = client
         self.gauges = gauges
@@ -336,9 +337,9 @@ class BackgroundAudit:
 
     def run_once(self) -> bool:
         """One scan and report update; False (logged) when it failed."""
-        from webhook import audit  # noqa: PLC0415
-        from webhook.report import writer  # noqa: PLC0415
-        from webhook.report.policyreport import REPORT_APIS  # noqa: PLC0415
+        # Loaded on the first scan: a worker that only stands by never needs them.
+        from webhook import audit, reports  # noqa: PLC0415 - see above
+        from webhook.report.policyreport import REPORT_APIS  # noqa: PLC0415 - see above
 
         started = time.monotonic()
         api = REPORT_APIS[self.config.audit.report_api]
@@ -349,7 +350,7 @@ class BackgroundAudit:
             if not self.elector.is_leader():
                 return True  # lost the Lease while scanning: the new holder reports
             documents = audit.reports(result, api=api, now=time.time())
-            written = writer.write_reports(
+            written = reports.write_reports(
                 self.client,
                 documents,
                 api=api,
@@ -389,16 +390,12 @@ class BackgroundAudit:
         return True
 
 
-def start(config: Config, kubeconfig: str | None, metrics: Any) -> BackgroundAudit | None:
+def start(config: Config, kubeconfig: str | None, metrics: Metrics) -> BackgroundAudit | None:
     """Start the background audit in this process when `audit.interval` is set."""
     if config.audit.interval_seconds <= 0:
         return None
-    from webhook.state.live import KubeClient  # noqa: PLC0415
-
-    gauges = AuditGauges(
-        metrics.registry, multiprocess=getattr(metrics, "multiprocess_dir", None) is not None
-    )
-    background = BackgroundAudit(config, KubeClient(kubeconfig), gauges)
+    gauges = AuditGauges(metrics.registry, multiprocess=metrics.multiprocess_dir is not None)
+    background = BackgroundAudit(config, kube.KubeClient(kubeconfig), gauges)
     background.start()
     atexit.register(background.stop)
     return background

@@ -63,10 +63,11 @@ def check_paths(
     loaded = load_paths(list(paths), stdin)
     state = None
     if cluster:
+        from webhook.kube import KubeClient  # noqa: PLC0415 - only with --cluster
         from webhook.state.live import read_cluster  # noqa: PLC0415 - only with --cluster
 
         state = IndexedState()
-        for obj in read_cluster(kubeconfig):
+        for obj in read_cluster(KubeClient(kubeconfig)):
             state.upsert(obj)
         for obj in state_objects(loaded.manifests):
             state.upsert(obj)

@@ -29,11 +29,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from webhook.certs import TLS_CERT, TLS_KEY, write_certificates
 from webhook.config import OWN_NAMESPACE, Config
 from webhook.policy.errors import GuardrailError
+
+if TYPE_CHECKING:
+    # Names for annotations only: the app must not be imported before the metrics directory
+    # is set (see serve), nor the Kubernetes client in a process serving state from files.
+    from webhook.app import Metrics
+    from webhook.kube import Client
+    from webhook.state.live import LiveState
 
 log = logging.getLogger("guardrail.server")
 
@@ -331,8 +338,8 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
     from prometheus_client import multiprocess  # noqa: PLC0415
 
     from webhook.app import Metrics, configure_logging, create_app  # noqa: PLC0415
+    from webhook.kube import KubeClient  # noqa: PLC0415
     from webhook.state.files import load_state  # noqa: PLC0415
-    from webhook.state.live import KubeClient  # noqa: PLC0415
 
     configure_logging()
     files_state = load_state(Path(state_path)) if state_path is not None else None
@@ -351,7 +358,7 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
             # State read from files is complete once loaded: always ready.
             app = create_app(config, files_state, metrics=metrics)
         else:
-            state = live_state(kubeconfig, metrics)
+            state = live_state(KubeClient(kubeconfig), metrics)
             app = create_app(config, state, state, metrics=metrics)
             # Every worker competes for the audit Lease; one process runs it (background.py).
             from webhook import background  # noqa: PLC0415
@@ -391,10 +398,9 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
     _gunicorn_application(settings, factory).run()
 
 
-def live_state(kubeconfig: str | None, metrics: Any) -> Any:
+def live_state(client: Client, metrics: Metrics) -> LiveState:
     """A started LiveState whose health is exported through the app's metrics."""
-    from webhook.state.live import KubeClient, LiveState  # noqa: PLC0415
-    from webhook.state.live import Metrics as StateMetrics  # noqa: PLC0415
+    from webhook.state.live import CacheHooks, LiveState  # noqa: PLC0415
 
     last_contact = [0.0]
 
@@ -414,8 +420,8 @@ def live_state(kubeconfig: str | None, metrics: Any) -> Any:
         metrics.cache_synced.set(1 if synced else 0)
 
     state = LiveState(
-        KubeClient(kubeconfig),
-        metrics=StateMetrics(
+        client,
+        hooks=CacheHooks(
             restart=lambda resource: metrics.watch_restarts.labels(resource).inc(),
             objects=lambda resource, count: metrics.cache_objects.labels(resource).set(count),
             contact=contact,

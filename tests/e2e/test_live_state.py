@@ -11,8 +11,9 @@ import pytest
 
 from tests.e2e.guardrail import AS_EXEMPT, FIXTURES
 from tests.e2e.harness import Cluster, eventually, free_port
+from webhook.kube import K8S_POLICIES, KubeClient
 from webhook.policy.model import Direction
-from webhook.state.live import K8S_POLICIES, KubeClient, LiveState
+from webhook.state.live import LiveState
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from webhook.audit import AuditResult, Progress, audit_objects, controller_uid, 
 from webhook.config import parse_config
 from webhook.policy.model import Finding, Mode, Violation
 from webhook.report.policyreport import OPENREPORTS, WGPOLICY, Subject, cluster_reports
-from webhook.report.writer import carry_timestamps, plan
+from webhook.reports import carry_timestamps, plan
 from webhook.state.index import IndexedState
 
 CONFIG = parse_config({}, "<test>")

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from webhook.state.live import K8S_POLICIES, NAMESPACES, _calico, slim
+from webhook.kube import K8S_POLICIES, NAMESPACES, _calico, slim
 
 SERVED_POLICY: dict[str, Any] = {
     "metadata": {

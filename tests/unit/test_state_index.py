@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from webhook.policy.model import Direction
@@ -52,3 +53,37 @@ def test_keys_that_are_not_strings_survive() -> None:
     [stored] = state.policies_in("shop")
     assert stored["metadata"]["name"] == "default-deny"
     assert set(state.providers("shop")) == {Direction.INGRESS, Direction.EGRESS}
+
+
+SHOP: dict[str, Any] = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}
+
+
+def test_removing_a_namespace_drops_its_policies_unless_only_the_record_goes() -> None:
+    """remove() of a Namespace takes its policies with it; remove_namespace_only() keeps them
+    (the live cache: they leave through their own watch)."""
+    state = IndexedState()
+    state.upsert(SHOP)
+    state.upsert(DEFAULT_DENY)
+    state.remove_namespace_only("shop")
+    assert state.namespace("shop") is None
+    assert state.policies_in("shop") == (DEFAULT_DENY,)
+    assert set(state.providers("shop")) == {Direction.INGRESS, Direction.EGRESS}
+    state.upsert(SHOP)
+    state.remove(SHOP)
+    assert state.policies_in("shop") == ()
+
+
+def test_a_batch_of_writes_is_seen_whole() -> None:
+    """A reader on another thread waits for a batch: it sees neither policy or both."""
+    state = IndexedState()
+    other = {**DEFAULT_DENY, "metadata": {**DEFAULT_DENY["metadata"], "name": "other"}}
+    seen: list[int] = []
+    with state.batch():
+        state.upsert(DEFAULT_DENY)
+        reader = threading.Thread(target=lambda: seen.append(len(state.policies_in("shop"))))
+        reader.start()
+        reader.join(0.2)
+        assert seen == []  # still waiting for the batch
+        state.upsert(other)
+    reader.join(5)
+    assert seen == [2]

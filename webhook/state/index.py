@@ -8,7 +8,8 @@ of namespaces and policies in the cluster.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import orjson
 
@@ -132,6 +133,27 @@ class IndexedState:
                 bucket = self._namespaced.get(namespace)
                 if bucket is not None and bucket.pop(key, None) is not None:
                     self._providers.pop(namespace, None)
+
+    def remove_namespace_only(self, name: str) -> None:
+        """Forget a Namespace but not its policies.
+
+        For a source whose policies leave through their own deletes (the live cache's watches):
+        dropping them with the Namespace would race with those when a namespace is deleted and
+        re-created under the same name.
+        """
+        with self._lock:
+            self._namespaces.pop(name, None)
+            self._providers.pop(name, None)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold the write lock across several writes, and the caller's record of them.
+
+        Readers see all of the batch or none of it (a resync's removals and additions at once),
+        and a writer's own bookkeeping cannot disagree with what the index holds.
+        """
+        with self._lock:
+            yield
 
     def replace_all(self, objs: Iterable[Obj]) -> None:
         """Swap the whole content at once (a resync or a reload), readers never see a mix."""

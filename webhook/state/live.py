@@ -1,4 +1,4 @@
-"""Cluster state from the API server: list+watch into an IndexedState.
+"""Cluster state from the API server: list+watch into an IndexedState the LiveState holds.
 
 One watcher thread per resource (namespaces, NetworkPolicies, Calico policies, admin network
 policies where served) lists, then watches from the list's resourceVersion with bookmarks; a
@@ -10,26 +10,23 @@ start and again periodically: Calico CRDs (or its API server) installed later ar
 and a resource that went away is dropped with its objects. Decisions never wait on any of this:
 they read the index.
 
-The HTTP client is urllib3 (which the kubernetes package already depends on), configured from
-the kubernetes package's kubeconfig / in-cluster loaders: they handle every auth method and
-token refresh, while the raw client lets us parse with orjson and bound every read.
+The API server is reached through `webhook.kube`; this module only keeps the cache.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import orjson
 import urllib3
 
+from webhook.kube import NAMESPACES, ApiError, ApiResource, Client, discover, list_all, slim
 from webhook.policy import isolation
 from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Namespace, Obj, Providers
@@ -48,329 +45,20 @@ DROP_AFTER_DISCOVERIES = 2
 REPORT_SECONDS = 1.0
 BACKOFF_MIN_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
-LIST_PAGE_SIZE = "500"
 # Per-namespace change counters live in this many buckets (a namespace hashes to one): bounded
 # memory, and a collision only makes a confirmation read once more.
 CHANGE_BUCKETS = 4096
-# What is kept of an object's metadata: identity, the version the resync compares, and what
-# the Namespace record reads (labels, deletionTimestamp).
-KEPT_METADATA = ("name", "namespace", "resourceVersion", "labels", "deletionTimestamp")
 
 ObjKey = tuple[str, str]  # (namespace, name) inside one resource
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """One listable, watchable collection."""
-
-    name: str  # for metrics and logs, e.g. "networkpolicies.networking.k8s.io"
-    api_path: str  # "/api/v1" or "/apis/GROUP/VERSION"
-    plural: str
-    kind: str  # the kind of items (lists omit kind/apiVersion on items)
-    api_version: str
-    namespaced: bool
-
-    def url(self, namespace: str | None = None) -> str:
-        if namespace is not None and self.namespaced:
-            return f"{self.api_path}/namespaces/{quote(namespace, safe='')}/{self.plural}"
-        return f"{self.api_path}/{self.plural}"
+def list_objects(client: Client, resource: ApiResource) -> tuple[list[Obj], str]:
+    """Every object of a resource as the cache keeps it, and the list's resourceVersion."""
+    listed = list_all(client, resource.url(), each=lambda item: slim(item, resource))
+    return list(listed.items), listed.resource_version
 
 
-NAMESPACES = Resource("namespaces", "/api/v1", "namespaces", "Namespace", "v1", False)
-K8S_POLICIES = Resource(
-    "networkpolicies.networking.k8s.io",
-    "/apis/networking.k8s.io/v1",
-    "networkpolicies",
-    "NetworkPolicy",
-    "networking.k8s.io/v1",
-    True,
-)
-
-
-def _calico(group: str, version: str) -> tuple[Resource, Resource]:
-    api = f"{group}/{version}"
-    return (
-        Resource(
-            f"networkpolicies.{group}",
-            f"/apis/{api}",
-            "networkpolicies",
-            "NetworkPolicy",
-            api,
-            True,
-        ),
-        Resource(
-            f"globalnetworkpolicies.{group}",
-            f"/apis/{api}",
-            "globalnetworkpolicies",
-            "GlobalNetworkPolicy",
-            api,
-            False,
-        ),
-    )
-
-
-ANP_API = "policy.networking.k8s.io/v1alpha1"
-ADMIN_POLICIES = (
-    Resource(
-        "adminnetworkpolicies",
-        f"/apis/{ANP_API}",
-        "adminnetworkpolicies",
-        "AdminNetworkPolicy",
-        ANP_API,
-        False,
-    ),
-    Resource(
-        "baselineadminnetworkpolicies",
-        f"/apis/{ANP_API}",
-        "baselineadminnetworkpolicies",
-        "BaselineAdminNetworkPolicy",
-        ANP_API,
-        False,
-    ),
-)
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"HTTP {status}: {message}")
-        self.status = status
-
-
-# A watch on a quiet resource legitimately sends nothing for minutes (1.36 sent no bookmark in
-# 200 s), so a read timeout cannot tell a dead peer from silence; TCP keepalive can: a peer gone
-# without a reset (a node lost, a NAT entry dropped) is noticed in about a minute, not 320 s.
-KEEPALIVE_SOCKET_OPTIONS = [
-    *urllib3.connection.HTTPConnection.default_socket_options,
-    (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
-    *(
-        [
-            (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, 30),
-            (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10),
-            (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3),
-        ]
-        if hasattr(socket, "TCP_KEEPIDLE")  # Linux; elsewhere the system's defaults apply
-        else []
-    ),
-]
-
-
-class KubeClient:
-    """A small JSON client for the API server, built from the kubernetes package's config.
-
-    Without `kubeconfig`: the in-cluster service account, else $KUBECONFIG / ~/.kube/config.
-    """
-
-    def __init__(self, kubeconfig: str | None = None, context: str | None = None) -> None:
-        from kubernetes import client, config  # noqa: PLC0415 - heavy import, live mode only
-
-        configuration = client.Configuration()
-        try:
-            if kubeconfig is None:
-                try:
-                    config.load_incluster_config(client_configuration=configuration)
-                except config.ConfigException:
-                    config.load_kube_config(context=context, client_configuration=configuration)
-            else:
-                config.load_kube_config(
-                    config_file=kubeconfig, context=context, client_configuration=configuration
-                )
-        except (config.ConfigException, OSError, ValueError, TypeError) as exc:
-            # Name the file when one was given: the user's own mistake is then obvious.
-            raise GuardrailError(
-                f"cannot load Kubernetes client configuration: {exc}", kubeconfig or ""
-            ) from exc
-        self._config = configuration
-        self.host = str(configuration.host).rstrip("/")
-        self._pool = urllib3.PoolManager(
-            num_pools=4,
-            maxsize=16,
-            socket_options=KEEPALIVE_SOCKET_OPTIONS,
-            cert_reqs="CERT_REQUIRED" if configuration.verify_ssl else "CERT_NONE",
-            ca_certs=configuration.ssl_ca_cert,
-            cert_file=configuration.cert_file,
-            key_file=configuration.key_file,
-            assert_hostname=configuration.assert_hostname,
-        )
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": "guardrail"}
-        # Calls the loader's refresh hook: projected service-account tokens rotate.
-        token = self._config.get_api_key_with_prefix("BearerToken", alias="authorization")
-        if token:
-            headers["Authorization"] = token
-        return headers
-
-    def get(
-        self, path: str, params: Mapping[str, str] | None = None, timeout: float = 30.0
-    ) -> dict[str, Any]:
-        url = self.host + path + (f"?{urlencode(params)}" if params else "")
-        response = self._pool.request(
-            "GET",
-            url,
-            headers=self._headers(),
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            retries=False,
-        )
-        if response.status >= 400:
-            raise ApiError(response.status, response.data[:300].decode("utf-8", "replace"))
-        data = orjson.loads(response.data)
-        if not isinstance(data, dict):
-            raise ApiError(response.status, "response is not a JSON object")
-        return data
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        timeout: float = 30.0,
-    ) -> dict[str, Any]:
-        """A write (POST, PUT, DELETE) with an optional JSON body; ApiError on HTTP errors.
-
-        Used by the audit to keep its reports and its Lease; the webhook itself never writes.
-        """
-        headers = self._headers()
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        response = self._pool.request(
-            method,
-            self.host + path,
-            body=orjson.dumps(body) if body is not None else None,
-            headers=headers,
-            timeout=urllib3.Timeout(connect=timeout, read=timeout),
-            retries=False,
-        )
-        if response.status >= 400:
-            raise ApiError(response.status, response.data[:300].decode("utf-8", "replace"))
-        data = orjson.loads(response.data) if response.data else {}
-        return data if isinstance(data, dict) else {}
-
-    def exists(self, path: str) -> bool:
-        try:
-            self.get(path, timeout=10.0)
-        except ApiError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
-    def stream(
-        self,
-        path: str,
-        params: Mapping[str, str],
-        read_timeout: float,
-        opened: Callable[[], None] = lambda: None,
-    ) -> Iterator[dict[str, Any]]:
-        """Yield each JSON line of a watch response until the server closes it.
-
-        `opened` is called once the server has accepted the watch (status 200).
-        """
-        url = self.host + path + f"?{urlencode(params)}"
-        response = self._pool.request(
-            "GET",
-            url,
-            headers=self._headers(),
-            preload_content=False,
-            retries=False,
-            timeout=urllib3.Timeout(connect=10.0, read=read_timeout),
-        )
-        try:
-            if response.status >= 400:
-                raise ApiError(response.status, response.read(300).decode("utf-8", "replace"))
-            opened()
-            buffer = b""
-            # Chunked responses are read chunk by chunk: each event as soon as it is flushed.
-            for chunk in response.stream(64 * 1024):
-                buffer += chunk
-                while (newline := buffer.find(b"\n")) >= 0:
-                    line, buffer = buffer[:newline], buffer[newline + 1 :]
-                    if line.strip():
-                        event = orjson.loads(line)
-                        if isinstance(event, dict):
-                            yield event
-        finally:
-            # A watch cut short must not go back to the pool half-read: close the connection
-            # (one new connection per watch, every few minutes, costs nothing).
-            response.close()
-            response.release_conn()
-
-
-def _served_plurals(client: KubeClient, group_version: str) -> set[str] | None:
-    """The resources a group version serves, or None when it is not served (or unavailable).
-
-    An aggregated API (Calico's API server) that is registered but down answers 503: treated
-    as not served, so the CRDs behind it are read instead of the whole cache waiting for it.
-    """
-    try:
-        listing = client.get(f"/apis/{group_version}", timeout=10.0)
-    except ApiError as exc:
-        if exc.status == 404 or exc.status >= 500:
-            if exc.status != 404:
-                log.warning("API %s is registered but unavailable: %s", group_version, exc)
-            return None
-        raise
-    return {
-        str(r.get("name"))
-        for r in listing.get("resources") or []
-        if isinstance(r, dict) and "/" not in str(r.get("name"))
-    }
-
-
-def discover(client: KubeClient) -> list[Resource]:
-    """The resources this cluster serves: Calico through v3 when served, else its CRDs."""
-    resources = [NAMESPACES, K8S_POLICIES]
-    for group in ("projectcalico.org/v3", "crd.projectcalico.org/v1"):
-        plurals = _served_plurals(client, group)
-        if plurals is not None:
-            name, version = group.split("/")
-            resources.extend(r for r in _calico(name, version) if r.plural in plurals)
-            break
-    plurals = _served_plurals(client, ANP_API)
-    if plurals is not None:
-        resources.extend(r for r in ADMIN_POLICIES if r.plural in plurals)
-    return resources
-
-
-def slim(obj: dict[str, Any], resource: Resource) -> dict[str, Any]:
-    """obj made whole (kind, apiVersion) and cut to what policies and the cache read.
-
-    The cache holds every policy of the cluster in every worker: managedFields, kubectl's
-    last-applied annotation (the whole object again), uid, timestamps and owner references are
-    most of an object's size and no policy reads them.
-    """
-    meta = obj.get("metadata")
-    kept: dict[str, Any] = {
-        "apiVersion": obj.get("apiVersion") or resource.api_version,
-        "kind": obj.get("kind") or resource.kind,
-        "metadata": (
-            {k: meta[k] for k in KEPT_METADATA if k in meta} if isinstance(meta, dict) else {}
-        ),
-    }
-    for part in ("spec", "status") if resource is NAMESPACES else ("spec",):
-        if part in obj:
-            kept[part] = obj[part]
-    return kept
-
-
-def list_objects(client: KubeClient, resource: Resource) -> tuple[list[Obj], str]:
-    """Every object of a resource (paginated, one consistent snapshot) and its resourceVersion."""
-    objs: list[Obj] = []
-    params = {"limit": LIST_PAGE_SIZE}
-    version = ""
-    while True:
-        page = client.get(resource.url(), params)
-        objs.extend(
-            slim(item, resource) for item in page.get("items") or [] if isinstance(item, dict)
-        )
-        meta = page.get("metadata") or {}
-        version = str(meta.get("resourceVersion") or version)
-        token = meta.get("continue")
-        if not token:
-            return objs, version
-        params = {"limit": LIST_PAGE_SIZE, "continue": str(token)}
-
-
-def cluster_objects(client: KubeClient) -> list[Obj]:
+def cluster_objects(client: Client) -> list[Obj]:
     """A one-off snapshot of the cluster's namespaces and policies (`check --cluster`)."""
     found: list[Obj] = []
     for resource in discover(client):
@@ -379,9 +67,8 @@ def cluster_objects(client: KubeClient) -> list[Obj]:
     return found
 
 
-def read_cluster(kubeconfig: str | None = None) -> list[Obj]:
+def read_cluster(client: Client) -> list[Obj]:
     """The live cluster's namespaces and policies, read once; GuardrailError when it cannot be."""
-    client = KubeClient(kubeconfig)
     try:
         return cluster_objects(client)
     except (ApiError, urllib3.exceptions.HTTPError, OSError, orjson.JSONDecodeError) as exc:
@@ -404,8 +91,8 @@ def _jittered(seconds: float) -> float:
     return seconds * random.uniform(0.8, 1.2)  # noqa: S311
 
 
-class Metrics:
-    """Hooks the live state reports through; the server wires them to Prometheus."""
+class CacheHooks:
+    """Hooks the live cache reports its health through; the server wires them to Prometheus."""
 
     def __init__(
         self,
@@ -427,7 +114,7 @@ class Metrics:
 class _Watcher:
     """The list+watch loop of one resource, and what the staleness gauge needs of it."""
 
-    resource: Resource
+    resource: ApiResource
     stop: threading.Event = field(default_factory=threading.Event)
     streaming: bool = False  # a watch stream is open right now
     last_good: float = 0.0  # monotonic time the resource was last known current
@@ -437,22 +124,27 @@ class _Watcher:
     thread: threading.Thread | None = None
 
 
-class LiveState(IndexedState):
-    """The IndexedState kept current by list+watch; `synced` once every resource was listed."""
+class LiveState:
+    """A ClusterState: an IndexedState kept current by list+watch, read by delegation.
+
+    `synced` once every resource of the first discovery was listed.
+    """
 
     def __init__(
         self,
-        client: KubeClient,
+        client: Client,
         *,
         resync_seconds: float = RESYNC_SECONDS,
         discovery_seconds: float = DISCOVERY_SECONDS,
-        metrics: Metrics | None = None,
+        hooks: CacheHooks | None = None,
     ) -> None:
-        super().__init__()
+        # Writes go through batches of the index: its lock also guards what is recorded here
+        # of its content (versions, listed resources, change counters), so the two agree.
+        self._index = IndexedState()
         self._client = client
         self._resync_seconds = resync_seconds
         self._discovery_seconds = discovery_seconds
-        self._metrics = metrics or Metrics()
+        self._hooks = hooks or CacheHooks()
         self._stop = threading.Event()
         self._watchers: dict[str, _Watcher] = {}
         self._first: frozenset[str] | None = None  # the first discovery: what "synced" needs
@@ -464,6 +156,25 @@ class LiveState(IndexedState):
         self._global_changes = 0
         self._synced = threading.Event()
 
+    # -- reads (ClusterState), from the index ------------------------------------------------
+    def namespace(self, name: str) -> Namespace | None:
+        return self._index.namespace(name)
+
+    def namespaces(self) -> Iterable[Namespace]:
+        return self._index.namespaces()
+
+    def policies_in(self, namespace: str) -> Sequence[Obj]:
+        return self._index.policies_in(namespace)
+
+    def global_policies(self) -> Sequence[Obj]:
+        return self._index.global_policies()
+
+    def providers(self, namespace: str) -> Providers:
+        return self._index.providers(namespace)
+
+    def counts(self) -> dict[str, int]:
+        return self._index.counts()
+
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         threading.Thread(
@@ -474,7 +185,7 @@ class LiveState(IndexedState):
     def _report_forever(self) -> None:
         while True:
             try:
-                self._metrics.health(self.synced, self.age_seconds())
+                self._hooks.health(self.synced, self.age_seconds())
             except Exception:
                 log.exception("could not report the cache's health")
             if self._stop.wait(REPORT_SECONDS):
@@ -493,7 +204,7 @@ class LiveState(IndexedState):
         return self._synced.wait(timeout)
 
     @property
-    def resources(self) -> tuple[Resource, ...]:
+    def resources(self) -> tuple[ApiResource, ...]:
         """The resources watched right now."""
         return tuple(w.resource for w in list(self._watchers.values()))
 
@@ -530,7 +241,7 @@ class LiveState(IndexedState):
             if self._stop.wait(_jittered(self._discovery_seconds)):
                 return
 
-    def _reconcile(self, resources: Sequence[Resource]) -> None:
+    def _reconcile(self, resources: Sequence[ApiResource]) -> None:
         """Start watchers for newly served resources, stop (and forget) gone ones."""
         wanted = {r.name: r for r in resources}
         if self._first is None:
@@ -545,7 +256,7 @@ class LiveState(IndexedState):
             if self._missing[name] >= DROP_AFTER_DISCOVERIES:
                 del self._missing[name]
                 log.info("resource %s is no longer served; dropping its objects", name)
-                with self._lock:
+                with self._index.batch():
                     watcher.stop.set()
                     self._drop_resource(watcher.resource)
                     if self._first is not None:
@@ -614,7 +325,7 @@ class LiveState(IndexedState):
         if watcher.streaming:
             watcher.streaming = False
             self._touch(watcher)
-        self._metrics.restart(watcher.resource.name)
+        self._hooks.restart(watcher.resource.name)
         log.warning("watch of %s failed, retrying in %.1fs: %s", watcher.resource.name, delay, exc)
         wait = _jittered(delay)
         return not (self._stop.wait(wait) or watcher.stop.wait(0))
@@ -622,7 +333,7 @@ class LiveState(IndexedState):
     def _list(self, watcher: _Watcher) -> str:
         resource = watcher.resource
         objs, version = list_objects(self._client, resource)
-        with self._lock:
+        with self._index.batch():
             if watcher.stop.is_set():
                 return version
             self._replace_resource(resource, objs)
@@ -667,7 +378,7 @@ class LiveState(IndexedState):
     # -- writes, and which objects came from which resource --------------------------------------
     def _apply(self, watcher: _Watcher, kind: str, obj: Obj) -> None:
         resource = watcher.resource
-        with self._lock:
+        with self._index.batch():
             if watcher.stop.is_set():
                 return  # a watcher being dropped must not write after its objects are gone
             versions = self._versions.setdefault(resource.name, {})
@@ -676,16 +387,16 @@ class LiveState(IndexedState):
                 self._remove(resource, obj)
                 versions.pop(key, None)
             else:
-                self.upsert(obj)
+                self._index.upsert(obj)
                 versions[key] = _version_of(obj)
             count = len(versions)
             self._changed(resource, key[0])
-        self._metrics.objects(resource.name, count)
+        self._hooks.objects(resource.name, count)
 
-    def _replace_resource(self, resource: Resource, objs: list[Obj]) -> None:
+    def _replace_resource(self, resource: ApiResource, objs: list[Obj]) -> None:
         """A fresh list of a resource: apply the differences, keep what did not change."""
         fresh = {_key(o): _version_of(o) for o in objs}
-        with self._lock:
+        with self._index.batch():
             old = self._versions.get(resource.name, {})
             for key in old.keys() - fresh.keys():
                 namespace, name = key
@@ -702,29 +413,25 @@ class LiveState(IndexedState):
                 key = _key(obj)
                 version = fresh[key]
                 if not version or old.get(key) != version:
-                    self.upsert(obj)
+                    self._index.upsert(obj)
                     self._changed(resource, key[0])
             self._versions[resource.name] = fresh
-        self._metrics.objects(resource.name, len(fresh))
+        self._hooks.objects(resource.name, len(fresh))
 
-    def _drop_resource(self, resource: Resource) -> None:
+    def _drop_resource(self, resource: ApiResource) -> None:
         """Forget every object of a resource that is no longer served (caller holds the lock)."""
         self._replace_resource(resource, [])
         self._versions.pop(resource.name, None)
         self._listed.discard(resource.name)
 
-    def _remove(self, resource: Resource, obj: Obj) -> None:
+    def _remove(self, resource: ApiResource, obj: Obj) -> None:
         if resource is NAMESPACES:
-            # Only the Namespace itself: its policies leave through their own watch. (The
-            # base class drops them with it, which would race with the policy watch when a
-            # namespace is deleted and re-created under the same name.)
-            name = _key(obj)[1]
-            self._namespaces.pop(name, None)
-            self._providers.pop(name, None)
+            # Only the Namespace itself: its policies leave through their own watch.
+            self._index.remove_namespace_only(_key(obj)[1])
             return
-        self.remove(obj)
+        self._index.remove(obj)
 
-    def _changed(self, resource: Resource, namespace: str) -> None:
+    def _changed(self, resource: ApiResource, namespace: str) -> None:
         """Count a policy change, for confirmations to tell whether the watch raced them."""
         if resource.namespaced:
             self._changes[hash(namespace) % CHANGE_BUCKETS] += 1
@@ -733,7 +440,7 @@ class LiveState(IndexedState):
 
     def _touch(self, watcher: _Watcher) -> None:
         watcher.last_good = time.monotonic()
-        self._metrics.contact()
+        self._hooks.contact()
 
     # -- the negative-answer confirmation --------------------------------------------------------
     def confirm_providers(
@@ -754,7 +461,7 @@ class LiveState(IndexedState):
         try:
             for _attempt in range(2):
                 before = (self._changes[bucket], self._global_changes)
-                found: list[tuple[Resource, dict[str, Any]]] = []
+                found: list[tuple[ApiResource, dict[str, Any]]] = []
                 for resource in resources:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -766,15 +473,15 @@ class LiveState(IndexedState):
                         for item in page.get("items") or []
                         if isinstance(item, dict)
                     )
-                with self._lock:
+                with self._index.batch():
                     if (self._changes[bucket], self._global_changes) != before:
                         continue
                     for resource, obj in found:
                         versions = self._versions.setdefault(resource.name, {})
                         if versions.get(_key(obj)) != _version_of(obj):
-                            self.upsert(obj)
+                            self._index.upsert(obj)
                             versions[_key(obj)] = _version_of(obj)
-                ns = self.namespace(namespace) or Namespace.unknown(namespace)
+                ns = self._index.namespace(namespace) or Namespace.unknown(namespace)
                 return isolation.providers_for(
                     ns,
                     [obj for r, obj in found if r.namespaced],
@@ -784,4 +491,4 @@ class LiveState(IndexedState):
             log.warning("live confirmation for namespace %s failed: %s", namespace, exc)
             return None
         # Raced with the watch twice: the cache is at least as new as both reads.
-        return self.providers(namespace)
+        return self._index.providers(namespace)

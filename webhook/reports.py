@@ -11,11 +11,12 @@ its first timestamp: `timestamp` says when a problem was found, not when it was 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from webhook.kube import ApiError, Client, list_all
 from webhook.policy.errors import GuardrailError
 from webhook.report.policyreport import MANAGED_BY_LABEL, SOURCE, ReportApi
 
@@ -24,22 +25,6 @@ log = logging.getLogger("guardrail.reports")
 WRITE_THREADS = 8
 MAX_LISTED_FAILURES = 5
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster reports
-
-
-class Client(Protocol):
-    """The two calls of KubeClient the writer needs."""
-
-    def get(
-        self, path: str, params: Mapping[str, str] | None = None, timeout: float = 30.0
-    ) -> dict[str, Any]: ...
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        body: Mapping[str, Any] | None = None,
-        timeout: float = 30.0,
-    ) -> dict[str, Any]: ...
 
 
 @dataclass(slots=True)
@@ -143,33 +128,24 @@ def existing_reports(client: Client, api: ReportApi, namespace: str | None) -> d
     return found
 
 
-def _list(client: Client, path: str, api: ReportApi) -> Iterator[dict[str, Any]]:
-    from webhook.state.live import ApiError  # noqa: PLC0415 - keeps report rendering light
-
-    params = {"labelSelector": f"{MANAGED_BY_LABEL}={SOURCE}", "limit": "500"}
-    while True:
-        try:
-            page = client.get(path, params)
-        except ApiError as exc:
-            if exc.status == 404:
-                raise GuardrailError(
-                    f"the cluster does not serve {api.api_version} {api.plural}: install "
-                    f"the {api.kind} CRDs first"
-                    + (
-                        " (Kyverno and Policy Reporter ship them), or use --report-api openreports"
-                        if api.name == "wgpolicyk8s"
-                        else " (openreports/reports-api), or use --report-api wgpolicyk8s"
-                    ),
-                    path,
-                ) from exc
-            raise
-        for item in page.get("items") or ():
-            if isinstance(item, dict):
-                yield item
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return
-        params = {**params, "continue": str(token)}
+def _list(client: Client, path: str, api: ReportApi) -> list[dict[str, Any]]:
+    try:
+        return list_all(
+            client, path, params={"labelSelector": f"{MANAGED_BY_LABEL}={SOURCE}"}
+        ).items
+    except ApiError as exc:
+        if exc.status == 404:
+            raise GuardrailError(
+                f"the cluster does not serve {api.api_version} {api.plural}: install "
+                f"the {api.kind} CRDs first"
+                + (
+                    " (Kyverno and Policy Reporter ship them), or use --report-api openreports"
+                    if api.name == "wgpolicyk8s"
+                    else " (openreports/reports-api), or use --report-api wgpolicyk8s"
+                ),
+                path,
+            ) from exc
+        raise
 
 
 def write_reports(  # noqa: PLR0915 - create/update/delete closures share one error policy
@@ -186,8 +162,6 @@ def write_reports(  # noqa: PLR0915 - create/update/delete closures share one er
     `still_allowed` is asked once before writing: the background audit passes "do I still
     hold the Lease", so a replica that lost it mid-scan writes nothing.
     """
-    from webhook.state.live import ApiError  # noqa: PLC0415
-
     desired = [_annotated(document, annotations) for document in documents]
     work = plan(desired, existing_reports(client, api, namespace))
     summary = WriteSummary(unchanged=work.unchanged)
