@@ -35,7 +35,7 @@ import urllib3
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.harness import Cluster, eventually, free_port, running_cluster  # noqa: E402
+from tests.e2e.harness import Cluster, eventually, free_port, running_cluster  # noqa: E402 - after the sys.path set-up
 
 GUARDED = "bench-guarded"
 PLAIN = "bench-plain"

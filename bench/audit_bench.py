@@ -27,8 +27,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.harness import Cluster, running_cluster  # noqa: E402
-from tests.e2e.test_audit_e2e import (  # noqa: E402
+from tests.e2e.harness import Cluster, running_cluster  # noqa: E402 - after the sys.path set-up
+from tests.e2e.test_audit_e2e import (  # noqa: E402 - after the sys.path set-up
     FIXTURES,
     build_dataset,
     create_objects,

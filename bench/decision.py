@@ -26,11 +26,11 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 
 import workload  # noqa: E402  (after the path set-up above)
 
-from webhook.admission import review  # noqa: E402
-from webhook.admission.judge import Judge  # noqa: E402
-from webhook.config import Config  # noqa: E402
-from webhook.policy.model import Request  # noqa: E402
-from webhook.state.index import IndexedState  # noqa: E402
+from webhook.admission import review  # noqa: E402 - after the sys.path set-up
+from webhook.admission.judge import Judge  # noqa: E402 - after the sys.path set-up
+from webhook.config import Config  # noqa: E402 - after the sys.path set-up
+from webhook.policy.model import Request  # noqa: E402 - after the sys.path set-up
+from webhook.state.index import IndexedState  # noqa: E402 - after the sys.path set-up
 
 ROUNDS = 7
 LOOPS = 300  # passes over the 10 requests per round

@@ -40,7 +40,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
-import workload  # noqa: E402
+import workload  # noqa: E402 - after the sys.path set-up
 
 PYTHON = sys.executable
 VENV_BIN = Path(PYTHON).parent
@@ -79,7 +79,7 @@ def ensure_wrk() -> str:
 
 def ensure_kopf() -> None:
     try:
-        import kopf  # noqa: F401, PLC0415
+        import kopf  # noqa: F401, PLC0415 - probing whether kopf is installed
     except ImportError:
         log("installing kopf into the venv")
         subprocess.run([PYTHON, "-m", "pip", "install", "--quiet", "kopf"], check=True)
@@ -173,7 +173,7 @@ def server(
 def post(
     port: int, ca: Path, body: bytes, headers: dict[str, str] | None = None
 ) -> tuple[int, bytes]:
-    import http.client  # noqa: PLC0415
+    import http.client  # noqa: PLC0415 - only the handshake benchmark uses it
 
     context = ssl.create_default_context(cafile=str(ca))
     conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
@@ -311,7 +311,7 @@ def http_sections(args: argparse.Namespace, work: Path, results: dict[str, Any])
     wrk = ensure_wrk()
     ensure_kopf()
     loadgen = build_loadgen(work)
-    from webhook.certs import write_certificates  # noqa: PLC0415
+    from webhook.certs import write_certificates  # noqa: PLC0415 - only when certificates are missing
 
     certs = work / "certs"
     if not (certs / "tls.crt").exists():
@@ -677,7 +677,7 @@ def main() -> None:
         check_section(args, work, results)
     if "apiserver" in sections:
         if not (work / "certs" / "tls.crt").exists():
-            from webhook.certs import write_certificates  # noqa: PLC0415
+            from webhook.certs import write_certificates  # noqa: PLC0415 - only when certificates are missing
 
             write_certificates(
                 work / "certs",

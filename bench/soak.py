@@ -115,7 +115,7 @@ class Target:
 
 
 def start_server(workers: int, threads: int) -> Target:
-    import socket  # noqa: PLC0415
+    import socket  # noqa: PLC0415 - only the slow-client part needs raw sockets
 
     workdir = tempfile.TemporaryDirectory(prefix="guardrail-soak-")
     cert_dir = Path(workdir.name) / "certs"

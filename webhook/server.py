@@ -278,7 +278,7 @@ def gunicorn_options(
 
 def _gunicorn_application(options: dict[str, Any], factory: Callable[[], Any]) -> Any:
     # gunicorn is untyped (see pyproject's mypy overrides) and only needed by `serve`.
-    from gunicorn.app.base import BaseApplication  # noqa: PLC0415
+    from gunicorn.app.base import BaseApplication  # noqa: PLC0415 - only `serve` needs gunicorn
 
     class GuardrailApplication(BaseApplication):  # type: ignore[misc]  # untyped base
         def load_config(self) -> None:
@@ -335,11 +335,11 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
     config, kubeconfig, client_ca = options.config, options.kubeconfig, options.client_ca
     state_path, cert_dir = options.state_path, options.cert_dir
     # Imported here, after PROMETHEUS_MULTIPROC_DIR is set (see serve).
-    from prometheus_client import multiprocess  # noqa: PLC0415
+    from prometheus_client import multiprocess  # noqa: PLC0415 - after the env var
 
-    from webhook.app import Metrics, configure_logging, create_app  # noqa: PLC0415
-    from webhook.kube import KubeClient  # noqa: PLC0415
-    from webhook.state.files import load_state  # noqa: PLC0415
+    from webhook.app import Metrics, configure_logging, create_app  # noqa: PLC0415 - after the env var
+    from webhook.kube import KubeClient  # noqa: PLC0415 - after the env var
+    from webhook.state.files import load_state  # noqa: PLC0415 - after the env var
 
     configure_logging()
     files_state = load_state(Path(state_path)) if state_path is not None else None
@@ -361,7 +361,7 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
             state = live_state(KubeClient(kubeconfig), metrics)
             app = create_app(config, state, state, metrics=metrics)
             # Every worker competes for the audit Lease; one process runs it (background.py).
-            from webhook import background  # noqa: PLC0415
+            from webhook import background  # noqa: PLC0415 - in the worker, after the env var
 
             background.start(config, kubeconfig, metrics)
         if client_ca is not None:
@@ -400,7 +400,7 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
 
 def live_state(client: Client, metrics: Metrics) -> LiveState:
     """A started LiveState whose health is exported through the app's metrics."""
-    from webhook.state.live import CacheHooks, LiveState  # noqa: PLC0415
+    from webhook.state.live import CacheHooks, LiveState  # noqa: PLC0415 - after the env var
 
     last_contact = [0.0]
 
@@ -444,4 +444,4 @@ def _use_multiprocess_values() -> None:
     if values is not None:
         # The module attribute metrics read at construction; set through setattr because
         # the stubs declare it a class, not a settable variable.
-        setattr(values, "ValueClass", values.get_value_class())  # noqa: B010
+        setattr(values, "ValueClass", values.get_value_class())  # noqa: B010 - see above

@@ -619,9 +619,9 @@ def test_match_conditions_skip_requests_that_cannot_violate(
 def _client_pki(directory: Path) -> tuple[Path, Path, Path]:
     """A CA and the client certificate it signs for the API server: (ca, cert, key) paths."""
     from cryptography import x509  # noqa: PLC0415 - only this test makes certificates by hand
-    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415
-    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415
+    from cryptography.hazmat.primitives import hashes, serialization  # noqa: PLC0415 - only this test signs a client certificate
+    from cryptography.hazmat.primitives.asymmetric import ec  # noqa: PLC0415 - only this test signs a client certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID  # noqa: PLC0415 - only this test signs a client certificate
 
     def name(common_name: str) -> x509.Name:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])

@@ -79,7 +79,7 @@ def test_oversized_headers_and_request_line_get_a_4xx(
     bytes 414 (gunicorn's limit_request_*), never a 5xx; the server keeps judging and logs no
     traceback."""
     body = as_json(review(pod()))
-    got, reply = _raw_exchange(server, _head(server, length=len(body), **abuse), body)  # type: ignore[arg-type]
+    got, reply = _raw_exchange(server, _head(server, length=len(body), **abuse), body)  # type: ignore[arg-type]  # abuse mixes header overrides of several types
     assert got == status, reply[:300]
     assert b"AdmissionReview" not in reply
     _assert_still_judging(server)
@@ -209,7 +209,7 @@ def test_slow_client_does_not_block_a_fast_one(one_worker_two_threads: Server) -
     finally:
         verdict = slow.finish()
     assert verdict["allowed"] is False
-    assert "[require-role-labels]" in verdict["status"]["message"]  # type: ignore[index]
+    assert "[require-role-labels]" in verdict["status"]["message"]  # type: ignore[index]  # the reply is JSON of a known shape
 
 
 def test_slow_clients_beyond_the_thread_count_queue_the_rest(

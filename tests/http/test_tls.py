@@ -178,9 +178,9 @@ def test_tls_1_2_and_1_3_clients_connect(fresh_server: Server, version: ssl.TLSV
 
 def test_serve_refuses_bad_flags(tmp_path: Path) -> None:
     """serve with no cluster to read, or a --bind that is not HOST:PORT, exits 2 with the reason."""
-    import subprocess  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415 - only this test runs openssl
 
-    from tests.http.support import GUARDRAIL  # noqa: PLC0415
+    from tests.http.support import GUARDRAIL  # noqa: PLC0415 - only this test needs the binary path
 
     cert_dir = tmp_path / "certs"
     make_certs(cert_dir)

@@ -239,7 +239,7 @@ def test_metrics_count_violations_across_workers(server: Server) -> None:
 
 def test_violations_are_logged_as_json_lines(server: Server) -> None:
     """Each violation is one JSON log line with policy, mode, object, user, operation, uid."""
-    import json  # noqa: PLC0415
+    import json  # noqa: PLC0415 - only this test compares with the standard json module
 
     doc = review(pod(name="logged", labels={"app": "web"}), username="carol")
     server.review(doc)

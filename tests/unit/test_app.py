@@ -105,7 +105,7 @@ def test_failure_to_judge_follows_on_error(
         assert response["status"]["message"].startswith(text)
     assert "guardrail failed to judge" in response["auditAnnotations"]["guardrail-error"]
     [record] = [r for r in caplog.records if r.name == "guardrail.admission"]
-    assert record.fields["uid"] == "u-1"  # type: ignore[attr-defined]
+    assert record.fields["uid"] == "u-1"  # type: ignore[attr-defined]  # fields is set through logging's extra
     assert (record.exc_info is not None) is isinstance(error, RuntimeError)
     metrics = client.get("/metrics").get_data(as_text=True)
     assert "guardrail_judgement_errors_total 1.0" in metrics

@@ -164,7 +164,7 @@ def test_bad_input_is_a_guardrail_error(
     }
     args.update(kwargs)
     with pytest.raises(GuardrailError) as info:
-        write_certificates(tmp_path / "out", **args)  # type: ignore[arg-type]
+        write_certificates(tmp_path / "out", **args)  # type: ignore[arg-type]  # deliberately wrong argument types
     assert str(info.value).startswith(expected)
     assert not (tmp_path / "out").exists()
 

@@ -287,7 +287,7 @@ def test_junit_escapes_markup_and_control_characters() -> None:
     failure = root.find("testsuite/testcase/failure")
     assert failure is not None
     assert failure.text == nasty.replace("\x1b", "\\x1b")
-    assert root.find("testsuite").get("name") == "a&b.yaml"  # type: ignore[union-attr]
+    assert root.find("testsuite").get("name") == "a&b.yaml"  # type: ignore[union-attr]  # the test fails on None anyway
 
 
 # -- policyreport ------------------------------------------------------------------------------

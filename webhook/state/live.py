@@ -88,7 +88,7 @@ def _version_of(obj: Obj) -> str:
 
 def _jittered(seconds: float) -> float:
     # Spreads the retries of many workers and replicas; not security-relevant randomness.
-    return seconds * random.uniform(0.8, 1.2)  # noqa: S311
+    return seconds * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not a secret
 
 
 class CacheHooks:
