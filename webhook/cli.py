@@ -234,10 +234,10 @@ def audit(
 @click.argument("manifest")
 def review(url: str, ca_file: str, operation: str, username: str, manifest: str) -> None:
     """Send a manifest to a running webhook and print the verdict as kubectl would."""
-    from webhook import reviewing  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
+    from webhook import review_client  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
     with bad_input():
-        outcome = reviewing.review(
+        outcome = review_client.review(
             manifest,
             url=url,
             ca_file=ca_file,
