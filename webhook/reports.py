@@ -170,19 +170,22 @@ def write_reports(  # noqa: PLR0915 - create/update/delete closures share one er
     failures: list[str] = []
 
     def create(report: dict[str, Any]) -> str:
-        ns, name = key_of(report)
+        ns, _ = key_of(report)
         try:
             client.send("POST", api.path(ns), report)
         except ApiError as exc:
             if exc.status == 409:  # written meanwhile (another run): replace it
-                current = client.get(api.path(ns, name))
-                version = (current.get("metadata") or {}).get("resourceVersion")
-                report = {**report, "metadata": {**report["metadata"], "resourceVersion": version}}
-                return update(report)
+                return update(at_current_version(report))
             if _namespace_gone(exc):
                 return "skipped"
             raise
         return "created"
+
+    def at_current_version(report: dict[str, Any]) -> dict[str, Any]:
+        """The report with the resourceVersion the cluster holds now (to replace it)."""
+        current = client.get(api.path(*key_of(report)))
+        version = (current.get("metadata") or {}).get("resourceVersion")
+        return {**report, "metadata": {**report["metadata"], "resourceVersion": version}}
 
     def update(report: dict[str, Any]) -> str:
         ns, name = key_of(report)
@@ -190,10 +193,7 @@ def write_reports(  # noqa: PLR0915 - create/update/delete closures share one er
             client.send("PUT", api.path(ns, name), report)
         except ApiError as exc:
             if exc.status == 409:  # changed since listed: once more on the fresh version
-                current = client.get(api.path(ns, name))
-                version = (current.get("metadata") or {}).get("resourceVersion")
-                fresh = {**report, "metadata": {**report["metadata"], "resourceVersion": version}}
-                client.send("PUT", api.path(ns, name), fresh)
+                client.send("PUT", api.path(ns, name), at_current_version(report))
                 return "updated"
             if exc.status == 404:
                 return create({**report, "metadata": _without_version(report["metadata"])})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from webhook.policy.model import Obj, Request
+from webhook.policy.model import Finding, Obj, Request
 
 MIRROR_POD_ANNOTATION = "kubernetes.io/config.mirror"
 
@@ -118,6 +118,12 @@ class ReviewedObject:
     namespace: str
     name: str  # metadata.name, else metadata.generateName (pods created by controllers)
     phrase: str  # 'Pod "web" in namespace "shop"'
+
+    def finding(
+        self, policy: str, message: str, summary: str, *, advisory: bool = False
+    ) -> Finding:
+        """A finding of `policy` about this object."""
+        return Finding(policy, self.kind, self.namespace, self.name, message, summary, advisory)
 
 
 def reviewed_object(request: Request) -> ReviewedObject:

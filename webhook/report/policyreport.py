@@ -57,6 +57,14 @@ def result_of(violation: Violation, judged: Iterable[Resource]) -> dict[str, Any
         properties["file"] = violation.file
         if violation.line is not None:
             properties["line"] = str(violation.line)  # properties are map[string]string
+    return _entry(violation, resource, properties)
+
+
+def _entry(
+    violation: Violation, resource: Mapping[str, Any], properties: Mapping[str, str]
+) -> dict[str, Any]:
+    """One PolicyReport result for a violation of one resource."""
+    finding = violation.finding
     return {
         "policy": finding.policy,
         "rule": finding.policy,
@@ -227,21 +235,9 @@ def cluster_reports(
             finding.namespace,
             finding.name,
         )
-        scopes.setdefault(scope_namespace(finding), []).append(
-            {
-                "policy": finding.policy,
-                "rule": finding.policy,
-                "result": _result(violation),
-                "severity": str(rule(finding.policy).severity),
-                "category": CATEGORY,
-                "message": finding.message,
-                "resources": [subject.reference()],
-                "source": SOURCE,
-                "scored": True,
-                "timestamp": stamp,
-                "properties": {"mode": str(violation.mode)},
-            }
-        )
+        entry = _entry(violation, subject.reference(), {"mode": str(violation.mode)})
+        entry["timestamp"] = stamp
+        scopes.setdefault(scope_namespace(finding), []).append(entry)
     for policy, subject in passes:
         scope = subject.namespace or (subject.name if subject.kind == "Namespace" else "")
         info = rule(policy)

@@ -97,16 +97,7 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
         f'[{ID}] {action.lower()} {subject.kind} "{subject.name}": '
         f"{short_where} default-deny ({directions})",
     )
-    return [
-        Finding(
-            policy=ID,
-            kind=subject.kind,
-            namespace=subject.namespace,
-            name=subject.name,
-            message=message,
-            summary=summary,
-        )
-    ]
+    return [subject.finding(ID, message, summary)]
 
 
 def namespace_list(names: Sequence[str], limit: int = MAX_LISTED_NAMESPACES) -> str:

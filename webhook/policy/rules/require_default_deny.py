@@ -90,16 +90,7 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
         f'[{ID}] {subject.kind} "{subject.name}": namespace "{namespace}" '
         f"has no default-deny for {wanted}",
     )
-    return [
-        Finding(
-            policy=ID,
-            kind=subject.kind,
-            namespace=namespace,
-            name=subject.name,
-            message=message,
-            summary=summary,
-        )
-    ]
+    return [subject.finding(ID, message, summary)]
 
 
 def _namespace_advisory(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
@@ -128,17 +119,7 @@ def _namespace_advisory(request: Request, state: ClusterState, settings: Setting
         f'[{ID}] Namespace "{name}": pods will be rejected until a '
         f"default-deny for {wanted} exists",
     )
-    return [
-        Finding(
-            policy=ID,
-            kind="Namespace",
-            namespace="",
-            name=name,
-            message=message,
-            summary=summary,
-            advisory=True,
-        )
-    ]
+    return [_about_namespace(name, message, summary, advisory=True)]
 
 
 def namespace_summary(
@@ -162,14 +143,11 @@ def namespace_summary(
         f'[{ID}] Namespace "{namespace}" has no default-deny for {wanted}; '
         f"{count} would be rejected"
     )
-    return Finding(
-        policy=ID,
-        kind="Namespace",
-        namespace="",
-        name=namespace,
-        message=message,
-        summary=summarize(short),
-    )
+    return _about_namespace(namespace, message, summarize(short))
+
+
+def _about_namespace(name: str, message: str, summary: str, *, advisory: bool = False) -> Finding:
+    return Finding(ID, "Namespace", "", name, message, summary, advisory)
 
 
 RULE = Rule(

@@ -169,16 +169,7 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
         summary = with_path
     else:
         summary = summarize(brief)
-    return [
-        Finding(
-            policy=ID,
-            kind=subject.kind,
-            namespace=subject.namespace,
-            name=subject.name,
-            message=message,
-            summary=summary,
-        )
-    ]
+    return [subject.finding(ID, message, summary)]
 
 
 def _checked(labels: Mapping[str, str], settings: Settings) -> dict[str, str | None]:

@@ -106,14 +106,7 @@ def _allow_all_finding(
         f'[{ID}] {subject.kind} "{subject.name}": {", ".join(paths)} '
         f"{'admits' if one else 'admit'} all traffic, cancelling default-deny",
     )
-    return Finding(
-        policy=ID,
-        kind=subject.kind,
-        namespace=subject.namespace,
-        name=subject.name,
-        message=message,
-        summary=summary,
-    )
+    return subject.finding(ID, message, summary)
 
 
 def _selector_findings(obj: Obj, subject: ReviewedObject) -> list[Finding]:
@@ -135,17 +128,7 @@ def _selector_findings(obj: Obj, subject: ReviewedObject) -> list[Finding]:
             message += f" {len(errors) - count} more of its selectors are invalid too."
         # Field and column first, so that a long name is what a cut warning loses.
         short = f'[{ID}] invalid selector at {where} in {subject.kind} "{subject.name}"'
-        findings.append(
-            Finding(
-                policy=ID,
-                kind=subject.kind,
-                namespace=subject.namespace,
-                name=subject.name,
-                message=message,
-                summary=fit(message, short),
-                advisory=True,
-            )
-        )
+        findings.append(subject.finding(ID, message, fit(message, short), advisory=True))
     return findings
 
 
