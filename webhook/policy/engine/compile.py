@@ -1,0 +1,47 @@
+"""One entry point from a raw object (as the API server stores it) to its compiled form."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from webhook.policy.engine.calico import compile_calico_policy
+from webhook.policy.engine.cnp import compile_admin
+from webhook.policy.engine.core import CompiledPolicy, Tier
+from webhook.policy.engine.k8s import compile_k8s
+from webhook.policy.engine.stack import PolicyStack
+from webhook.policy.engine.tiers import compile_tier
+from webhook.policy.model import Obj
+from webhook.policy.objects import CALICO, CALICO_GLOBAL, K8S, flavor_of
+
+
+def compile_object(obj: object, default_namespace: str = "") -> CompiledPolicy | Tier | None:
+    """The compiled policy or tier of obj; None when it takes no part in isolation.
+
+    Staged Calico policies and objects of other kinds compile to None. Never raises.
+    `default_namespace` is the namespace of a namespaced policy whose metadata has none
+    (manifests read from files).
+    """
+    if not isinstance(obj, Mapping):
+        return None
+    flavor = flavor_of(obj)
+    if flavor == K8S:
+        return compile_k8s(obj, default_namespace)
+    if flavor in (CALICO, CALICO_GLOBAL):
+        return compile_calico_policy(obj, default_namespace)
+    admin = compile_admin(obj)
+    if admin is not None:
+        return admin
+    return compile_tier(obj)
+
+
+def build_stack(objects: Iterable[Obj], default_namespace: str = "") -> PolicyStack:
+    """A stack of every policy and tier among objects (others are ignored)."""
+    policies: list[CompiledPolicy] = []
+    tiers: list[Tier] = []
+    for obj in objects:
+        compiled = compile_object(obj, default_namespace)
+        if isinstance(compiled, Tier):
+            tiers.append(compiled)
+        elif compiled is not None:
+            policies.append(compiled)
+    return PolicyStack(policies, tiers)

@@ -1,0 +1,155 @@
+"""Change impact for protect-default-deny (SPEC 2.3): which pods would lose isolation.
+
+A change is harmless only if no possible pod of the namespace loses isolation. Pods are
+represented by label sets built from the literals of the selectors that can select pods of
+the namespace in either stack: for each key read, absent, each value named, and one value no
+selector names (shown as "(any other value)"). Two pods that agree on those keys are told
+apart by no selector, so comparing the representatives compares every pod. Past
+MAX_REPRESENTATIVES combinations the comparison falls back to fully unknown labels, which is
+conservative (a pod set only possibly isolated before counts as losing), and says so.
+
+A representative loses isolation when it is isolated before and not isolated after, or
+possibly isolated before (UNKNOWN: a service account, `global()` or near-all addresses are
+not known) and certainly open after.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from webhook.policy.engine.core import Labels, Verdict
+from webhook.policy.engine.explain import Decision
+from webhook.policy.engine.stack import NamespaceView, PolicyStack
+from webhook.policy.model import Direction, Namespace
+
+MAX_REPRESENTATIVES = 512
+MAX_LISTED = 5
+# A value no selector can name: label values never hold "~", so no literal is in it.
+FRESH_VALUE = "~"
+FRESH_TEXT = "(any other value)"
+
+
+@dataclass(frozen=True, slots=True)
+class IsolationLoss:
+    """Pods of `namespace` that lose isolation for `direction`.
+
+    `every_pod`, or `pods` lists (at most MAX_LISTED) label sets of pods that lose it, keys
+    absent from a set being absent on the pod. `before` / `after` are the decisions for the
+    first such pod: `after.text` names the object and rule responsible. `approximate` is set
+    when the representatives were too many and fully unknown labels were compared instead.
+    """
+
+    namespace: str
+    direction: Direction
+    every_pod: bool
+    pods: tuple[Mapping[str, str], ...]
+    count: int
+    before: Decision
+    after: Decision
+    approximate: bool = False
+
+    @property
+    def text(self) -> str:
+        if self.every_pod:
+            who = "every pod"
+        else:
+            sets = ", ".join(_show(p) for p in self.pods)
+            more = self.count - len(self.pods)
+            who = f"pods labelled {sets}" + (f" and {more} more" if more > 0 else "")
+        note = " (labels not all compared)" if self.approximate else ""
+        return (
+            f'{who} in namespace "{self.namespace}" would lose {self.direction} isolation'
+            f"{note}: {self.after.text}"
+        )
+
+
+def _show(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return "{} (none of the labels the policies name)"
+    parts = [f"{k}={FRESH_TEXT if v == FRESH_VALUE else v}" for k, v in sorted(labels.items())]
+    return "{" + ", ".join(parts) + "}"
+
+
+def representatives(*views: NamespaceView) -> list[dict[str, str]] | None:
+    """Representative pod label sets for the views' policies; None past the bound."""
+    literals: dict[str, set[str]] = {}
+    for view in views:
+        for policy in view.policies():
+            for key, values in policy.pod_literals.items():
+                literals.setdefault(key, set()).update(values)
+    keys = sorted(literals)
+    options: list[list[str | None]] = [[None, *sorted(literals[k]), FRESH_VALUE] for k in keys]
+    total = 1
+    for option in options:
+        total *= len(option)
+        if total > MAX_REPRESENTATIVES:
+            return None
+    return [
+        {k: v for k, v in zip(keys, combo, strict=True) if v is not None}
+        for combo in itertools.product(*options)
+    ]
+
+
+def _loses(before: Verdict, after: Verdict) -> bool:
+    if before is Verdict.ISOLATED:
+        return after is not Verdict.ISOLATED
+    return before is Verdict.UNKNOWN and after is Verdict.OPEN
+
+
+def compare_views(
+    before: NamespaceView, after: NamespaceView, direction: Direction
+) -> IsolationLoss | None:
+    """Pods that lose isolation going from `before` to `after` (views of one namespace,
+    possibly with different labels); None when no possible pod does."""
+    reps = representatives(before, after)
+    name = after.namespace.name
+    if reps is None:
+        was = before.decide_any_pod(direction)
+        now = after.decide_any_pod(direction)
+        if was.verdict is Verdict.OPEN or now.verdict is Verdict.ISOLATED:
+            return None
+        return IsolationLoss(name, direction, True, (), 1, was, now, approximate=True)
+    losing: list[tuple[dict[str, str], Decision, Decision]] = []
+    for labels in reps:
+        was = before.decide(before.endpoint(Labels.exactly(labels)), direction)
+        if was.verdict is Verdict.OPEN:
+            continue
+        now = after.decide(after.endpoint(Labels.exactly(labels)), direction)
+        if _loses(was.verdict, now.verdict):
+            losing.append((labels, was, now))
+    if not losing:
+        return None
+    _, was, now = losing[0]
+    pods = tuple(labels for labels, _, _ in losing[:MAX_LISTED])
+    return IsolationLoss(name, direction, len(losing) == len(reps), pods, len(losing), was, now)
+
+
+def pods_losing_isolation(
+    before: PolicyStack, after: PolicyStack, namespace: Namespace, direction: Direction
+) -> IsolationLoss | None:
+    """Pods of namespace that lose isolation for direction when `before` becomes `after`."""
+    return compare_views(before.for_namespace(namespace), after.for_namespace(namespace), direction)
+
+
+def pods_losing_isolation_on_relabel(
+    stack: PolicyStack, old: Namespace, new: Namespace, direction: Direction
+) -> IsolationLoss | None:
+    """Pods that lose isolation when a namespace's labels change from `old` to `new`."""
+    return compare_views(stack.for_namespace(old), stack.for_namespace(new), direction)
+
+
+def losses(
+    before: PolicyStack,
+    after: PolicyStack,
+    namespaces: Mapping[str, Namespace],
+    directions: tuple[Direction, ...],
+) -> Iterator[IsolationLoss]:
+    """Every loss over several namespaces and directions (protect-default-deny's sweep)."""
+    for namespace in namespaces.values():
+        was, now = before.for_namespace(namespace), after.for_namespace(namespace)
+        for direction in directions:
+            loss = compare_views(was, now, direction)
+            if loss is not None:
+                yield loss

@@ -1,0 +1,386 @@
+"""The stack of every compiled policy and tier, per-namespace views, and the walk (SPEC 2.6).
+
+`PolicyStack` is built once from compiled policies and tiers. `stack.for_namespace(ns)`
+returns a `NamespaceView` holding only the policies that can select pods of that namespace
+(namespace-level selection not certainly False), grouped by tier in walk order and by
+direction; the caller caches views per namespace, so a decision's cost depends on the
+policies that can apply there, never on how many namespaces exist.
+
+The walk, per endpoint, direction and unnamed peer: tiers in ascending order (`kube-admin`
+with the Admin CNPs/ANPs, user tiers, `default` with the Kubernetes NetworkPolicies,
+`kube-baseline` with the Baseline CNPs/BANP); a tier where no policy selects the endpoint for
+the direction is skipped; otherwise its policies' unrestricted rules are read in policy order
+then rule order: Allow decides open, Deny isolated, Pass ends the tier; when no rule decides,
+the tier's default action applies (Deny: isolated; Pass: go on). Nothing decided: open.
+
+Three-valued and sound: a selection or match that is not known makes its rule a "maybe": its
+outcome joins the set of possible outcomes and the walk goes on (a maybe Pass also lets the
+walk reach the next tier; a tier that maybe applies may also be skipped). The first certain
+decision closes the set. The verdict is the single possible outcome, else UNKNOWN, so the
+engine says ISOLATED only when every completion of what is not known is isolated.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from webhook.policy.engine.core import (
+    Action,
+    CompiledPolicy,
+    Context,
+    Endpoint,
+    Labels,
+    Peer,
+    Tier,
+    Tri,
+    Verdict,
+    and3,
+    namespace_labels,
+)
+from webhook.policy.engine.explain import (
+    Decision,
+    Doubt,
+    PeerResult,
+    Step,
+    StepKind,
+    combine,
+    render,
+)
+from webhook.policy.engine.tiers import tier_named
+from webhook.policy.model import Direction, Namespace
+
+_MAX_CHAIN = 8
+
+
+def _policy_sort_key(policy: CompiledPolicy) -> tuple[bool, float, str, str]:
+    # Calico: lower order first, unset order last, ties by name.
+    return (policy.order is None, policy.order or 0.0, policy.ref.name, policy.key)
+
+
+@dataclass(frozen=True, slots=True)
+class ViewTier:
+    """One tier of a view: the policies that may select the namespace's pods, per direction."""
+
+    tier: Tier
+    by_direction: Mapping[Direction, tuple[CompiledPolicy, ...]]
+
+
+class PolicyStack:
+    """Every compiled policy and tier of a cluster (or a manifest set), immutable.
+
+    Policies are keyed by `CompiledPolicy.key`: adding a policy whose key is already there
+    replaces it. Namespaced policies are indexed by their namespace, cluster-scoped ones kept
+    apart, so `for_namespace` reads only what can apply there.
+    """
+
+    __slots__ = ("_by_home", "_globals", "_tiers")
+
+    def __init__(
+        self,
+        policies: Iterable[CompiledPolicy] = (),
+        tiers: Iterable[Tier] = (),
+    ) -> None:
+        self._tiers: dict[str, Tier] = {t.name: t for t in tiers}
+        self._globals: dict[str, CompiledPolicy] = {}
+        by_home: dict[str, dict[str, CompiledPolicy]] = {}
+        for policy in policies:
+            self._place(policy, by_home)
+        self._by_home: Mapping[str, Mapping[str, CompiledPolicy]] = by_home
+
+    def _place(self, policy: CompiledPolicy, by_home: dict[str, dict[str, CompiledPolicy]]) -> None:
+        if policy.home:
+            by_home.setdefault(policy.home, {})[policy.key] = policy
+        else:
+            self._globals[policy.key] = policy
+
+    # -- reading ---------------------------------------------------------------------------
+    def tiers(self) -> Mapping[str, Tier]:
+        return dict(self._tiers)
+
+    def tier(self, name: str) -> Tier:
+        return tier_named(name, self._tiers)
+
+    def policies(self) -> Iterator[CompiledPolicy]:
+        yield from self._globals.values()
+        for group in self._by_home.values():
+            yield from group.values()
+
+    def policies_in(self, namespace: str) -> Sequence[CompiledPolicy]:
+        """Namespaced policies stored in `namespace` plus every cluster-scoped policy."""
+        return [*self._by_home.get(namespace, {}).values(), *self._globals.values()]
+
+    def find(self, key: str) -> CompiledPolicy | None:
+        if key in self._globals:
+            return self._globals[key]
+        for group in self._by_home.values():
+            if key in group:
+                return group[key]
+        return None
+
+    # -- changing (a new stack; this one is untouched) -------------------------------------------
+    def with_changes(
+        self,
+        *,
+        remove: Iterable[str] = (),
+        add: Iterable[CompiledPolicy] = (),
+        tiers: Iterable[Tier] = (),
+        remove_tiers: Iterable[str] = (),
+        homes: Iterable[str] = (),
+    ) -> PolicyStack:
+        """A stack with policies removed (by key) and added, and tiers replaced or removed.
+
+        Only the namespaces touched are copied. `homes` names the namespaces where removed
+        namespaced policies live (found by search when not given).
+        """
+        removed = set(remove)
+        added = list(add)
+        new = PolicyStack.__new__(PolicyStack)
+        tier_map = dict(self._tiers)
+        for name in remove_tiers:
+            tier_map.pop(name, None)
+        tier_map.update({t.name: t for t in tiers})
+        new._tiers = tier_map
+        new._globals = {k: v for k, v in self._globals.items() if k not in removed}
+        touched = set(homes) | {p.home for p in added if p.home}
+        missing = removed - self._globals.keys()
+        if missing and not homes:
+            touched |= {h for h, group in self._by_home.items() if missing & group.keys()}
+        overrides: dict[str, dict[str, CompiledPolicy]] = {
+            home: {k: v for k, v in self._by_home.get(home, {}).items() if k not in removed}
+            for home in touched
+        }
+        for policy in added:
+            new._place(policy, overrides)
+        base = self._by_home
+        if isinstance(base, ChainMap) and len(base.maps) >= _MAX_CHAIN:
+            base = dict(base)
+        new._by_home = ChainMap(overrides, base)  # type: ignore[arg-type]  # ChainMap of read-only inner mappings
+        return new
+
+    # -- views -----------------------------------------------------------------------------
+    def for_namespace(self, namespace: Namespace) -> NamespaceView:
+        """The policies that can select pods of `namespace`, in walk order (cache it)."""
+        probe = Context(Endpoint.any_pod(namespace))
+        grouped: dict[str, dict[Direction, list[CompiledPolicy]]] = {}
+        preselected: dict[int, Tri] = {}
+        for policy in self.policies_in(namespace.name):
+            level = policy.selection(probe)
+            if level is False or not policy.directions:
+                continue
+            tier = self.tier(policy.tier)
+            if level is True and not tier.assumed:
+                # True with every pod label unknown: true for every pod of the namespace.
+                preselected[id(policy)] = True
+            by_direction = grouped.setdefault(policy.tier, {})
+            for direction in policy.directions:
+                by_direction.setdefault(direction, []).append(policy)
+        tiers = sorted((self.tier(name) for name in grouped), key=Tier.sort_key)
+        view_tiers = tuple(
+            ViewTier(
+                tier,
+                {
+                    d: tuple(sorted(ps, key=_policy_sort_key))
+                    for d, ps in grouped[tier.name].items()
+                },
+            )
+            for tier in tiers
+        )
+        return NamespaceView(namespace, view_tiers, preselected)
+
+    def decide(self, endpoint: Endpoint, direction: Direction) -> Decision:
+        """One decision without a cached view (tests, one-off judgements)."""
+        namespace = Namespace(endpoint.namespace, dict(endpoint.namespace_labels.known))
+        return self.for_namespace(namespace).decide(endpoint, direction)
+
+
+class NamespaceView:
+    """The stack as seen from one namespace: what a decision walks."""
+
+    __slots__ = ("_labels", "_preselected", "namespace", "tiers")
+
+    def __init__(
+        self,
+        namespace: Namespace,
+        tiers: tuple[ViewTier, ...],
+        preselected: Mapping[int, Tri],
+    ) -> None:
+        self.namespace = namespace
+        self.tiers = tiers
+        self._preselected = preselected
+        self._labels = namespace_labels(namespace)
+
+    def policies(self) -> Iterator[CompiledPolicy]:
+        seen: set[int] = set()
+        for view_tier in self.tiers:
+            for policies in view_tier.by_direction.values():
+                for policy in policies:
+                    if id(policy) not in seen:
+                        seen.add(id(policy))
+                        yield policy
+
+    def endpoint(
+        self, pod_labels: Mapping[str, str] | Labels, service_account: str | None = None
+    ) -> Endpoint:
+        labels = pod_labels if isinstance(pod_labels, Labels) else Labels.exactly(pod_labels)
+        return Endpoint(self.namespace.name, self._labels, labels, service_account)
+
+    def decide(self, endpoint: Endpoint, direction: Direction) -> Decision:
+        """The verdict for one endpoint of this namespace and one direction."""
+        return self.decide_all(endpoint, (direction,))[0]
+
+    def decide_all(
+        self, endpoint: Endpoint, directions: Sequence[Direction]
+    ) -> tuple[Decision, ...]:
+        """One decision per direction, sharing the endpoint's label views and selections."""
+        ctx = Context(endpoint)
+        # Namespace-level answers hold only for endpoints of this very namespace.
+        same = endpoint.namespace == self.namespace.name and (
+            endpoint.namespace_labels == self._labels
+        )
+        if same:
+            ctx.selection_cache.update(self._preselected)
+        decisions = []
+        for direction in directions:
+            outside = _walk(self.tiers, ctx, direction, Peer.OUTSIDE)
+            fresh = _walk(self.tiers, ctx, direction, Peer.FRESH_POD)
+            verdict = combine(outside.verdict, fresh.verdict)
+            decisions.append(
+                Decision(direction, verdict, outside, fresh, render(direction, outside, fresh))
+            )
+        return tuple(decisions)
+
+    def decide_any_pod(self, direction: Direction) -> Decision:
+        """The namespace-wide judgement: every label set a pod could carry."""
+        return self.decide(self.endpoint(Labels.unknown()), direction)
+
+
+def _selection(policy: CompiledPolicy, ctx: Context, assumed: bool) -> Tri:
+    cache = ctx.selection_cache
+    key = id(policy)
+    if key in cache:
+        return cache[key]
+    result = policy.selection(ctx)
+    if assumed and result is True:
+        result = None
+    cache[key] = result
+    return result
+
+
+@dataclass(slots=True)
+class _Passage:
+    """How the walk leaves a tier: whether the next tier is reached, how surely, by what."""
+
+    reaching: bool = False
+    doubt: Doubt | None = None
+    step: Step | None = None
+
+    def offer(self, doubt: Doubt | None, step: Step | None) -> None:
+        # Keep the first way through, unless a certain one comes after an uncertain one.
+        if not self.reaching or (self.doubt is not None and doubt is None):
+            self.reaching, self.doubt, self.step = True, doubt, step
+
+
+def _walk(tiers: Sequence[ViewTier], ctx: Context, direction: Direction, peer: Peer) -> PeerResult:
+    outcomes: dict[Verdict, Step] = {}
+    reach_doubt: Doubt | None = None  # why reaching the current tier is not certain
+    last_pass: Step | None = None
+    reaching = True
+    for view_tier in tiers:
+        policies = view_tier.by_direction.get(direction)
+        if not policies:
+            continue
+        passage = _walk_tier(view_tier.tier, policies, ctx, direction, peer, outcomes, reach_doubt)
+        if passage is None:
+            continue  # no policy of the tier selects the endpoint for the direction
+        reaching = passage.reaching
+        reach_doubt = reach_doubt or passage.doubt
+        last_pass = passage.step or last_pass
+        if not reaching or len(outcomes) == 2:
+            break
+    if reaching:
+        outcomes.setdefault(
+            Verdict.OPEN,
+            Step(StepKind.NOTHING, Action.ALLOW, doubt=reach_doubt, after=last_pass),
+        )
+    verdict = next(iter(outcomes)) if len(outcomes) == 1 else Verdict.UNKNOWN
+    return PeerResult(peer, verdict, outcomes.get(Verdict.ISOLATED), outcomes.get(Verdict.OPEN))
+
+
+def _walk_tier(
+    tier: Tier,
+    policies: Sequence[CompiledPolicy],
+    ctx: Context,
+    direction: Direction,
+    peer: Peer,
+    outcomes: dict[Verdict, Step],
+    reach_doubt: Doubt | None,
+) -> _Passage | None:
+    """Walk one tier, adding its possible outcomes; None when the tier does not apply."""
+    selections = [_selection(p, ctx, tier.assumed) for p in policies]
+    if True in selections:
+        applies: Tri = True
+    elif None in selections:
+        applies = None
+    else:
+        return None
+    passage = _Passage()
+    if applies is None:
+        # A tier that only maybe applies may also be skipped: the next tier is reachable.
+        first = policies[selections.index(None)]
+        passage.offer(Doubt(None, tier=tier.name) if tier.assumed else Doubt(first), None)
+    alive_doubt = reach_doubt
+    for policy, selected in zip(policies, selections, strict=True):
+        if selected is False:
+            continue
+        for rule in policy.rules_for(direction):
+            if rule.restricted or rule.action is Action.LOG:
+                continue
+            match = and3(rule.matches_at(peer, ctx), selected)
+            if match is False:
+                continue
+            own: Doubt | None = None
+            if match is None:
+                own = Doubt(policy) if selected is None else Doubt(policy, rule.path)
+            doubt = alive_doubt or own
+            step = Step(StepKind.RULE, rule.action, tier.name, tier.layer, policy, rule.path, doubt)
+            if rule.action is Action.PASS:
+                passage.offer(doubt, step)
+            else:
+                verdict = Verdict.OPEN if rule.action is Action.ALLOW else Verdict.ISOLATED
+                outcomes.setdefault(verdict, step)
+            if match is True:
+                return passage
+            alive_doubt = alive_doubt or own
+    # No rule decided for certain: the tier's default action.
+    doubt = alive_doubt
+    if doubt is None and applies is None:
+        doubt = passage.doubt
+    step = Step(
+        StepKind.TIER_DEFAULT,
+        tier.default_action,
+        tier.name,
+        tier.layer,
+        _representative(policies, selections, direction),
+        doubt=doubt,
+    )
+    if tier.default_action is Action.DENY:
+        outcomes.setdefault(Verdict.ISOLATED, step)
+    else:
+        passage.offer(doubt, step)
+    return passage
+
+
+def _representative(
+    policies: Sequence[CompiledPolicy], selections: Sequence[Tri], direction: Direction
+) -> CompiledPolicy | None:
+    """The policy to name when a tier's default decides: a selecting default-deny first."""
+    certain = [p for p, s in zip(policies, selections, strict=True) if s is True]
+    for policy in certain:
+        if not policy.rules_for(direction):
+            return policy
+    if certain:
+        return certain[0]
+    maybe = [p for p, s in zip(policies, selections, strict=True) if s is None]
+    return maybe[0] if maybe else None
