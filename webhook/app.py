@@ -33,8 +33,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from webhook.admission import judge, review
 from webhook.admission.judge import Confirmer, Judge
 from webhook.config import Config
+from webhook.policy.cluster import ClusterState
 from webhook.policy.errors import GuardrailError
-from webhook.policy.model import ClusterState, Request, Violation
+from webhook.policy.model import Request, Violation
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # An oversized body is read and discarded up to this much more, so that the client, which

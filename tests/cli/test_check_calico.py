@@ -260,7 +260,11 @@ CASES: list[tuple[str, dict[str, str], int, list[tuple[str, str, str, str, str, 
             "open.yaml": CALICO_OPEN,
         },
         0,
-        [("restrict-allow-all", "warn", "NetworkPolicy", "shop", "open", "open.yaml", 1)],
+        # The allow-all reopens the namespace beside its default-deny: pods will be rejected.
+        [
+            ("require-default-deny", "enforce", "Namespace", "", "shop", "namespaces.yaml", 1),
+            ("restrict-allow-all", "warn", "NetworkPolicy", "shop", "open", "open.yaml", 1),
+        ],
     ),
 ]
 
@@ -320,8 +324,9 @@ def test_messages_name_what_is_missing_and_where(tmp_path: Path) -> None:
     assert code == 1
     messages = {v["policy"]: v["message"] for v in doc["violations"]}
     assert messages["require-default-deny"].startswith(
-        '[require-default-deny] Namespace "base" has no default-deny network policy for Ingress, '
-        'so 1 workload in it would be rejected: Deployment "web". Apply one first: '
+        '[require-default-deny] Namespace "base" does not isolate every pod for Ingress, so 1 '
+        'workload in it would be rejected: Deployment "web". The first: Deployment "web" in '
+        'namespace "base" would accept all Ingress traffic: BaselineAdminNetworkPolicy '
     )
     assert messages["restrict-allow-all"] == (
         '[restrict-allow-all] GlobalNetworkPolicy "deny-app" has an invalid selector at '

@@ -57,11 +57,11 @@ metadata:
     {
       "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
       "metadata": {"name": "open", "namespace": "shop"},
-      "spec": {"podSelector": {"matchLabels": {"app": "web"}}, "ingress": [{}]}
+      "spec": {"podSelector": {"matchLabels": {"app": "old"}}, "ingress": [{}]}
     }
   ]
 }
-""",  # default-deny at line 5, open at line 8
+""",  # default-deny at line 5, open at line 8 (it reopens app=old pods: none in the tree)
     "shop/web.yaml": """\
 apiVersion: apps/v1
 kind: Deployment

@@ -117,8 +117,8 @@ def request(
 
 def provided(spec: Any) -> set[Direction]:
     """Directions for which a NetworkPolicy with this spec isolates namespace shop."""
-    result = state(namespace("shop"), netpol("p", spec)).providers("shop")
-    return {d for d, refs in result.items() if refs}
+    view = state(namespace("shop"), netpol("p", spec)).view("shop")
+    return {d for d in Direction if view.decide_any_pod(d).isolated}
 
 
 ALL_NS: dict[str, Any] = {"namespaceSelector": {}}

@@ -35,9 +35,9 @@ from tests.unit.policy_support import (
     restrict,
     state,
 )
-from webhook.policy.isolation import default_deny_command, providers_for
+from webhook.policy.isolation import default_deny_command
 from webhook.policy.k8s import effective_policy_types, is_empty_selector, unrestricted_rules
-from webhook.policy.model import Direction, Finding, Namespace, Operation, PolicyRef, Request
+from webhook.policy.model import Direction, Finding, Operation, Request
 from webhook.policy.rules.protect_default_deny import check as protect_default_deny
 from webhook.policy.rules.require_default_deny import check as require_default_deny
 from webhook.policy.rules.require_role_labels import check as require_role_labels
@@ -312,23 +312,25 @@ def test_kubernetes_default_deny_provider(spec: Any, expected: set[Direction]) -
     assert provided(spec) == expected
 
 
-def test_providers_name_the_policies() -> None:
-    """Each direction maps to references of every policy providing it, for messages."""
+def test_the_verdict_names_the_policy_that_isolates() -> None:
+    """Each direction's verdict says which policy denies it, for messages and `explain`."""
     indexed = state(
         namespace("shop"),
         netpol("deny-in", {"podSelector": {}}),
         netpol("deny-all", DENY_ALL),
         netpol("web-only", {"podSelector": {"matchLabels": {"app": "web"}}}),
     )
-    result = indexed.providers("shop")
-    deny_in = PolicyRef(kind="NetworkPolicy", flavor="k8s", namespace="shop", name="deny-in")
-    deny_all = PolicyRef(kind="NetworkPolicy", flavor="k8s", namespace="shop", name="deny-all")
-    assert set(result[INGRESS]) == {deny_in, deny_all}
-    assert result[EGRESS] == (deny_all,)
+    view = indexed.view("shop")
+    for direction in (INGRESS, EGRESS):
+        decision = view.decide_any_pod(direction)
+        assert decision.isolated
+        assert decision.text == (
+            f'NetworkPolicy "deny-all" in namespace "shop" denies all {direction}'
+        )
 
 
 def test_policies_of_other_namespaces_and_staged_policies_do_not_count() -> None:
-    """A default-deny elsewhere, or a staged one, leaves the namespace without a provider."""
+    """A default-deny elsewhere, or a staged one, leaves the namespace's pods open."""
     staged = {
         "apiVersion": "projectcalico.org/v3",
         "kind": "StagedKubernetesNetworkPolicy",
@@ -336,20 +338,22 @@ def test_policies_of_other_namespaces_and_staged_policies_do_not_count() -> None
         "spec": DENY_ALL,
     }
     indexed = state(namespace("shop"), namespace("other"), netpol("d", DENY_ALL, "other"), staged)
-    assert dict(indexed.providers("shop")) == {}
-    ns = Namespace.from_object(namespace("shop"))
-    assert dict(providers_for(ns, [staged], [])) == {}
+    view = indexed.view("shop")
+    for direction in (INGRESS, EGRESS):
+        decision = view.decide_any_pod(direction)
+        assert not decision.isolated
+        assert decision.text == "no policy selects it"
 
 
 def test_admin_network_policy_denying_ingress_from_pods_is_not_a_provider() -> None:
-    """A BANP denying ingress from every pod leaves nodes and the outside world open: no provider."""
+    """A BANP denying ingress from every pod leaves nodes and the outside world open."""
     anp = {
         "apiVersion": "policy.networking.k8s.io/v1alpha1",
         "kind": "BaselineAdminNetworkPolicy",
         "metadata": {"name": "default"},
         "spec": {"subject": {"namespaces": {}}, "ingress": [{"action": "Deny"}]},
     }
-    assert dict(state(namespace("shop"), anp).providers("shop")) == {}
+    assert not state(namespace("shop"), anp).view("shop").decide_any_pod(INGRESS).isolated
 
 
 def test_default_deny_command_is_valid_json_for_each_direction_set() -> None:
@@ -421,7 +425,10 @@ def test_malformed_selector_never_breaks_the_other_policies() -> None:
     """require- and protect-default-deny read a broken Calico policy as providing nothing."""
     indexed = state(namespace("shop"), BAD_APP)
     [missing] = deny(request(pod()), indexed)
-    assert "has no default-deny network policy for Ingress and Egress" in missing.message
+    assert (
+        "would accept all Ingress and Egress traffic: Ingress: not certain: GlobalNetworkPolicy "
+        '"deny-app" (tier "default") may or may not select it' in missing.message
+    )
     assert protect(global_request(None, Operation.DELETE, BAD_APP), indexed) == []
     # Breaking the selector of a relied-upon default-deny is a weakening: Calico cannot use it.
     broken = calico_global("default-deny", {**GLOBAL_DENY["spec"], "selector": "all() &&"})

@@ -16,7 +16,8 @@ from typing import Protocol
 
 from webhook.config import Config, OnError
 from webhook.policy import RULES, evaluate
-from webhook.policy.model import ClusterState, Finding, Mode, Namespace, Request, Violation
+from webhook.policy.cluster import ClusterState
+from webhook.policy.model import Finding, Mode, Namespace, Request, Violation
 from webhook.policy.text import summarize
 
 # How long a worker that has just started waits for its cache before judging from it.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 
-from webhook.policy.model import ClusterState, Finding, Request
+from webhook.policy.cluster import ClusterState
+from webhook.policy.model import Finding, Request
 from webhook.policy.rule import Rule, Settings
 from webhook.policy.rules import RULES
 

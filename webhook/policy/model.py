@@ -6,10 +6,10 @@ offline `check` can hand the same values to the same policy functions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 # Kubernetes objects stay plain JSON-shaped mappings: policies read a handful of fields, and
 # copying whole objects into classes would cost more than it buys on the hot path.
@@ -114,20 +114,6 @@ PolicyKey = tuple[str, str, str]
 # For each direction, the policies that provide a default-deny for it. A direction absent from
 # the mapping (or mapped to an empty tuple) has no provider.
 Providers = Mapping[Direction, tuple[PolicyRef, ...]]
-
-
-class ClusterState(Protocol):
-    """What a policy may ask about the cluster (webhook.state implements it; never blocks)."""
-
-    def namespace(self, name: str) -> Namespace | None: ...
-
-    def namespaces(self) -> Iterable[Namespace]: ...
-
-    def policies_in(self, namespace: str) -> Sequence[Obj]: ...
-
-    def global_policies(self) -> Sequence[Obj]: ...
-
-    def providers(self, namespace: str) -> Providers: ...
 
 
 @dataclass(frozen=True, slots=True)

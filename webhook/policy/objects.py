@@ -16,10 +16,12 @@ CALICO_GLOBAL = "calico-global"  # ... GlobalNetworkPolicy
 CALICO_STAGED = "calico-staged"  # Staged(Global|Kubernetes)NetworkPolicy: never a provider
 ANP = "anp"  # policy.networking.k8s.io/v1alpha1 AdminNetworkPolicy
 BANP = "banp"  # policy.networking.k8s.io/v1alpha1 BaselineAdminNetworkPolicy
+CNP = "cnp"  # policy.networking.k8s.io/v1alpha2 ClusterNetworkPolicy
+TIER = "tier"  # projectcalico.org/v3 | crd.projectcalico.org/v1 Tier
 
 CALICO_GROUPS = frozenset({"projectcalico.org", "crd.projectcalico.org"})
 NAMESPACED_FLAVORS = frozenset({K8S, CALICO})
-GLOBAL_FLAVORS = frozenset({CALICO_GLOBAL, ANP, BANP})
+GLOBAL_FLAVORS = frozenset({CALICO_GLOBAL, ANP, BANP, CNP, TIER})
 
 _FLAVORS: Mapping[tuple[str, str], str] = {
     ("networking.k8s.io", "NetworkPolicy"): K8S,
@@ -35,6 +37,9 @@ _FLAVORS: Mapping[tuple[str, str], str] = {
     ("crd.projectcalico.org", "StagedKubernetesNetworkPolicy"): CALICO_STAGED,
     ("policy.networking.k8s.io", "AdminNetworkPolicy"): ANP,
     ("policy.networking.k8s.io", "BaselineAdminNetworkPolicy"): BANP,
+    ("policy.networking.k8s.io", "ClusterNetworkPolicy"): CNP,
+    ("projectcalico.org", "Tier"): TIER,
+    ("crd.projectcalico.org", "Tier"): TIER,
 }
 
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, TypeVar, cast
 
-from webhook.policy.model import ClusterState, Finding, Mode, Operation, Request
+from webhook.policy.cluster import ClusterState
+from webhook.policy.model import Finding, Mode, Operation, Request
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)

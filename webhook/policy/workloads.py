@@ -36,6 +36,10 @@ class PodTemplate:
 
     labels: Mapping[str, str]
     labels_path: str  # dotted, for messages: "metadata.labels", "spec.template.metadata.labels"
+    # The pods' service account: the ServiceAccount admission plugin sets "default" when the
+    # spec names none, before any validating webhook sees a Pod.
+    service_account: str = "default"
+    host_network: bool = False
 
 
 # Pods and the kinds that create pods from a template, as (API group, kind).
@@ -68,11 +72,18 @@ def pod_template(group: str, kind: str, obj: Obj | None) -> PodTemplate | None:
     keys = _TEMPLATE_KEYS.get((group, kind))
     if keys is None:
         return None
-    node: object = obj
-    for key in (*keys, "metadata", "labels"):
-        node = node.get(key) if isinstance(node, Mapping) else None
+    template: object = obj
+    for key in keys:
+        template = template.get(key) if isinstance(template, Mapping) else None
+    meta = template.get("metadata") if isinstance(template, Mapping) else None
+    spec = template.get("spec") if isinstance(template, Mapping) else None
+    spec = spec if isinstance(spec, Mapping) else {}
+    account = spec.get("serviceAccountName") or spec.get("serviceAccount")
     return PodTemplate(
-        labels=_string_labels(node), labels_path=".".join((*keys, "metadata", "labels"))
+        labels=_string_labels(meta.get("labels") if isinstance(meta, Mapping) else None),
+        labels_path=".".join((*keys, "metadata", "labels")),
+        service_account=account if isinstance(account, str) and account else "default",
+        host_network=spec.get("hostNetwork") is True,
     )
 
 

@@ -3,6 +3,12 @@
 Every source (manifest files, the API server's list+watch) feeds the same `IndexedState`, so a
 decision costs the same dictionary lookups whichever source is behind it: O(1) in the number
 of namespaces and policies in the cluster.
+
+The isolation engine's forms are built lazily and memoised: cluster-scoped policies and tiers
+are compiled once into a stack (again after any of them changes); a namespace's own policies
+are compiled, and its view built, the first time a decision there needs them (again after one
+of them, or the namespace's labels, changes). A namespace nobody asks about costs only its
+compact JSON.
 """
 
 from __future__ import annotations
@@ -13,19 +19,26 @@ from contextlib import contextmanager
 
 import orjson
 
-from webhook.policy import isolation
-from webhook.policy.model import Namespace, Obj, PolicyKey, PolicyRef, Providers
+from webhook.policy.engine import (
+    CompiledPolicy,
+    NamespaceView,
+    PolicyStack,
+    build_stack,
+    compile_object,
+)
+from webhook.policy.model import Namespace, Obj, PolicyKey, PolicyRef
 from webhook.policy.objects import (
     CALICO_STAGED,
     GLOBAL_FLAVORS,
     NAMESPACED_FLAVORS,
     flavor_of,
+    meta_of,
     ref_of,
 )
 
 # A namespaced policy is held as its JSON encoding: a third of the memory of the parsed
-# object (SPEC §6: under 1 KiB per policy), decoded only when a namespace's providers are
-# recomputed or a policy change is judged, never on a cached decision.
+# object (SPEC §6: under 1 KiB per policy), decoded only when a namespace's view is rebuilt
+# or a policy change is judged, never on a cached decision.
 Stored = bytes | Obj
 
 
@@ -45,7 +58,7 @@ def _expand(stored: Stored) -> Obj:
 
 
 class IndexedState:
-    """Namespaces and network policies by namespace, with memoised providers (a ClusterState).
+    """Namespaces and network policies by namespace, with memoised views (a ClusterState).
 
     Thread-safe: gunicorn's gthread workers read it from many threads while a watch (or a
     reload) writes it. Readers get snapshots (tuples), never live containers.
@@ -57,7 +70,8 @@ class IndexedState:
         self._namespaced: dict[str, dict[PolicyKey, Stored]] = {}
         self._global: dict[PolicyKey, Obj] = {}
         self._global_snapshot: tuple[Obj, ...] = ()
-        self._providers: dict[str, Providers] = {}
+        self._global_stack: PolicyStack | None = None
+        self._views: dict[str, tuple[PolicyStack, NamespaceView]] = {}
 
     # -- reads (ClusterState) -------------------------------------------------------------
     def namespace(self, name: str) -> Namespace | None:
@@ -75,16 +89,35 @@ class IndexedState:
     def global_policies(self) -> Sequence[Obj]:
         return self._global_snapshot
 
-    def providers(self, namespace: str) -> Providers:
-        cached = self._providers.get(namespace)
+    def stack(self, namespace: str) -> PolicyStack:
+        return self._memo(namespace)[0]
+
+    def view(self, namespace: str) -> NamespaceView:
+        return self._memo(namespace)[1]
+
+    def _memo(self, namespace: str) -> tuple[PolicyStack, NamespaceView]:
+        cached = self._views.get(namespace)
         if cached is not None:
             return cached
         with self._lock:
+            cached = self._views.get(namespace)
+            if cached is not None:
+                return cached
             ns = self._namespaces.get(namespace) or Namespace.unknown(namespace)
-            policies = [_expand(s) for s in self._namespaced.get(namespace, {}).values()]
-            result = isolation.providers_for(ns, policies, self._global_snapshot)
-            self._providers[namespace] = result
-            return result
+            own: list[CompiledPolicy] = []
+            for stored in self._namespaced.get(namespace, {}).values():
+                compiled = compile_object(_expand(stored), namespace)
+                if isinstance(compiled, CompiledPolicy):
+                    own.append(compiled)
+            stack = self._globals().with_changes(add=own, homes=(namespace,))
+            cached = (stack, stack.for_namespace(ns))
+            self._views[namespace] = cached
+            return cached
+
+    def _globals(self) -> PolicyStack:
+        if self._global_stack is None:
+            self._global_stack = build_stack(self._global_snapshot)
+        return self._global_stack
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -101,7 +134,7 @@ class IndexedState:
                 ns = Namespace.from_object(obj)
                 if ns.name:
                     self._namespaces[ns.name] = ns
-                    self._providers.pop(ns.name, None)
+                    self._views.pop(ns.name, None)
                 return
             located = self._locate(obj)
             if located is None:
@@ -112,7 +145,7 @@ class IndexedState:
                 self._global_changed()
             else:
                 self._namespaced.setdefault(namespace, {})[key] = _compact(obj)
-                self._providers.pop(namespace, None)
+                self._views.pop(namespace, None)
 
     def remove(self, obj: Obj) -> None:
         with self._lock:
@@ -120,7 +153,7 @@ class IndexedState:
                 name = str((obj.get("metadata") or {}).get("name") or "")
                 self._namespaces.pop(name, None)
                 self._namespaced.pop(name, None)
-                self._providers.pop(name, None)
+                self._views.pop(name, None)
                 return
             located = self._locate(obj)
             if located is None:
@@ -132,7 +165,7 @@ class IndexedState:
             else:
                 bucket = self._namespaced.get(namespace)
                 if bucket is not None and bucket.pop(key, None) is not None:
-                    self._providers.pop(namespace, None)
+                    self._views.pop(namespace, None)
 
     def remove_namespace_only(self, name: str) -> None:
         """Forget a Namespace but not its policies.
@@ -143,7 +176,7 @@ class IndexedState:
         """
         with self._lock:
             self._namespaces.pop(name, None)
-            self._providers.pop(name, None)
+            self._views.pop(name, None)
 
     @contextmanager
     def batch(self) -> Iterator[None]:
@@ -165,12 +198,14 @@ class IndexedState:
             self._namespaced = fresh._namespaced
             self._global = fresh._global
             self._global_snapshot = fresh._global_snapshot
-            self._providers = {}
+            self._global_stack = None
+            self._views = {}
 
     def _global_changed(self) -> None:
         self._global_snapshot = tuple(self._global.values())
-        # A global policy can cover any namespace: every memoised answer is now suspect.
-        self._providers = {}
+        # A global policy or tier can cover any namespace: every memoised view is now suspect.
+        self._global_stack = None
+        self._views = {}
 
     @staticmethod
     def _locate(obj: Obj) -> tuple[str | None, PolicyKey] | None:
@@ -178,7 +213,10 @@ class IndexedState:
         if flavor is None or flavor == CALICO_STAGED:
             return None
         ref: PolicyRef = ref_of(obj, flavor)
-        key = ref.key
+        # One object seen under two names or API groups (Calico's v3 and v1 spellings) is one
+        # object: key by uid when there is one.
+        uid = meta_of(obj).get("uid")
+        key = ("uid", str(uid), "") if isinstance(uid, str) and uid else ref.key
         if flavor in GLOBAL_FLAVORS:
             return None, key
         if flavor in NAMESPACED_FLAVORS and ref.namespace:

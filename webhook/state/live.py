@@ -27,9 +27,9 @@ import orjson
 import urllib3
 
 from webhook.kube import NAMESPACES, ApiError, ApiResource, Client, discover, list_all, slim
-from webhook.policy import isolation
+from webhook.policy.engine import NamespaceView, PolicyStack
 from webhook.policy.errors import GuardrailError
-from webhook.policy.model import Namespace, Obj, Providers
+from webhook.policy.model import Namespace, Obj
 from webhook.state.index import IndexedState
 
 log = logging.getLogger("guardrail.state")
@@ -169,8 +169,11 @@ class LiveState:
     def global_policies(self) -> Sequence[Obj]:
         return self._index.global_policies()
 
-    def providers(self, namespace: str) -> Providers:
-        return self._index.providers(namespace)
+    def stack(self, namespace: str) -> PolicyStack:
+        return self._index.stack(namespace)
+
+    def view(self, namespace: str) -> NamespaceView:
+        return self._index.view(namespace)
 
     def counts(self) -> dict[str, int]:
         return self._index.counts()
@@ -445,8 +448,8 @@ class LiveState:
     # -- the negative-answer confirmation --------------------------------------------------------
     def confirm_providers(
         self, namespace: str, timeout: float = CONFIRM_TIMEOUT_SECONDS
-    ) -> Providers | None:
-        """Providers from a live read of the namespace's and the global policies, or None.
+    ) -> NamespaceView | None:
+        """The namespace's view after a live read of its and the global policies, or None.
 
         Called only before a default-deny denial, so that a policy applied a moment before the
         pod (one `kubectl apply -f dir/`, a Calico GlobalNetworkPolicy included) is honoured
@@ -481,14 +484,9 @@ class LiveState:
                         if versions.get(_key(obj)) != _version_of(obj):
                             self._index.upsert(obj)
                             versions[_key(obj)] = _version_of(obj)
-                ns = self._index.namespace(namespace) or Namespace.unknown(namespace)
-                return isolation.providers_for(
-                    ns,
-                    [obj for r, obj in found if r.namespaced],
-                    [obj for r, obj in found if not r.namespaced],
-                )
+                return self._index.view(namespace)
         except Exception as exc:  # noqa: BLE001 - fall back to the cache's answer
             log.warning("live confirmation for namespace %s failed: %s", namespace, exc)
             return None
         # Raced with the watch twice: the cache is at least as new as both reads.
-        return self._index.providers(namespace)
+        return self._index.view(namespace)

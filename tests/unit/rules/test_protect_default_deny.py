@@ -122,7 +122,8 @@ def test_only_required_directions_are_protected() -> None:
 WEAKENING = [
     (
         {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress", "Egress"]},
-        "Ingress and Egress",
+        "Ingress and Egress (pods labelled {} (none of the labels the policies name), "
+        "{app=(any other value)})",
     ),
     ({"podSelector": {}, "policyTypes": ["Ingress"]}, "Egress"),
     ({**DENY_ALL, "ingress": [{}]}, "Ingress"),
@@ -216,9 +217,21 @@ def test_collection_delete_is_allowed() -> None:
     assert protect(req, guarded()) == []
 
 
-def test_create_is_not_protected() -> None:
-    """Creating a policy cannot remove isolation; protect-default-deny ignores it."""
-    assert protect(request(netpol("x", {"podSelector": {}, "ingress": [{}]})), guarded()) == []
+def test_creating_an_allow_all_beside_the_default_deny_is_denied() -> None:
+    """A new policy whose rule admits every source reopens the isolated namespace (SPEC 2.3)."""
+    [finding] = protect(request(netpol("x", {"podSelector": {}, "ingress": [{}]})), guarded())
+    assert finding.message == (
+        '[protect-default-deny] Creating NetworkPolicy "x" in namespace "shop" would leave '
+        'namespace "shop" without a default-deny for Ingress. Restrict its rules with peers or '
+        'ports so that they do not admit all traffic. After the change: NetworkPolicy "x" in '
+        'namespace "shop" rule spec.ingress[0] admits every source.'
+    )
+
+
+def test_creating_a_policy_that_opens_nothing_is_allowed() -> None:
+    """A new policy with restricted rules leaves every pod isolated: nothing to say."""
+    spec = {"podSelector": {}, "ingress": [{"ports": [{"port": 80}]}]}
+    assert protect(request(netpol("x", spec)), guarded()) == []
 
 
 def test_other_kinds_are_not_protected() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
@@ -87,13 +88,36 @@ WORKLOADS = [
 
 
 @pytest.mark.parametrize("kind", WORKLOADS)
-@pytest.mark.parametrize("operation", [Operation.CREATE, Operation.UPDATE], ids=str)
-def test_workloads_are_judged_on_create_and_update(kind: str, operation: Operation) -> None:
-    """Every workload kind is told at apply time that its pods would be rejected."""
+def test_scaling_down_or_touching_a_workload_is_never_denied(kind: str) -> None:
+    """An UPDATE that neither changes the template nor raises replicas starts no pod (2.2)."""
     obj = deployment()
     obj["kind"] = kind
     obj["apiVersion"] = "/".join(p for p in GROUPS[kind] if p)
-    [finding] = deny(request(obj, operation, obj), state(namespace("shop")))
+    old = copy.deepcopy(obj)
+    old["spec"]["replicas"] = 3
+    obj["spec"]["replicas"] = 0
+    obj["metadata"]["annotations"] = {"touched": "yes"}
+    assert deny(request(obj, Operation.UPDATE, old), state(namespace("shop"))) == []
+    raised = copy.deepcopy(old)
+    raised["spec"]["replicas"] = 5
+    [finding] = deny(request(raised, Operation.UPDATE, old), state(namespace("shop")))
+    assert finding.kind == kind
+
+
+@pytest.mark.parametrize("kind", WORKLOADS)
+@pytest.mark.parametrize("operation", [Operation.CREATE, Operation.UPDATE], ids=str)
+def test_workloads_are_judged_on_create_and_update(kind: str, operation: Operation) -> None:
+    """Every workload kind is told at apply time that its pods would be rejected.
+
+    The UPDATE changes the pod template (a rollout): it starts new pods.
+    """
+    obj = deployment()
+    obj["kind"] = kind
+    obj["apiVersion"] = "/".join(p for p in GROUPS[kind] if p)
+    old = copy.deepcopy(obj)
+    old["spec"]["template"]["spec"] = {"containers": [{"name": "c", "image": "old"}]}
+    old["spec"]["jobTemplate"] = {"spec": {"template": old["spec"]["template"]}}  # CronJob's
+    [finding] = deny(request(obj, operation, old), state(namespace("shop")))
     assert finding.message.startswith(
         f'[require-default-deny] {kind} "web" in namespace "shop" cannot run there: '
         'namespace "shop" has no default-deny network policy for Ingress and Egress.'

@@ -71,7 +71,7 @@ def test_allow_all_egress_rule_suggests_to_peers() -> None:
         {**DENY_ALL, "egress": DNS_EGRESS},
         {
             "podSelector": {},
-            "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}]}],
+            "ingress": [{"from": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["0.0.0.0/1"]}}]}],
         },
         {
             "podSelector": {},
@@ -83,7 +83,7 @@ def test_allow_all_egress_rule_suggests_to_peers() -> None:
     ids=[
         "deny-all",
         "dns-egress",
-        "ipblock-except",
+        "ipblock-except-half",
         "labelled-namespaces",
         "ports",
         "rule-of-a-direction-not-isolated",
@@ -92,6 +92,30 @@ def test_allow_all_egress_rule_suggests_to_peers() -> None:
 def test_restricted_policies_pass(spec: dict[str, Any]) -> None:
     """Policies whose rules are restricted (or inert) draw no warning."""
     assert restrict(request(netpol("p", spec))) == []
+
+
+@pytest.mark.parametrize(
+    "peers",
+    [
+        [{"ipBlock": {"cidr": "0.0.0.0/1"}}, {"ipBlock": {"cidr": "128.0.0.0/1"}}],
+        [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8"]}}],
+        [
+            {
+                "namespaceSelector": {
+                    "matchExpressions": [
+                        {"key": "kubernetes.io/metadata.name", "operator": "Exists"}
+                    ]
+                }
+            }
+        ],
+    ],
+    ids=["split-range", "all-but-one-percent", "every-namespace-by-expression"],
+)
+def test_peers_that_together_cover_everything_are_reported(peers: list[Any]) -> None:
+    """Split CIDRs, an ipBlock leaving out under 1 %, all-namespace expressions (SPEC 2.4)."""
+    obj = netpol("p", {"podSelector": {}, "ingress": [{"from": peers}]})
+    [finding] = restrict(request(obj))
+    assert "rule spec.ingress[0] admits all traffic" in finding.message
 
 
 def test_allow_all_in_exempt_namespace_is_not_judged() -> None:
@@ -176,9 +200,11 @@ CALICO_TYPES: list[tuple[str, dict[str, Any], list[str]]] = [
         ["spec.ingress[0]", "spec.egress[0]"],
     ),
     (
-        "malformed-types-report-all",
+        # A policy the engine cannot read is never called isolating (protect-default-deny
+        # reads it as possibly allowing anything); no rule of it is named as an allow-all.
+        "malformed-types-unreadable",
         {"types": "Ingress", "egress": [{"action": "Allow"}]},
-        ["spec.egress[0]"],
+        [],
     ),
 ]
 

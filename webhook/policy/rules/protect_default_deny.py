@@ -4,92 +4,231 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from webhook.policy.isolation import PROVIDER_FLAVORS, provided_directions, providers_for
-from webhook.policy.model import (
-    ClusterState,
-    Direction,
-    Finding,
-    Namespace,
-    Obj,
-    Operation,
-    PolicyKey,
-    Request,
-)
+from webhook.policy.cluster import ClusterState
+from webhook.policy.engine import CompiledPolicy, IsolationLoss, PolicyStack, Tier, compile_object
+from webhook.policy.engine.core import Context, Endpoint
+from webhook.policy.engine.impact import FRESH_TEXT, FRESH_VALUE, compare_views
+from webhook.policy.model import Direction, Finding, Namespace, Obj, Operation, Request
 from webhook.policy.objects import (
-    CALICO_STAGED,
+    ANP,
+    BANP,
+    CALICO,
+    CALICO_GLOBAL,
+    CNP,
     GLOBAL_FLAVORS,
+    K8S,
+    TIER,
     flavor_for,
-    flavor_of,
     kinds_of,
-    ref_of,
+    meta_of,
 )
-from webhook.policy.rule import Rule, Settings, Severity
+from webhook.policy.rule import Rule, Settings, Severity, kinds
 from webhook.policy.rules.require_default_deny import DIRECTIONS
 from webhook.policy.text import and_join, fit
-from webhook.policy.workloads import reviewed_object
+from webhook.policy.workloads import ReviewedObject, reviewed_object
 
 ID = "protect-default-deny"
 MAX_LISTED_NAMESPACES = 10
+# Every kind of object that takes part in isolation (SPEC 2.3); staged policies never do.
+JUDGED_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL, ANP, BANP, CNP, TIER})
+NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
+
+Lost = dict[str, list[IsolationLoss]]
 
 
-def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
-    """A default-deny cannot be deleted or weakened while a namespace relies on it.
+def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:  # noqa: PLR0911 - each request it does not judge returns early
+    """Isolation that pods have now cannot be removed by a change (SPEC 2.3).
 
-    Objects: DELETE and UPDATE of network policies (Kubernetes NetworkPolicy, Calico
-    NetworkPolicy and GlobalNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy).
-    Reads `oldObject` (else the state's copy), `object` on UPDATE, and the providers of the
-    namespace (namespaced policy) or of every namespace the policy covers now (global policy).
-    Allows when every non-exempt namespace keeps a provider for each required direction it has
-    now; always allows collection deletes (empty name) and changes in a namespace that is
-    terminating or gone, so namespace deletion never hangs.
-    Example:
+    Objects: CREATE, UPDATE and DELETE of every object that takes part in isolation
+    (Kubernetes NetworkPolicy, Calico NetworkPolicy, GlobalNetworkPolicy and Tier in both API
+    groups, ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy) and UPDATE of
+    a Namespace whose labels change. Reads `oldObject` (else the state's copy; the API server's
+    copy wins over a cache that has not seen it yet) and `object`, and judges the change by its
+    effect: for each non-exempt, live namespace the policy may apply to, the isolation engine's
+    verdict for every possible pod before and after (SPEC 2.6). Denies when some pods lose
+    isolation for a required direction. Always allows requests of the namespace controller
+    and changes in a namespace that is terminating or gone, so namespace deletion never hangs.
+    Collection deletes are judged item by item (each item's `oldObject`). Example:
 
         [protect-default-deny] Deleting NetworkPolicy "default-deny" in namespace "shop" would
         leave namespace "shop" without a default-deny for Ingress and Egress. Apply a
         replacement default-deny there first, or delete the namespace if it is no longer needed.
     """
-    flavor = flavor_for(request.group, request.kind)
-    if flavor not in PROVIDER_FLAVORS:
+    if request.username == NAMESPACE_CONTROLLER:
         return []
+    if request.group == "" and request.kind == "Namespace":
+        return _relabel(request, state, settings)
+    flavor = flavor_for(request.group, request.kind)
+    if flavor not in JUDGED_FLAVORS:
+        return []
+    old = request.old_obj if isinstance(request.old_obj, Mapping) else None
+    new = request.obj if isinstance(request.obj, Mapping) else None
     if request.operation is Operation.DELETE:
-        if not request.name:
-            return []
-        new: Obj | None = None
-    elif request.operation is Operation.UPDATE:
-        if not isinstance(request.obj, Mapping):
-            return []
-        new = request.obj
-    else:
+        new = None
+        old = old if old is not None else _stored(request, state, flavor)
+    elif request.operation is Operation.CREATE:
+        old = None
+    elif request.operation is not Operation.UPDATE or new is None:
+        return []
+    if old is None and new is None:
         return []
     subject = reviewed_object(request)
-    key: PolicyKey = (flavor, request.kind, subject.name)
-    old = request.old_obj if isinstance(request.old_obj, Mapping) else None
-    if flavor in GLOBAL_FLAVORS:
-        lost = _lost_by_global_change(key, old=old, new=new, state=state, settings=settings)
-    else:
-        lost = _lost_by_namespaced_change(
-            key, subject.namespace, old=old, new=new, state=state, settings=settings
-        )
+    home = "" if flavor in GLOBAL_FLAVORS else subject.namespace or _namespace_of(old, new)
+    before = compile_object(old, home) if old is not None else None
+    after = compile_object(new, home) if new is not None else None
+    if before is None and after is None:
+        return []
+    lost = _lost(state, settings, home, before, after)
     if not lost:
         return []
+    return [_finding(request, subject, lost, settings)]
 
+
+def _stored(request: Request, state: ClusterState, flavor: str) -> Obj | None:
+    """The state's copy of the object a DELETE without oldObject names."""
+    objs = (
+        state.global_policies()
+        if flavor in GLOBAL_FLAVORS
+        else state.policies_in(request.namespace)
+    )
+    for obj in objs:
+        meta = meta_of(obj)
+        if meta.get("name") == request.name and flavor_for(
+            str(obj.get("apiVersion") or "").rpartition("/")[0], str(obj.get("kind") or "")
+        ) == flavor_for(request.group, request.kind):
+            return obj
+    return None
+
+
+def _namespace_of(*objs: Obj | None) -> str:
+    for obj in objs:
+        if obj is not None:
+            namespace = meta_of(obj).get("namespace")
+            if isinstance(namespace, str) and namespace:
+                return namespace
+    return ""
+
+
+def _changed(
+    stack: PolicyStack,
+    home: str,
+    drop: CompiledPolicy | Tier | None,
+    put: CompiledPolicy | Tier | None,
+) -> PolicyStack:
+    """The stack with `drop` taken out and `put` in its place (either may be None)."""
+    if isinstance(drop, Tier) or isinstance(put, Tier):
+        name = (put or drop).name  # type: ignore[union-attr]  # one of them is a Tier
+        if isinstance(put, Tier):
+            return stack.with_changes(tiers=(put,))
+        return stack.with_changes(remove_tiers=(name,))
+    keys = {p.key for p in (drop, put) if p is not None}
+    added = (put,) if put is not None else ()
+    return stack.with_changes(remove=keys, add=added, homes=(home,) if home else ())
+
+
+def _may_apply(
+    namespace: Namespace, state: ClusterState, parts: tuple[CompiledPolicy | Tier | None, ...]
+) -> bool:
+    """Whether the change can matter to pods of namespace (a cheap namespace-level test)."""
+    probe = Context(Endpoint.any_pod(namespace))
+    for part in parts:
+        if isinstance(part, CompiledPolicy) and part.selection(probe) is not False:
+            return True
+        if isinstance(part, Tier) and any(
+            view_tier.tier.name == part.name for view_tier in state.view(namespace.name).tiers
+        ):
+            return True
+    return False
+
+
+def _lost(
+    state: ClusterState,
+    settings: Settings,
+    home: str,
+    before: CompiledPolicy | Tier | None,
+    after: CompiledPolicy | Tier | None,
+) -> Lost:
+    if home:
+        candidates = [state.namespace(home)] if home not in settings.exempt_namespaces else []
+    else:
+        candidates = [ns for ns in state.namespaces() if ns.name not in settings.exempt_namespaces]
+    lost: Lost = {}
+    for namespace in candidates:
+        if namespace is None or namespace.terminating:
+            continue
+        if not home and not _may_apply(namespace, state, (before, after)):
+            continue
+        stack = state.stack(namespace.name)
+        # "Before" is the object the API server says is stored, so a cache that has not seen
+        # it yet cannot hide what the change removes.
+        was = _changed(stack, home, before, before).for_namespace(namespace)
+        now = _changed(stack, home, before, after).for_namespace(namespace)
+        for direction in settings.get(DIRECTIONS):
+            loss = compare_views(was, now, direction)
+            if loss is not None:
+                lost.setdefault(namespace.name, []).append(loss)
+    return lost
+
+
+def _relabel(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
+    """A Namespace UPDATE that changes its labels: the same pods, other selectors."""
+    if request.operation is not Operation.UPDATE:
+        return []
+    if not isinstance(request.obj, Mapping) or not isinstance(request.old_obj, Mapping):
+        return []
+    new = Namespace.from_object(request.obj)
+    old = Namespace.from_object(request.old_obj)
+    name = request.name or new.name
+    if not name or name in settings.exempt_namespaces or new.terminating:
+        return []
+    if dict(old.labels) == dict(new.labels):
+        return []
+    stack = state.stack(name)
+    was, now = stack.for_namespace(old), stack.for_namespace(new)
+    losses = [
+        loss
+        for direction in settings.get(DIRECTIONS)
+        if (loss := compare_views(was, now, direction)) is not None
+    ]
+    if not losses:
+        return []
+    subject = reviewed_object(request)
+    return [_finding(request, subject, {name: losses}, settings)]
+
+
+def _finding(request: Request, subject: ReviewedObject, lost: Lost, settings: Settings) -> Finding:
     deleting = request.operation is Operation.DELETE
     names = sorted(lost)
-    where = describe_lost(lost)
+    directions_lost = {name: [loss.direction for loss in lost[name]] for name in names}
+    where = describe_lost(directions_lost)
+    every_pod = all(loss.every_pod for losses in lost.values() for loss in losses)
+    first = lost[names[0]][0]
+    detail = "" if every_pod else f" ({_who(first)})"
+    # What decides after the change, unless it is plain: a deleted only default-deny.
+    cause = "" if deleting and every_pod else f" After the change: {first.after.text}."
     if len(names) == 1:
         gone = "delete the namespace if it is no longer needed"
     else:
         gone = "delete those namespaces if they are no longer needed"
-    fix = (
-        f"Apply a replacement default-deny there first, or {gone}."
-        if deleting
-        else f"Keep it a default-deny (selecting every pod, the direction in its types, no "
-        f"allow-all rule), apply a replacement default-deny there first, or {gone}."
-    )
-    action = "Deleting" if deleting else "Updating"
-    message = f"[{ID}] {action} {subject.phrase} would leave {where}. {fix}"
+    if deleting:
+        fix = f"Apply a replacement default-deny there first, or {gone}."
+    elif request.kind == "Namespace":
+        fix = "Keep the labels the isolating policies select on, or isolate it another way first."
+    elif request.operation is Operation.CREATE:
+        fix = "Restrict its rules with peers or ports so that they do not admit all traffic."
+    else:
+        fix = (
+            "Keep it a default-deny (selecting every pod, the direction in its types, no "
+            f"allow-all rule), apply a replacement default-deny there first, or {gone}."
+        )
+    action = {
+        Operation.DELETE: "Deleting",
+        Operation.CREATE: "Creating",
+        Operation.UPDATE: "Relabelling" if request.kind == "Namespace" else "Updating",
+    }[request.operation]
+    message = f"[{ID}] {action} {subject.phrase} would leave {where}{detail}. {fix}{cause}"
     directions = ", ".join(
-        d for d in settings.get(DIRECTIONS) if any(d in v for v in lost.values())
+        d for d in settings.get(DIRECTIONS) if any(d in v for v in directions_lost.values())
     )
     short_where = f'"{names[0]}" loses' if len(names) == 1 else f"{len(names)} namespaces lose"
     summary = fit(
@@ -97,7 +236,21 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
         f'[{ID}] {action.lower()} {subject.kind} "{subject.name}": '
         f"{short_where} default-deny ({directions})",
     )
-    return [subject.finding(ID, message, summary)]
+    return subject.finding(ID, message, summary)
+
+
+def _who(loss: IsolationLoss) -> str:
+    """'pods labelled {app=web}, {app=(any other value)}': the representatives that lose."""
+    shown = ", ".join(_labels(pod) for pod in loss.pods)
+    more = loss.count - len(loss.pods)
+    return f"pods labelled {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def _labels(pod: Mapping[str, str]) -> str:
+    if not pod:
+        return "{} (none of the labels the policies name)"
+    shown = (f"{k}={FRESH_TEXT if v == FRESH_VALUE else v}" for k, v in sorted(pod.items()))
+    return "{" + ", ".join(shown) + "}"
 
 
 def namespace_list(names: Sequence[str], limit: int = MAX_LISTED_NAMESPACES) -> str:
@@ -131,95 +284,6 @@ def describe_lost(lost: Mapping[str, Sequence[Direction]]) -> str:
     return f"{len(names)} namespaces without a default-deny: {listed}"
 
 
-def _lost_by_namespaced_change(
-    key: PolicyKey,
-    namespace: str,
-    *,
-    old: Obj | None,
-    new: Obj | None,
-    state: ClusterState,
-    settings: Settings,
-) -> dict[str, tuple[Direction, ...]]:
-    if not namespace or namespace in settings.exempt_namespaces:
-        return {}
-    ns = state.namespace(namespace)
-    if ns is None or ns.terminating:
-        return {}
-    if old is None:
-        policies = state.policies_in(namespace)
-        old = next((p for p in policies if _key_of(p, namespace) == key), None)
-        if old is None:
-            return {}  # nothing known to lose
-    # Every other policy (global, or stored here under another key) provides the same before
-    # and after this change: read that from the state's memoised providers instead of judging
-    # them all again per request. Only the old and the new object are judged.
-    kept = {
-        direction
-        for direction, refs in state.providers(namespace).items()
-        if any(ref.key != key for ref in refs)
-    }
-    # "Before" uses the object the API server says is stored, so a cache that has not seen it
-    # yet cannot hide what the change removes.
-    before = _provided_by(old, ns)
-    after = _provided_by(new, ns)
-    lost = tuple(
-        d for d in settings.get(DIRECTIONS) if d in before and d not in after and d not in kept
-    )
-    return {namespace: lost} if lost else {}
-
-
-def _provided_by(obj: Obj | None, ns: Namespace) -> frozenset[Direction]:
-    """Directions obj alone provides in ns (nothing for a missing, unknown or staged object)."""
-    flavor = flavor_of(obj) if obj is not None else None
-    if obj is None or flavor is None or flavor == CALICO_STAGED:
-        return frozenset()
-    return provided_directions(obj, flavor, ns)
-
-
-def _lost_by_global_change(
-    key: PolicyKey,
-    *,
-    old: Obj | None,
-    new: Obj | None,
-    state: ClusterState,
-    settings: Settings,
-) -> dict[str, tuple[Direction, ...]]:
-    current_globals = state.global_policies()
-    others = [p for p in current_globals if _key_of(p, "") != key]
-    in_state = len(others) != len(current_globals)
-    if not in_state and old is None:
-        return {}
-    after_globals = [*others, new] if new is not None else others
-    lost: dict[str, tuple[Direction, ...]] = {}
-    for ns in state.namespaces():
-        if ns.terminating or ns.name in settings.exempt_namespaces:
-            continue
-        if in_state:
-            now = state.providers(ns.name)
-            relied = [
-                d for d in settings.get(DIRECTIONS) if any(ref.key == key for ref in now.get(d, ()))
-            ]
-        else:
-            # The cache has not seen the policy yet: judge from the API server's oldObject.
-            assert old is not None
-            now = providers_for(ns, state.policies_in(ns.name), [*others, old])
-            relied = [d for d in settings.get(DIRECTIONS) if now.get(d)]
-        if not relied:
-            continue
-        after = providers_for(ns, state.policies_in(ns.name), after_globals)
-        gone = tuple(d for d in relied if not after.get(d))
-        if gone:
-            lost[ns.name] = gone
-    return lost
-
-
-def _key_of(obj: Obj, namespace: str) -> PolicyKey | None:
-    flavor = flavor_of(obj)
-    if flavor is None:
-        return None
-    return ref_of(obj, flavor, namespace).key
-
-
 RULE = Rule(
     id=ID,
     title="ProtectDefaultDeny",
@@ -227,8 +291,8 @@ RULE = Rule(
     severity=Severity.HIGH,
     default_mode=None,
     settings=(),
-    kinds=kinds_of(*PROVIDER_FLAVORS),
-    operations=frozenset({Operation.UPDATE, Operation.DELETE}),
+    kinds=kinds_of(*JUDGED_FLAVORS) | kinds(("", "Namespace")),
+    operations=frozenset({Operation.CREATE, Operation.UPDATE, Operation.DELETE}),
     needs_state=True,
     docs="protect-default-deny",
     check=check,

@@ -15,8 +15,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from webhook.policy import schema
+from webhook.policy.cluster import ClusterState
 from webhook.policy.errors import ConfigError
-from webhook.policy.model import ClusterState, Finding, Operation, Request
+from webhook.policy.model import Finding, Operation, Request
 from webhook.policy.rule import Rule, Setting, Settings, Severity
 from webhook.policy.text import MESSAGE_SUMMARY_LIMIT, summarize
 from webhook.policy.workloads import (

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from webhook.policy import admin, calico, k8s
-from webhook.policy.model import ClusterState, Direction, Finding, Mode, Obj, Operation, Request
+from webhook.policy import calico
+from webhook.policy.cluster import ClusterState
+from webhook.policy.engine import CompiledPolicy, broad_rules, compile_object
+from webhook.policy.model import Direction, Finding, Mode, Obj, Operation, Request
 from webhook.policy.objects import (
     ANP,
     CALICO,
     CALICO_GLOBAL,
+    CNP,
     GLOBAL_FLAVORS,
     K8S,
     flavor_for,
@@ -23,7 +26,7 @@ ID = "restrict-allow-all"
 MAX_SELECTOR_WARNINGS = 5
 # Flavors whose objects this rule reads. Not BANP: it is evaluated below every
 # NetworkPolicy (and Calico tier), so its Allow rules cannot reopen any other default-deny.
-_RULE_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL, ANP})
+_RULE_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL, ANP, CNP})
 
 
 def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
@@ -55,37 +58,36 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
     findings: list[Finding] = []
     if flavor in (CALICO, CALICO_GLOBAL):
         findings.extend(_selector_findings(obj, subject))
-    rules = _allow_all_rules(obj, flavor)
+    rules = _allow_all_rules(obj, subject.namespace)
     if rules:
         findings.append(_allow_all_finding(rules, flavor, subject))
     return findings
 
 
-def _allow_all_rules(obj: Obj, flavor: str) -> list[tuple[Direction, int]]:
-    """The unrestricted rules of a policy, in the directions the policy applies to."""
-    if flavor == K8S:
-        isolated = k8s.effective_policy_types(obj.get("spec"))
-        return [(d, i) for d, i in k8s.unrestricted_rules(obj) if d in isolated]
-    if flavor == ANP:
-        return admin.unrestricted_rules(obj, flavor)
-    spec = obj.get("spec")
-    types = calico.effective_types(spec) if isinstance(spec, Mapping) else None
-    rules = calico.unrestricted_rules(obj)
-    # Malformed `types` (the API server rejects them): report every rule rather than none.
-    return rules if types is None else [(d, i) for d, i in rules if d in types]
+def _allow_all_rules(obj: Obj, namespace: str) -> list[tuple[Direction, str]]:
+    """(direction, path) of the Allow/Pass rules that admit all traffic, in applied directions.
+
+    The isolation engine decides (SPEC 2.5): rules with no port or protocol restriction whose
+    peers match an unnamed peer (together: split CIDRs, all-namespace selectors), and rules
+    whose addresses leave out less than 1 % of an address family.
+    """
+    compiled = compile_object(obj, namespace)
+    if not isinstance(compiled, CompiledPolicy):
+        return []
+    return [(rule.direction, rule.path) for rule in broad_rules(compiled)]
 
 
 def _allow_all_finding(
-    rules: Sequence[tuple[Direction, int]], flavor: str, subject: ReviewedObject
+    rules: Sequence[tuple[Direction, str]], flavor: str, subject: ReviewedObject
 ) -> Finding:
-    paths = [f"spec.{direction.lower()}[{index}]" for direction, index in rules]
+    paths = [path for _, path in rules]
     one = len(paths) == 1
     scope = (
         "the default-deny of every namespace it applies to"
         if flavor in GLOBAL_FLAVORS
         else "the namespace's default-deny"
     )
-    if flavor in (K8S, ANP):
+    if flavor in (K8S, ANP, CNP):
         directions = {direction for direction, _ in rules}
         peers = "/".join(
             word
