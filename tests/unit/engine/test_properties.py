@@ -234,3 +234,18 @@ def test_view_walk_matches_unfiltered_stack(
     view = stack.for_namespace(NAMESPACE)
     endpoint = view.endpoint(Labels.exactly(known), "default")
     assert view.decide(endpoint, direction).verdict is stack.decide(endpoint, direction).verdict
+
+
+@PROPERTY
+@given(st.one_of(k8s_policies, calico_policies, cnp_policies), known_labels)
+def test_guard_rules_out_only_unselected_pods(obj: dict[str, Any], labels: dict[str, str]) -> None:
+    """When a policy's guard rules a pod out, the policy certainly does not select it."""
+    view = build_stack([obj]).for_namespace(NAMESPACE)
+    policy = next(iter(view.policies()), None)
+    if policy is None or policy.guard is None:
+        return
+    ctx = Context(view.endpoint(Labels.exactly(labels), "default"))
+    guard = policy.guard
+    value = (ctx.calico_endpoint if guard.on == "calico" else ctx.pod_view).get(guard.key)
+    if not (isinstance(value, str) and value in guard.values):
+        assert policy.selection(ctx) is False

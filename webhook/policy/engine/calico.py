@@ -57,6 +57,7 @@ from webhook.policy.engine.core import (
     Action,
     CompiledPolicy,
     Context,
+    Guard,
     Predicate,
     Ref,
     Rule,
@@ -69,6 +70,7 @@ from webhook.policy.engine.nets import coverage
 from webhook.policy.engine.select import (
     MATCH_ALL,
     Matcher,
+    calico_guard,
     calico_literals,
     compile_calico,
 )
@@ -199,7 +201,7 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
     if is_global and (spec.get("doNotTrack") is True or spec.get("preDNAT") is True):
         # Applied to host endpoints only: no pod is ever selected.
         return CompiledPolicy(directions=types, rules={}, selection=always(False), **base)
-    selection, literals = _selection(spec, is_global, home)
+    selection, literals, guard = _selection(spec, is_global, home)
     literals = _with_local_literals(literals, spec)
     rules: dict[Direction, tuple[Rule, ...]] = {}
     for direction, field in DIRECTIONS:
@@ -210,7 +212,12 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
                 for i, rule in enumerate(raw_rules if isinstance(raw_rules, list) else [])
             )
     return CompiledPolicy(
-        directions=types, rules=rules, selection=selection, pod_literals=literals, **base
+        directions=types,
+        rules=rules,
+        selection=selection,
+        pod_literals=literals,
+        guard=guard,
+        **base,
     )
 
 
@@ -248,7 +255,7 @@ def _scoped(home: str, inner: Predicate) -> Predicate:
 
 def _selection(
     spec: Mapping[str, Any], is_global: bool, home: str
-) -> tuple[Predicate, dict[str, frozenset[str]]]:
+) -> tuple[Predicate, dict[str, frozenset[str]], Guard | None]:
     endpoint_match, tree = compile_calico(_selector_text(spec.get("selector")))
     literals = {
         k: frozenset(v)
@@ -271,7 +278,9 @@ def _selection(
             return result
         return and3(result, account_match(ctx.service_account_view))
 
-    return _scoped(home, selection), literals
+    found = calico_guard(tree)
+    guard = Guard("calico", found[0], found[1]) if found else None
+    return _scoped(home, selection), literals, guard
 
 
 def _selector_text(value: object) -> object:

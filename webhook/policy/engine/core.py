@@ -309,6 +309,20 @@ class Ref:
         return f'{self.kind} "{self.name}"'
 
 
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A necessary condition of a selection: label `key` has one of `values`.
+
+    `on` says which labels: "pod" (the pod's own labels) or "calico" (its Calico endpoint
+    labels). When the label is known and not one of the values, the selection is certainly
+    False, so views index policies by guard and evaluate only the candidates.
+    """
+
+    on: str
+    key: str
+    values: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class CompiledPolicy:
     """One policy, compiled: who it selects, in which tier and order, and its rules.
@@ -335,6 +349,7 @@ class CompiledPolicy:
     # Label keys (with the values named) that the selection reads of pod labels: the
     # literals change-impact analysis builds representative pods from.
     pod_literals: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    guard: Guard | None = None
 
     def selects(self, endpoint: Endpoint | Context) -> Tri:
         """Whether the policy selects this endpoint: True, False or None (not known)."""

@@ -40,6 +40,7 @@ from webhook.policy.engine.core import (
     Action,
     CompiledPolicy,
     Context,
+    Guard,
     Predicate,
     Ref,
     Rule,
@@ -48,7 +49,7 @@ from webhook.policy.engine.core import (
     or3,
 )
 from webhook.policy.engine.nets import coverage
-from webhook.policy.engine.select import compile_label_selector
+from webhook.policy.engine.select import compile_label_selector, label_selector_guard
 from webhook.policy.model import Direction, Obj
 from webhook.policy.objects import K8S
 
@@ -118,7 +119,13 @@ def compile_k8s(obj: Obj, default_namespace: str = "") -> CompiledPolicy:
         fingerprint=fingerprint(K8S, home, spec),
         labels=_labels(obj),
         pod_literals={k: frozenset(v) for k, v in literals.items()},
+        guard=_guard(pod_selector) if readable else None,
     )
+
+
+def _guard(selector: object) -> Guard | None:
+    found = label_selector_guard(selector)
+    return Guard("pod", found[0], found[1]) if found else None
 
 
 def _labels(obj: Obj) -> dict[str, str]:

@@ -24,15 +24,17 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from webhook.policy.engine.core import (
+    PEERS,
     Action,
     CompiledPolicy,
     Context,
     Endpoint,
     Labels,
     Peer,
+    Special,
     Tier,
     Tri,
     Verdict,
@@ -65,6 +67,80 @@ class ViewTier:
 
     tier: Tier
     by_direction: Mapping[Direction, tuple[CompiledPolicy, ...]]
+    # (direction, peer) for which the tier passes whatever it selects: default Pass and no
+    # rule that could Allow or Deny the peer. The walk skips those without evaluating a
+    # selection, which keeps tiers of narrowly scoped rules off the decision's cost.
+    inert: frozenset[tuple[Direction, Peer]] = frozenset()
+    index: Mapping[Direction, _GuardIndex] = field(default_factory=dict)
+
+    @staticmethod
+    def build(tier: Tier, by_direction: Mapping[Direction, tuple[CompiledPolicy, ...]]) -> ViewTier:
+        inert = set()
+        if tier.default_action is Action.PASS:
+            for direction, policies in by_direction.items():
+                for peer in PEERS:
+                    if not any(_may_decide(p, direction, peer) for p in policies):
+                        inert.add((direction, peer))
+        index = {d: _GuardIndex.build(ps) for d, ps in by_direction.items()}
+        return ViewTier(tier, by_direction, frozenset(inert), index)
+
+    def candidates(self, direction: Direction, ctx: Context) -> Sequence[CompiledPolicy]:
+        """The policies whose selection is not ruled out by a guard, in policy order."""
+        policies = self.by_direction.get(direction, ())
+        index = self.index.get(direction)
+        if index is None or not index.keyed:
+            return policies
+        picked = set(index.unguarded)
+        for on, key, by_value, every in index.keyed:
+            value = (ctx.calico_endpoint if on == "calico" else ctx.pod_view).get(key)
+            if value is Special.UNKNOWN:
+                picked.update(every)
+            elif isinstance(value, str):
+                picked.update(by_value.get(value, ()))
+        if len(picked) == len(policies):
+            return policies
+        return [policies[i] for i in sorted(picked)]
+
+
+@dataclass(frozen=True, slots=True)
+class _GuardIndex:
+    """Positions of a tier's policies by guard: a lookup per key replaces a selection per
+    policy, so a tier of many narrowly selecting policies costs what its candidates cost."""
+
+    unguarded: tuple[int, ...]
+    keyed: tuple[tuple[str, str, Mapping[str, tuple[int, ...]], tuple[int, ...]], ...]
+
+    @staticmethod
+    def build(policies: Sequence[CompiledPolicy]) -> _GuardIndex:
+        unguarded: list[int] = []
+        keyed: dict[tuple[str, str], dict[str, list[int]]] = {}
+        every: dict[tuple[str, str], list[int]] = {}
+        for position, policy in enumerate(policies):
+            guard = policy.guard
+            if guard is None:
+                unguarded.append(position)
+                continue
+            slot = (guard.on, guard.key)
+            every.setdefault(slot, []).append(position)
+            by_value = keyed.setdefault(slot, {})
+            for value in guard.values:
+                by_value.setdefault(value, []).append(position)
+        return _GuardIndex(
+            tuple(unguarded),
+            tuple(
+                (on, key, {v: tuple(ps) for v, ps in by_value.items()}, tuple(every[(on, key)]))
+                for (on, key), by_value in keyed.items()
+            ),
+        )
+
+
+def _may_decide(policy: CompiledPolicy, direction: Direction, peer: Peer) -> bool:
+    return any(
+        not rule.restricted
+        and rule.action in (Action.ALLOW, Action.DENY)
+        and rule.matches(peer) is not False
+        for rule in policy.rules_for(direction)
+    )
 
 
 class PolicyStack:
@@ -178,7 +254,7 @@ class PolicyStack:
                 by_direction.setdefault(direction, []).append(policy)
         tiers = sorted((self.tier(name) for name in grouped), key=Tier.sort_key)
         view_tiers = tuple(
-            ViewTier(
+            ViewTier.build(
                 tier,
                 {
                     d: tuple(sorted(ps, key=_policy_sort_key))
@@ -286,26 +362,47 @@ def _walk(tiers: Sequence[ViewTier], ctx: Context, direction: Direction, peer: P
     outcomes: dict[Verdict, Step] = {}
     reach_doubt: Doubt | None = None  # why reaching the current tier is not certain
     last_pass: Step | None = None
+    skipped: list[ViewTier] = []  # inert tiers passed over since last_pass
     reaching = True
     for view_tier in tiers:
-        policies = view_tier.by_direction.get(direction)
+        if direction not in view_tier.by_direction:
+            continue
+        if (direction, peer) in view_tier.inert:
+            skipped.append(view_tier)
+            continue
+        policies = view_tier.candidates(direction, ctx)
         if not policies:
             continue
         passage = _walk_tier(view_tier.tier, policies, ctx, direction, peer, outcomes, reach_doubt)
         if passage is None:
             continue  # no policy of the tier selects the endpoint for the direction
+        skipped.clear()
         reaching = passage.reaching
         reach_doubt = reach_doubt or passage.doubt
         last_pass = passage.step or last_pass
         if not reaching or len(outcomes) == 2:
             break
     if reaching:
+        last_pass = _last_inert_pass(skipped, ctx, direction, peer) or last_pass
         outcomes.setdefault(
             Verdict.OPEN,
             Step(StepKind.NOTHING, Action.ALLOW, doubt=reach_doubt, after=last_pass),
         )
     verdict = next(iter(outcomes)) if len(outcomes) == 1 else Verdict.UNKNOWN
     return PeerResult(peer, verdict, outcomes.get(Verdict.ISOLATED), outcomes.get(Verdict.OPEN))
+
+
+def _last_inert_pass(
+    skipped: Sequence[ViewTier], ctx: Context, direction: Direction, peer: Peer
+) -> Step | None:
+    """For the explanation only: the last skipped tier that applies, and how it passed."""
+    for view_tier in reversed(skipped):
+        scratch: dict[Verdict, Step] = {}
+        policies = view_tier.candidates(direction, ctx)
+        passage = _walk_tier(view_tier.tier, policies, ctx, direction, peer, scratch, None)
+        if passage is not None and passage.step is not None:
+            return passage.step
+    return None
 
 
 def _walk_tier(
@@ -353,9 +450,10 @@ def _walk_tier(
             if match is True:
                 return passage
             alive_doubt = alive_doubt or own
-    # No rule decided for certain: the tier's default action.
+    # No rule decided for certain: the tier's default action. A Deny there holds only if the
+    # tier applies; a Pass reaches the next tier whether it applies or is skipped.
     doubt = alive_doubt
-    if doubt is None and applies is None:
+    if doubt is None and applies is None and tier.default_action is Action.DENY:
         doubt = passage.doubt
     step = Step(
         StepKind.TIER_DEFAULT,
