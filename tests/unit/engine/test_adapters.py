@@ -248,6 +248,12 @@ CALICO_PEERS = [
         (True, True, False),
     ),
     (
+        "not-selector-namespaced-is-unknown",
+        {"action": "Allow", "source": {"notSelector": "role == 'db'"}},
+        False,
+        (None, None, False),
+    ),
+    (
         "split-nets",
         {"action": "Allow", "source": {"nets": ["0.0.0.0/1", "128.0.0.0/1"]}},
         False,

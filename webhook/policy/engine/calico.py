@@ -24,7 +24,8 @@ endpoint, so `selector`, `namespaceSelector`, `serviceAccounts` and `services` n
 and `notSelector` always does; address criteria match it by coverage (nets.py), `nets` minus
 `notNets`. The fresh pod is an endpoint of a fresh namespace; in a namespaced policy a
 `selector`, `notSelector` or `serviceAccounts` without `namespaceSelector` means the policy's
-own namespace, so it never matches it. The endpoint side (destination of an ingress rule,
+own namespace, so it never matches it (a lone `notSelector` there is read as unknown). The
+endpoint side (destination of an ingress rule,
 source of an egress rule) is a condition on the endpoint judged, three-valued.
 
 Anything unreadable (a selector that does not parse, a malformed field, an unknown action)
@@ -366,8 +367,13 @@ def _peer_side(entity: Mapping[str, Any], is_global: bool) -> tuple[Tri, Tri, bo
     # The fresh pod: an endpoint in a namespace no namespaced policy's rule reaches without a
     # namespaceSelector.
     fresh: Tri = address
-    if not is_global and not namespace_selector and (selector or not_selector or has_accounts):
+    if not is_global and not namespace_selector and (selector or has_accounts):
         fresh = False
+    if not is_global and not namespace_selector and not_selector and not selector:
+        # Whether Calico scopes a lone notSelector to the policy's namespace (then it matches
+        # no outside address and no other namespace's pod) or not (then it matches both) is
+        # not vouched for here: neither an Allow nor a Deny may rest on it.
+        outside, fresh = and3(outside, None), and3(fresh, None)
     if services:
         fresh = False
     if fresh is not False and "namespaceSelector" in matchers:
