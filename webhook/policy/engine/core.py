@@ -187,6 +187,7 @@ class Context:
         "namespace",
         "namespace_view",
         "pod_view",
+        "preselected",
         "selection_cache",
         "service_account",
         "service_account_view",
@@ -227,6 +228,8 @@ class Context:
             sa[CALICO_NAME_LABEL] = endpoint.service_account
         self.service_account_view = LabelView(sa, complete=False)
         self.selection_cache: dict[int, Tri] = {}
+        # Ids of policies known to select every pod of the endpoint's namespace (set by views).
+        self.preselected: frozenset[int] = frozenset()
 
 
 # A compiled condition on the endpoint (a policy's selection, a rule's endpoint side).
@@ -358,6 +361,15 @@ class CompiledPolicy:
 
     def rules_for(self, direction: Direction) -> tuple[Rule, ...]:
         return self.rules.get(direction, ())
+
+    @property
+    def layer(self) -> Layer:
+        """Admin (kube-admin tier), Baseline (kube-baseline tier), or the Calico tiers."""
+        if self.tier == KUBE_ADMIN:
+            return Layer.ADMIN
+        if self.tier == KUBE_BASELINE:
+            return Layer.BASELINE
+        return Layer.TIERS
 
     def describe(self) -> str:
         return f"{self.ref} ({self.label})" if self.label else str(self.ref)

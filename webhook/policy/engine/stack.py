@@ -151,7 +151,7 @@ class PolicyStack:
     apart, so `for_namespace` reads only what can apply there.
     """
 
-    __slots__ = ("_by_home", "_globals", "_tiers")
+    __slots__ = ("_by_home", "_globals", "_interned", "_tiers")
 
     def __init__(
         self,
@@ -160,6 +160,7 @@ class PolicyStack:
     ) -> None:
         self._tiers: dict[str, Tier] = {t.name: t for t in tiers}
         self._globals: dict[str, CompiledPolicy] = {}
+        self._interned: dict[object, object] = {}
         by_home: dict[str, dict[str, CompiledPolicy]] = {}
         for policy in policies:
             self._place(policy, by_home)
@@ -218,6 +219,7 @@ class PolicyStack:
             tier_map.pop(name, None)
         tier_map.update({t.name: t for t in tiers})
         new._tiers = tier_map
+        new._interned = {}
         new._globals = {k: v for k, v in self._globals.items() if k not in removed}
         touched = set(homes) | {p.home for p in added if p.home}
         missing = removed - self._globals.keys()
@@ -240,7 +242,7 @@ class PolicyStack:
         """The policies that can select pods of `namespace`, in walk order (cache it)."""
         probe = Context(Endpoint.any_pod(namespace))
         grouped: dict[str, dict[Direction, list[CompiledPolicy]]] = {}
-        preselected: dict[int, Tri] = {}
+        preselected: set[int] = set()
         for policy in self.policies_in(namespace.name):
             level = policy.selection(probe)
             if level is False or not policy.directions:
@@ -248,22 +250,38 @@ class PolicyStack:
             tier = self.tier(policy.tier)
             if level is True and not tier.assumed:
                 # True with every pod label unknown: true for every pod of the namespace.
-                preselected[id(policy)] = True
+                preselected.add(id(policy))
             by_direction = grouped.setdefault(policy.tier, {})
             for direction in policy.directions:
                 by_direction.setdefault(direction, []).append(policy)
         tiers = sorted((self.tier(name) for name in grouped), key=Tier.sort_key)
-        view_tiers = tuple(
-            ViewTier.build(
-                tier,
-                {
-                    d: tuple(sorted(ps, key=_policy_sort_key))
-                    for d, ps in grouped[tier.name].items()
-                },
-            )
-            for tier in tiers
+        view_tiers = tuple(self._view_tier(tier, grouped[tier.name]) for tier in tiers)
+        shared = self._intern(("preselected", frozenset(preselected)))
+        return NamespaceView(namespace, view_tiers, shared)
+
+    def _view_tier(self, tier: Tier, grouped: Mapping[Direction, list[CompiledPolicy]]) -> ViewTier:
+        """One tier of a view, shared by every view with the same policies in it.
+
+        Namespaces whose labels select the same global policies share their tiers, so caching
+        100,000 views costs little more than the namespaced policies they hold. Keys hold
+        ids of policies the shared tier itself keeps alive, so an id is never reused.
+        """
+        by_direction = {d: tuple(sorted(ps, key=_policy_sort_key)) for d, ps in grouped.items()}
+        key = (
+            "tier",
+            tier,
+            tuple(sorted((d.value, tuple(id(p) for p in ps)) for d, ps in by_direction.items())),
         )
-        return NamespaceView(namespace, view_tiers, preselected)
+        found = self._interned.get(key)
+        if isinstance(found, ViewTier):
+            return found
+        built = ViewTier.build(tier, by_direction)
+        self._interned[key] = built
+        return built
+
+    def _intern(self, key: tuple[str, frozenset[int]]) -> frozenset[int]:
+        found = self._interned.setdefault(key, key[1])
+        return found if isinstance(found, frozenset) else key[1]
 
     def decide(self, endpoint: Endpoint, direction: Direction) -> Decision:
         """One decision without a cached view (tests, one-off judgements)."""
@@ -280,7 +298,7 @@ class NamespaceView:
         self,
         namespace: Namespace,
         tiers: tuple[ViewTier, ...],
-        preselected: Mapping[int, Tri],
+        preselected: frozenset[int],
     ) -> None:
         self.namespace = namespace
         self.tiers = tiers
@@ -316,7 +334,7 @@ class NamespaceView:
             endpoint.namespace_labels == self._labels
         )
         if same:
-            ctx.selection_cache.update(self._preselected)
+            ctx.preselected = self._preselected
         decisions = []
         for direction in directions:
             outside = _walk(self.tiers, ctx, direction, Peer.OUTSIDE)
@@ -335,6 +353,8 @@ class NamespaceView:
 def _selection(policy: CompiledPolicy, ctx: Context, assumed: bool) -> Tri:
     cache = ctx.selection_cache
     key = id(policy)
+    if key in ctx.preselected:
+        return True
     if key in cache:
         return cache[key]
     result = policy.selection(ctx)
