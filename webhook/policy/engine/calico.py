@@ -172,7 +172,8 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
         spec = {}
     tier = tier_of(spec, labels)
     kind = "GlobalNetworkPolicy" if is_global else "NetworkPolicy"
-    home = "" if is_global else (text(meta.get("namespace")) or default_namespace)
+    # A namespaced object with no namespace lands where kubectl would put it.
+    home = "" if is_global else (text(meta.get("namespace")) or default_namespace or "default")
     name = display_name(text(meta.get("name")), tier)
     ref = Ref(kind, home, name, flavor)
     key = identity(obj, f"{flavor}/{home}/{tier}/{name}")

@@ -79,7 +79,8 @@ def compile_k8s(obj: Obj, default_namespace: str = "") -> CompiledPolicy:
     """Compile one NetworkPolicy; never raises, whatever the object holds."""
     meta = meta_of(obj)
     name = text(meta.get("name"))
-    home = text(meta.get("namespace")) or default_namespace
+    # A namespaced object with no namespace lands where kubectl would put it.
+    home = text(meta.get("namespace")) or default_namespace or "default"
     ref = Ref("NetworkPolicy", home, name, K8S)
     key = identity(obj, f"{K8S}/{home}/{name}")
     raw_spec = obj.get("spec") if isinstance(obj, Mapping) else None
