@@ -173,6 +173,16 @@ def test_k8s_identity_is_uid_when_present() -> None:
     assert compiled(k8s_np("p")).key == "k8s/shop/p"
 
 
+def test_namespaced_policy_without_namespace_lands_in_default() -> None:
+    """A namespaced policy with no namespace and no default is judged in namespace default."""
+    for obj in (k8s_np("p"), calico_np("p")):
+        del obj["metadata"]["namespace"]
+        assert compiled(obj).home == "default"
+    from_file = compile_object({**k8s_np("p"), "metadata": {"name": "p"}}, "shop")
+    assert isinstance(from_file, CompiledPolicy)
+    assert from_file.home == "shop"
+
+
 def test_k8s_selects_only_its_namespace() -> None:
     """A NetworkPolicy selects pods of its own namespace only."""
     policy = compiled(k8s_np("p", podSelector={"matchLabels": {"role": "web"}}))
@@ -246,6 +256,12 @@ CALICO_PEERS = [
         {"action": "Allow", "source": {"notSelector": "role == 'db'"}},
         True,
         (True, True, False),
+    ),
+    (
+        "not-selector-namespaced-is-unknown",
+        {"action": "Allow", "source": {"notSelector": "role == 'db'"}},
+        False,
+        (None, None, False),
     ),
     (
         "split-nets",

@@ -24,6 +24,7 @@ from webhook.policy.engine import (
     broad_rules,
     build_stack,
     compile_object,
+    losses,
     pods_losing_isolation,
     pods_losing_isolation_on_relabel,
 )
@@ -205,3 +206,15 @@ def test_broad_rules(obj: dict[str, Any], expected: list[BroadRule]) -> None:
     policy = compile_object(obj)
     assert isinstance(policy, CompiledPolicy)
     assert broad_rules(policy) == expected
+
+
+def test_losses_sweep_skips_namespaces_the_change_cannot_select() -> None:
+    """A sweep over namespaces reports only those where pods lose isolation."""
+    dd = gnp("dd", namespaceSelector="env == 'prod'", types=["Ingress"])
+    compiled_dd = compile_object(dd)
+    assert isinstance(compiled_dd, CompiledPolicy)
+    before = build_stack([dd])
+    after = before.with_changes(remove=[compiled_dd.key])
+    namespaces = [ns("a", env="prod"), ns("b", env="dev"), ns("c", env="prod")]
+    found = list(losses(before, after, namespaces, (INGRESS, EGRESS), changed=[compiled_dd]))
+    assert [(loss.namespace, loss.direction) for loss in found] == [("a", INGRESS), ("c", INGRESS)]

@@ -92,7 +92,8 @@ k8s_policies = st.builds(
 calico_entities = st.one_of(
     st.just({}),
     st.builds(lambda s: {"selector": s}, calico_selectors),
-    st.builds(lambda s: {"notSelector": s}, calico_selectors),
+    # With a selector beside it: a lone notSelector in a namespaced policy is unknown by design.
+    st.builds(lambda s: {"selector": "all()", "notSelector": s}, calico_selectors),
     # Both families, so the endpoint side (the source of an egress rule) is certain too.
     st.just({"nets": ["0.0.0.0/0", "::/0"]}),
     st.just({"namespaceSelector": "all()"}),
@@ -234,3 +235,18 @@ def test_view_walk_matches_unfiltered_stack(
     view = stack.for_namespace(NAMESPACE)
     endpoint = view.endpoint(Labels.exactly(known), "default")
     assert view.decide(endpoint, direction).verdict is stack.decide(endpoint, direction).verdict
+
+
+@PROPERTY
+@given(st.one_of(k8s_policies, calico_policies, cnp_policies), known_labels)
+def test_guard_rules_out_only_unselected_pods(obj: dict[str, Any], labels: dict[str, str]) -> None:
+    """When a policy's guard rules a pod out, the policy certainly does not select it."""
+    view = build_stack([obj]).for_namespace(NAMESPACE)
+    policy = next(iter(view.policies()), None)
+    if policy is None or policy.guard is None:
+        return
+    ctx = Context(view.endpoint(Labels.exactly(labels), "default"))
+    guard = policy.guard
+    value = (ctx.calico_endpoint if guard.on == "calico" else ctx.pod_view).get(guard.key)
+    if not (isinstance(value, str) and value in guard.values):
+        assert policy.selection(ctx) is False

@@ -420,8 +420,8 @@ CASES = [
         "cnp-baseline-ingress-deny-is-partial",
         [cnp("baseline", "Baseline", ingress=[{"action": "Deny", "from": [{"namespaces": {}}]}])],
         OPEN,
-        'ClusterNetworkPolicy "baseline" (Baseline) rule spec.ingress[0] denies pods of other '
-        "namespaces but not addresses outside the cluster",
+        'ClusterNetworkPolicy "baseline" (Baseline) denies pods of other namespaces but not '
+        "addresses outside the cluster",
     ),
     Case(
         "cnp-baseline-overridden-by-networkpolicy",

@@ -31,6 +31,7 @@ from webhook.policy.engine.core import (
 from webhook.policy.engine.explain import Decision, PeerResult, Step, StepKind
 from webhook.policy.engine.impact import (
     IsolationLoss,
+    losses,
     pods_losing_isolation,
     pods_losing_isolation_on_relabel,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "broad_rules",
     "build_stack",
     "compile_object",
+    "losses",
     "pods_losing_isolation",
     "pods_losing_isolation_on_relabel",
 ]

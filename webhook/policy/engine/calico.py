@@ -24,7 +24,8 @@ endpoint, so `selector`, `namespaceSelector`, `serviceAccounts` and `services` n
 and `notSelector` always does; address criteria match it by coverage (nets.py), `nets` minus
 `notNets`. The fresh pod is an endpoint of a fresh namespace; in a namespaced policy a
 `selector`, `notSelector` or `serviceAccounts` without `namespaceSelector` means the policy's
-own namespace, so it never matches it. The endpoint side (destination of an ingress rule,
+own namespace, so it never matches it (a lone `notSelector` there is read as unknown). The
+endpoint side (destination of an ingress rule,
 source of an egress rule) is a condition on the endpoint judged, three-valued.
 
 Anything unreadable (a selector that does not parse, a malformed field, an unknown action)
@@ -57,6 +58,7 @@ from webhook.policy.engine.core import (
     Action,
     CompiledPolicy,
     Context,
+    Guard,
     Predicate,
     Ref,
     Rule,
@@ -69,6 +71,7 @@ from webhook.policy.engine.nets import coverage
 from webhook.policy.engine.select import (
     MATCH_ALL,
     Matcher,
+    calico_guard,
     calico_literals,
     compile_calico,
 )
@@ -169,7 +172,8 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
         spec = {}
     tier = tier_of(spec, labels)
     kind = "GlobalNetworkPolicy" if is_global else "NetworkPolicy"
-    home = "" if is_global else (text(meta.get("namespace")) or default_namespace)
+    # A namespaced object with no namespace lands where kubectl would put it.
+    home = "" if is_global else (text(meta.get("namespace")) or default_namespace or "default")
     name = display_name(text(meta.get("name")), tier)
     ref = Ref(kind, home, name, flavor)
     key = identity(obj, f"{flavor}/{home}/{tier}/{name}")
@@ -199,7 +203,7 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
     if is_global and (spec.get("doNotTrack") is True or spec.get("preDNAT") is True):
         # Applied to host endpoints only: no pod is ever selected.
         return CompiledPolicy(directions=types, rules={}, selection=always(False), **base)
-    selection, literals = _selection(spec, is_global, home)
+    selection, literals, guard = _selection(spec, is_global, home)
     literals = _with_local_literals(literals, spec)
     rules: dict[Direction, tuple[Rule, ...]] = {}
     for direction, field in DIRECTIONS:
@@ -210,7 +214,12 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
                 for i, rule in enumerate(raw_rules if isinstance(raw_rules, list) else [])
             )
     return CompiledPolicy(
-        directions=types, rules=rules, selection=selection, pod_literals=literals, **base
+        directions=types,
+        rules=rules,
+        selection=selection,
+        pod_literals=literals,
+        guard=guard,
+        **base,
     )
 
 
@@ -248,7 +257,7 @@ def _scoped(home: str, inner: Predicate) -> Predicate:
 
 def _selection(
     spec: Mapping[str, Any], is_global: bool, home: str
-) -> tuple[Predicate, dict[str, frozenset[str]]]:
+) -> tuple[Predicate, dict[str, frozenset[str]], Guard | None]:
     endpoint_match, tree = compile_calico(_selector_text(spec.get("selector")))
     literals = {
         k: frozenset(v)
@@ -271,7 +280,9 @@ def _selection(
             return result
         return and3(result, account_match(ctx.service_account_view))
 
-    return _scoped(home, selection), literals
+    found = calico_guard(tree)
+    guard = Guard("calico", found[0], found[1]) if found else None
+    return _scoped(home, selection), literals, guard
 
 
 def _selector_text(value: object) -> object:
@@ -357,8 +368,13 @@ def _peer_side(entity: Mapping[str, Any], is_global: bool) -> tuple[Tri, Tri, bo
     # The fresh pod: an endpoint in a namespace no namespaced policy's rule reaches without a
     # namespaceSelector.
     fresh: Tri = address
-    if not is_global and not namespace_selector and (selector or not_selector or has_accounts):
+    if not is_global and not namespace_selector and (selector or has_accounts):
         fresh = False
+    if not is_global and not namespace_selector and not_selector and not selector:
+        # Whether Calico scopes a lone notSelector to the policy's namespace (then it matches
+        # no outside address and no other namespace's pod) or not (then it matches both) is
+        # not vouched for here: neither an Allow nor a Deny may rest on it.
+        outside, fresh = and3(outside, None), and3(fresh, None)
     if services:
         fresh = False
     if fresh is not False and "namespaceSelector" in matchers:

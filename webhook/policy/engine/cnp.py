@@ -43,6 +43,7 @@ from webhook.policy.engine.core import (
     Action,
     CompiledPolicy,
     Context,
+    Guard,
     Predicate,
     Ref,
     Rule,
@@ -52,7 +53,7 @@ from webhook.policy.engine.core import (
     or3,
 )
 from webhook.policy.engine.nets import coverage
-from webhook.policy.engine.select import compile_label_selector
+from webhook.policy.engine.select import compile_label_selector, label_selector_guard
 from webhook.policy.model import Direction, Obj
 from webhook.policy.objects import ANP, BANP, group_of
 
@@ -100,7 +101,7 @@ def compile_admin(obj: Obj) -> CompiledPolicy | None:
         "label": label,
         "fingerprint": fingerprint(flavor, raw_spec if isinstance(raw_spec, Mapping) else ""),
     }
-    selection, literals = _subject(spec.get("subject"))
+    selection, literals, guard = _subject(spec.get("subject"))
     if not isinstance(raw_spec, Mapping) or tier is None:
         both = frozenset(Direction)
         return CompiledPolicy(
@@ -126,6 +127,7 @@ def compile_admin(obj: Obj) -> CompiledPolicy | None:
         rules=rules,
         selection=selection,
         pod_literals=literals,
+        guard=guard,
         **base,
     )
 
@@ -145,19 +147,19 @@ def _placement(flavor: str, spec: Mapping[str, Any]) -> tuple[str | None, str, f
     return None, "", priority
 
 
-def _subject(subject: object) -> tuple[Predicate, dict[str, frozenset[str]]]:
+def _subject(subject: object) -> tuple[Predicate, dict[str, frozenset[str]], Guard | None]:
     if not isinstance(subject, Mapping):
-        return always(None), {}
+        return always(None), {}, None
     fields = [k for k, v in subject.items() if v is not None]
     if fields == ["namespaces"]:
         matcher, _, readable = compile_label_selector(subject["namespaces"])
         if not readable:
-            return always(None), {}
+            return always(None), {}, None
 
         def by_namespace(ctx: Context) -> Tri:
             return matcher(ctx.namespace_view)
 
-        return by_namespace, {}
+        return by_namespace, {}, None
     if fields == ["pods"] and isinstance(subject["pods"], Mapping):
         pods = subject["pods"]
         ns_match, _, ns_ok = compile_label_selector(pods.get("namespaceSelector"))
@@ -166,7 +168,7 @@ def _subject(subject: object) -> tuple[Predicate, dict[str, frozenset[str]]]:
             {} if pod_selector is None else pod_selector
         )
         if not (ns_ok and pod_ok):
-            return always(None), {}
+            return always(None), {}, None
 
         def by_pod(ctx: Context) -> Tri:
             result = ns_match(ctx.namespace_view)
@@ -174,8 +176,10 @@ def _subject(subject: object) -> tuple[Predicate, dict[str, frozenset[str]]]:
                 return False
             return and3(result, pod_match(ctx.pod_view))
 
-        return by_pod, {k: frozenset(v) for k, v in literals.items()}
-    return always(None), {}
+        found = label_selector_guard(pod_selector)
+        guard = Guard("pod", found[0], found[1]) if found else None
+        return by_pod, {k: frozenset(v) for k, v in literals.items()}, guard
+    return always(None), {}, None
 
 
 def _rule(flavor: str, raw: object, direction: Direction, path: str) -> Rule:

@@ -187,6 +187,7 @@ class Context:
         "namespace",
         "namespace_view",
         "pod_view",
+        "preselected",
         "selection_cache",
         "service_account",
         "service_account_view",
@@ -227,6 +228,8 @@ class Context:
             sa[CALICO_NAME_LABEL] = endpoint.service_account
         self.service_account_view = LabelView(sa, complete=False)
         self.selection_cache: dict[int, Tri] = {}
+        # Ids of policies known to select every pod of the endpoint's namespace (set by views).
+        self.preselected: frozenset[int] = frozenset()
 
 
 # A compiled condition on the endpoint (a policy's selection, a rule's endpoint side).
@@ -309,6 +312,20 @@ class Ref:
         return f'{self.kind} "{self.name}"'
 
 
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """A necessary condition of a selection: label `key` has one of `values`.
+
+    `on` says which labels: "pod" (the pod's own labels) or "calico" (its Calico endpoint
+    labels). When the label is known and not one of the values, the selection is certainly
+    False, so views index policies by guard and evaluate only the candidates.
+    """
+
+    on: str
+    key: str
+    values: frozenset[str]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class CompiledPolicy:
     """One policy, compiled: who it selects, in which tier and order, and its rules.
@@ -335,6 +352,7 @@ class CompiledPolicy:
     # Label keys (with the values named) that the selection reads of pod labels: the
     # literals change-impact analysis builds representative pods from.
     pod_literals: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    guard: Guard | None = None
 
     def selects(self, endpoint: Endpoint | Context) -> Tri:
         """Whether the policy selects this endpoint: True, False or None (not known)."""
@@ -343,6 +361,15 @@ class CompiledPolicy:
 
     def rules_for(self, direction: Direction) -> tuple[Rule, ...]:
         return self.rules.get(direction, ())
+
+    @property
+    def layer(self) -> Layer:
+        """Admin (kube-admin tier), Baseline (kube-baseline tier), or the Calico tiers."""
+        if self.tier == KUBE_ADMIN:
+            return Layer.ADMIN
+        if self.tier == KUBE_BASELINE:
+            return Layer.BASELINE
+        return Layer.TIERS
 
     def describe(self) -> str:
         return f"{self.ref} ({self.label})" if self.label else str(self.ref)

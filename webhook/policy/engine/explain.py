@@ -204,7 +204,8 @@ def render(direction: Direction, outside: PeerResult, fresh: PeerResult) -> str:
             deny = other.isolated_by
             denied = PEER_TEXT[other.peer]
             if step.kind is StepKind.NOTHING:
-                return f"{_who(deny)} denies {denied} but not {PEER_TEXT[open_result.peer]}"
+                who = deny.policy.describe() if deny.policy is not None else _who(deny)
+                return f"{who} denies {denied} but not {PEER_TEXT[open_result.peer]}"
             return (
                 f"{phrase(deny, direction, denied)} but "
                 f"{phrase(step, direction, PEER_TEXT[open_result.peer])}"

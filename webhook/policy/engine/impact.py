@@ -16,10 +16,10 @@ not known) and certainly open after.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from webhook.policy.engine.core import Labels, Verdict
+from webhook.policy.engine.core import CompiledPolicy, Endpoint, Labels, Tier, Verdict
 from webhook.policy.engine.explain import Decision
 from webhook.policy.engine.stack import NamespaceView, PolicyStack
 from webhook.policy.model import Direction, Namespace
@@ -143,11 +143,23 @@ def pods_losing_isolation_on_relabel(
 def losses(
     before: PolicyStack,
     after: PolicyStack,
-    namespaces: Mapping[str, Namespace],
-    directions: tuple[Direction, ...],
+    namespaces: Iterable[Namespace],
+    directions: Sequence[Direction],
+    changed: Iterable[CompiledPolicy | Tier] = (),
 ) -> Iterator[IsolationLoss]:
-    """Every loss over several namespaces and directions (protect-default-deny's sweep)."""
-    for namespace in namespaces.values():
+    """Every loss over several namespaces and directions (protect-default-deny's sweep).
+
+    `changed` lists the policies removed, added or replaced (old and new forms) and tiers
+    changed; when given, namespaces none of the changed policies can select are skipped
+    (their views are the same before and after). A changed tier disables the skip.
+    """
+    policies = list(changed)
+    skip_unselected = bool(policies) and not any(isinstance(p, Tier) for p in policies)
+    for namespace in namespaces:
+        if skip_unselected:
+            probe = Endpoint.any_pod(namespace)
+            if all(isinstance(p, CompiledPolicy) and p.selects(probe) is False for p in policies):
+                continue
         was, now = before.for_namespace(namespace), after.for_namespace(namespace)
         for direction in directions:
             loss = compare_views(was, now, direction)

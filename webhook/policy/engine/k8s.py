@@ -40,6 +40,7 @@ from webhook.policy.engine.core import (
     Action,
     CompiledPolicy,
     Context,
+    Guard,
     Predicate,
     Ref,
     Rule,
@@ -48,7 +49,7 @@ from webhook.policy.engine.core import (
     or3,
 )
 from webhook.policy.engine.nets import coverage
-from webhook.policy.engine.select import compile_label_selector
+from webhook.policy.engine.select import compile_label_selector, label_selector_guard
 from webhook.policy.model import Direction, Obj
 from webhook.policy.objects import K8S
 
@@ -78,7 +79,8 @@ def compile_k8s(obj: Obj, default_namespace: str = "") -> CompiledPolicy:
     """Compile one NetworkPolicy; never raises, whatever the object holds."""
     meta = meta_of(obj)
     name = text(meta.get("name"))
-    home = text(meta.get("namespace")) or default_namespace
+    # A namespaced object with no namespace lands where kubectl would put it.
+    home = text(meta.get("namespace")) or default_namespace or "default"
     ref = Ref("NetworkPolicy", home, name, K8S)
     key = identity(obj, f"{K8S}/{home}/{name}")
     raw_spec = obj.get("spec") if isinstance(obj, Mapping) else None
@@ -118,7 +120,13 @@ def compile_k8s(obj: Obj, default_namespace: str = "") -> CompiledPolicy:
         fingerprint=fingerprint(K8S, home, spec),
         labels=_labels(obj),
         pod_literals={k: frozenset(v) for k, v in literals.items()},
+        guard=_guard(pod_selector) if readable else None,
     )
+
+
+def _guard(selector: object) -> Guard | None:
+    found = label_selector_guard(selector)
+    return Guard("pod", found[0], found[1]) if found else None
 
 
 def _labels(obj: Obj) -> dict[str, str]:

@@ -287,3 +287,52 @@ def calico_literals(sel: Selector | None) -> dict[str, set[str]]:
     if sel is not None:
         walk(sel)
     return found
+
+
+def calico_guard(sel: Selector | None) -> tuple[str, frozenset[str]] | None:
+    """A label that must have one of some values for sel to hold, or None.
+
+    `k == v`, `k in {...}`; a conjunction's first guarded operand; a disjunction whose every
+    operand is guarded on the same key (the union of their values).
+    """
+    if isinstance(sel, Equals):
+        return sel.key, frozenset({sel.value})
+    if isinstance(sel, In):
+        return sel.key, frozenset(sel.values)
+    if isinstance(sel, And):
+        for op in sel.operands:
+            found = calico_guard(op)
+            if found is not None:
+                return found
+        return None
+    if isinstance(sel, Or):
+        parts = [calico_guard(op) for op in sel.operands]
+        keys = {p[0] for p in parts if p is not None}
+        if None in parts or len(keys) != 1:
+            return None
+        return keys.pop(), frozenset().union(*(p[1] for p in parts if p is not None))
+    return None
+
+
+def label_selector_guard(selector: object) -> tuple[str, frozenset[str]] | None:
+    """A label a (readable) Kubernetes label selector requires to have one of some values."""
+    if not isinstance(selector, Mapping):
+        return None
+    match_labels = selector.get("matchLabels")
+    if isinstance(match_labels, Mapping):
+        for key, value in match_labels.items():
+            if isinstance(key, str) and isinstance(value, str):
+                return key, frozenset({value})
+    expressions = selector.get("matchExpressions")
+    if isinstance(expressions, list):
+        for expression in expressions:
+            if (
+                isinstance(expression, Mapping)
+                and expression.get("operator") == "In"
+                and isinstance(expression.get("key"), str)
+                and isinstance(expression.get("values"), list)
+                and expression["values"]
+                and all(isinstance(v, str) for v in expression["values"])
+            ):
+                return expression["key"], frozenset(expression["values"])
+    return None

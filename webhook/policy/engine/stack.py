@@ -24,15 +24,17 @@ from __future__ import annotations
 
 from collections import ChainMap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from webhook.policy.engine.core import (
+    PEERS,
     Action,
     CompiledPolicy,
     Context,
     Endpoint,
     Labels,
     Peer,
+    Special,
     Tier,
     Tri,
     Verdict,
@@ -65,6 +67,80 @@ class ViewTier:
 
     tier: Tier
     by_direction: Mapping[Direction, tuple[CompiledPolicy, ...]]
+    # (direction, peer) for which the tier passes whatever it selects: default Pass and no
+    # rule that could Allow or Deny the peer. The walk skips those without evaluating a
+    # selection, which keeps tiers of narrowly scoped rules off the decision's cost.
+    inert: frozenset[tuple[Direction, Peer]] = frozenset()
+    index: Mapping[Direction, _GuardIndex] = field(default_factory=dict)
+
+    @staticmethod
+    def build(tier: Tier, by_direction: Mapping[Direction, tuple[CompiledPolicy, ...]]) -> ViewTier:
+        inert = set()
+        if tier.default_action is Action.PASS:
+            for direction, policies in by_direction.items():
+                for peer in PEERS:
+                    if not any(_may_decide(p, direction, peer) for p in policies):
+                        inert.add((direction, peer))
+        index = {d: _GuardIndex.build(ps) for d, ps in by_direction.items()}
+        return ViewTier(tier, by_direction, frozenset(inert), index)
+
+    def candidates(self, direction: Direction, ctx: Context) -> Sequence[CompiledPolicy]:
+        """The policies whose selection is not ruled out by a guard, in policy order."""
+        policies = self.by_direction.get(direction, ())
+        index = self.index.get(direction)
+        if index is None or not index.keyed:
+            return policies
+        picked = set(index.unguarded)
+        for on, key, by_value, every in index.keyed:
+            value = (ctx.calico_endpoint if on == "calico" else ctx.pod_view).get(key)
+            if value is Special.UNKNOWN:
+                picked.update(every)
+            elif isinstance(value, str):
+                picked.update(by_value.get(value, ()))
+        if len(picked) == len(policies):
+            return policies
+        return [policies[i] for i in sorted(picked)]
+
+
+@dataclass(frozen=True, slots=True)
+class _GuardIndex:
+    """Positions of a tier's policies by guard: a lookup per key replaces a selection per
+    policy, so a tier of many narrowly selecting policies costs what its candidates cost."""
+
+    unguarded: tuple[int, ...]
+    keyed: tuple[tuple[str, str, Mapping[str, tuple[int, ...]], tuple[int, ...]], ...]
+
+    @staticmethod
+    def build(policies: Sequence[CompiledPolicy]) -> _GuardIndex:
+        unguarded: list[int] = []
+        keyed: dict[tuple[str, str], dict[str, list[int]]] = {}
+        every: dict[tuple[str, str], list[int]] = {}
+        for position, policy in enumerate(policies):
+            guard = policy.guard
+            if guard is None:
+                unguarded.append(position)
+                continue
+            slot = (guard.on, guard.key)
+            every.setdefault(slot, []).append(position)
+            by_value = keyed.setdefault(slot, {})
+            for value in guard.values:
+                by_value.setdefault(value, []).append(position)
+        return _GuardIndex(
+            tuple(unguarded),
+            tuple(
+                (on, key, {v: tuple(ps) for v, ps in by_value.items()}, tuple(every[(on, key)]))
+                for (on, key), by_value in keyed.items()
+            ),
+        )
+
+
+def _may_decide(policy: CompiledPolicy, direction: Direction, peer: Peer) -> bool:
+    return any(
+        not rule.restricted
+        and rule.action in (Action.ALLOW, Action.DENY)
+        and rule.matches(peer) is not False
+        for rule in policy.rules_for(direction)
+    )
 
 
 class PolicyStack:
@@ -75,7 +151,7 @@ class PolicyStack:
     apart, so `for_namespace` reads only what can apply there.
     """
 
-    __slots__ = ("_by_home", "_globals", "_tiers")
+    __slots__ = ("_by_home", "_globals", "_interned", "_tiers")
 
     def __init__(
         self,
@@ -84,6 +160,7 @@ class PolicyStack:
     ) -> None:
         self._tiers: dict[str, Tier] = {t.name: t for t in tiers}
         self._globals: dict[str, CompiledPolicy] = {}
+        self._interned: dict[object, object] = {}
         by_home: dict[str, dict[str, CompiledPolicy]] = {}
         for policy in policies:
             self._place(policy, by_home)
@@ -142,6 +219,7 @@ class PolicyStack:
             tier_map.pop(name, None)
         tier_map.update({t.name: t for t in tiers})
         new._tiers = tier_map
+        new._interned = {}
         new._globals = {k: v for k, v in self._globals.items() if k not in removed}
         touched = set(homes) | {p.home for p in added if p.home}
         missing = removed - self._globals.keys()
@@ -164,7 +242,7 @@ class PolicyStack:
         """The policies that can select pods of `namespace`, in walk order (cache it)."""
         probe = Context(Endpoint.any_pod(namespace))
         grouped: dict[str, dict[Direction, list[CompiledPolicy]]] = {}
-        preselected: dict[int, Tri] = {}
+        preselected: set[int] = set()
         for policy in self.policies_in(namespace.name):
             level = policy.selection(probe)
             if level is False or not policy.directions:
@@ -172,22 +250,38 @@ class PolicyStack:
             tier = self.tier(policy.tier)
             if level is True and not tier.assumed:
                 # True with every pod label unknown: true for every pod of the namespace.
-                preselected[id(policy)] = True
+                preselected.add(id(policy))
             by_direction = grouped.setdefault(policy.tier, {})
             for direction in policy.directions:
                 by_direction.setdefault(direction, []).append(policy)
         tiers = sorted((self.tier(name) for name in grouped), key=Tier.sort_key)
-        view_tiers = tuple(
-            ViewTier(
-                tier,
-                {
-                    d: tuple(sorted(ps, key=_policy_sort_key))
-                    for d, ps in grouped[tier.name].items()
-                },
-            )
-            for tier in tiers
+        view_tiers = tuple(self._view_tier(tier, grouped[tier.name]) for tier in tiers)
+        shared = self._intern(("preselected", frozenset(preselected)))
+        return NamespaceView(namespace, view_tiers, shared)
+
+    def _view_tier(self, tier: Tier, grouped: Mapping[Direction, list[CompiledPolicy]]) -> ViewTier:
+        """One tier of a view, shared by every view with the same policies in it.
+
+        Namespaces whose labels select the same global policies share their tiers, so caching
+        100,000 views costs little more than the namespaced policies they hold. Keys hold
+        ids of policies the shared tier itself keeps alive, so an id is never reused.
+        """
+        by_direction = {d: tuple(sorted(ps, key=_policy_sort_key)) for d, ps in grouped.items()}
+        key = (
+            "tier",
+            tier,
+            tuple(sorted((d.value, tuple(id(p) for p in ps)) for d, ps in by_direction.items())),
         )
-        return NamespaceView(namespace, view_tiers, preselected)
+        found = self._interned.get(key)
+        if isinstance(found, ViewTier):
+            return found
+        built = ViewTier.build(tier, by_direction)
+        self._interned[key] = built
+        return built
+
+    def _intern(self, key: tuple[str, frozenset[int]]) -> frozenset[int]:
+        found = self._interned.setdefault(key, key[1])
+        return found if isinstance(found, frozenset) else key[1]
 
     def decide(self, endpoint: Endpoint, direction: Direction) -> Decision:
         """One decision without a cached view (tests, one-off judgements)."""
@@ -204,7 +298,7 @@ class NamespaceView:
         self,
         namespace: Namespace,
         tiers: tuple[ViewTier, ...],
-        preselected: Mapping[int, Tri],
+        preselected: frozenset[int],
     ) -> None:
         self.namespace = namespace
         self.tiers = tiers
@@ -240,7 +334,7 @@ class NamespaceView:
             endpoint.namespace_labels == self._labels
         )
         if same:
-            ctx.selection_cache.update(self._preselected)
+            ctx.preselected = self._preselected
         decisions = []
         for direction in directions:
             outside = _walk(self.tiers, ctx, direction, Peer.OUTSIDE)
@@ -259,6 +353,8 @@ class NamespaceView:
 def _selection(policy: CompiledPolicy, ctx: Context, assumed: bool) -> Tri:
     cache = ctx.selection_cache
     key = id(policy)
+    if key in ctx.preselected:
+        return True
     if key in cache:
         return cache[key]
     result = policy.selection(ctx)
@@ -286,26 +382,47 @@ def _walk(tiers: Sequence[ViewTier], ctx: Context, direction: Direction, peer: P
     outcomes: dict[Verdict, Step] = {}
     reach_doubt: Doubt | None = None  # why reaching the current tier is not certain
     last_pass: Step | None = None
+    skipped: list[ViewTier] = []  # inert tiers passed over since last_pass
     reaching = True
     for view_tier in tiers:
-        policies = view_tier.by_direction.get(direction)
+        if direction not in view_tier.by_direction:
+            continue
+        if (direction, peer) in view_tier.inert:
+            skipped.append(view_tier)
+            continue
+        policies = view_tier.candidates(direction, ctx)
         if not policies:
             continue
         passage = _walk_tier(view_tier.tier, policies, ctx, direction, peer, outcomes, reach_doubt)
         if passage is None:
             continue  # no policy of the tier selects the endpoint for the direction
+        skipped.clear()
         reaching = passage.reaching
         reach_doubt = reach_doubt or passage.doubt
         last_pass = passage.step or last_pass
         if not reaching or len(outcomes) == 2:
             break
     if reaching:
+        last_pass = _last_inert_pass(skipped, ctx, direction, peer) or last_pass
         outcomes.setdefault(
             Verdict.OPEN,
             Step(StepKind.NOTHING, Action.ALLOW, doubt=reach_doubt, after=last_pass),
         )
     verdict = next(iter(outcomes)) if len(outcomes) == 1 else Verdict.UNKNOWN
     return PeerResult(peer, verdict, outcomes.get(Verdict.ISOLATED), outcomes.get(Verdict.OPEN))
+
+
+def _last_inert_pass(
+    skipped: Sequence[ViewTier], ctx: Context, direction: Direction, peer: Peer
+) -> Step | None:
+    """For the explanation only: the last skipped tier that applies, and how it passed."""
+    for view_tier in reversed(skipped):
+        scratch: dict[Verdict, Step] = {}
+        policies = view_tier.candidates(direction, ctx)
+        passage = _walk_tier(view_tier.tier, policies, ctx, direction, peer, scratch, None)
+        if passage is not None and passage.step is not None:
+            return passage.step
+    return None
 
 
 def _walk_tier(
@@ -353,9 +470,10 @@ def _walk_tier(
             if match is True:
                 return passage
             alive_doubt = alive_doubt or own
-    # No rule decided for certain: the tier's default action.
+    # No rule decided for certain: the tier's default action. A Deny there holds only if the
+    # tier applies; a Pass reaches the next tier whether it applies or is skipped.
     doubt = alive_doubt
-    if doubt is None and applies is None:
+    if doubt is None and applies is None and tier.default_action is Action.DENY:
         doubt = passage.doubt
     step = Step(
         StepKind.TIER_DEFAULT,
