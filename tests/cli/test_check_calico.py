@@ -324,9 +324,8 @@ def test_messages_name_what_is_missing_and_where(tmp_path: Path) -> None:
     assert code == 1
     messages = {v["policy"]: v["message"] for v in doc["violations"]}
     assert messages["require-default-deny"].startswith(
-        '[require-default-deny] Namespace "base" does not isolate every pod for Ingress, so 1 '
-        'workload in it would be rejected: Deployment "web". The first: Deployment "web" in '
-        'namespace "base" would accept all Ingress traffic: BaselineAdminNetworkPolicy '
+        '[require-default-deny] Namespace "base" has no default-deny network policy for Ingress, '
+        'so 1 workload in it would be rejected: Deployment "web". Apply one first: '
     )
     assert messages["restrict-allow-all"] == (
         '[restrict-allow-all] GlobalNetworkPolicy "deny-app" has an invalid selector at '
@@ -354,7 +353,8 @@ def test_enforce_mode_never_fails_on_a_malformed_selector(tmp_path: Path) -> Non
     (tmp_path / "m" / "open.yaml").write_text(CALICO_OPEN)
     code, doc, _ = run_check(tmp_path, "--config", "config.yaml", "m")
     assert code == 1
-    assert [v["name"] for v in doc["violations"]] == ["deny-app", "open"]
+    # The allow-all also reopens the namespace: its advisory (a warning) names it.
+    assert [v["name"] for v in doc["violations"]] == ["deny-app", "shop", "open"]
 
 
 def test_real_process_reads_a_calico_tree(tmp_path: Path) -> None:

@@ -505,8 +505,9 @@ def pod_request(ns: str) -> Request:
 def test_baseline_egress_plus_namespace_ingress_policy_isolates() -> None:
     """A BANP egress default-deny and a NetworkPolicy ingress default-deny together satisfy it."""
     indexed = state(ns_obj("shop"), INGRESS_NP, BASELINE)
-    providers = indexed.providers("shop")
-    assert providers[EG] == (PolicyRef("BaselineAdminNetworkPolicy", "banp", "", "default"),)
+    egress = indexed.view("shop").decide_any_pod(EG)
+    assert egress.isolated
+    assert egress.text.startswith('BaselineAdminNetworkPolicy "default"')
     assert require_default_deny(pod_request("shop"), indexed, SETTINGS) == []
 
 

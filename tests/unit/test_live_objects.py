@@ -49,6 +49,8 @@ SERVED_NAMESPACE: dict[str, Any] = {
                 "metadata": {
                     "name": "default-deny",
                     "namespace": "shop",
+                    # The uid stays: one policy seen under two names or groups is one policy.
+                    "uid": "0b6c4f4e-0000-4000-8000-000000000000",
                     "resourceVersion": "4711",
                     "labels": {"team": "shop"},
                 },

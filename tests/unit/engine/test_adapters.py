@@ -29,6 +29,7 @@ from webhook.policy.engine import (
     build_stack,
     compile_object,
 )
+from webhook.policy.engine.calico import compile_calico_policy
 from webhook.policy.engine.core import Context, Tri
 from webhook.policy.model import Direction
 
@@ -302,12 +303,6 @@ CALICO_PEERS = [
         (False, False, False),
     ),
     ("unknown-action", {"action": "Permit"}, False, (None, None, False)),
-    (
-        "unparseable-selector",
-        {"action": "Allow", "source": {"selector": "a = 'b'"}},
-        True,
-        (None, None, False),
-    ),
 ]
 
 
@@ -322,6 +317,20 @@ def test_calico_rule_peers(
     """Each Calico ingress rule matches the unnamed peers as SPEC 2.5 defines."""
     obj = gnp("p", ingress=[rule]) if is_global else calico_np("p", ingress=[rule])
     assert first_rule(obj, INGRESS) == expected
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        gnp("p", ingress=[{"action": "Allow", "source": {"selector": "a = 'b'"}}]),
+        gnp("p", selector="role = 'web'", types=["Ingress"]),
+    ],
+    ids=["in-a-rule", "in-the-subject"],
+)
+def test_calico_policy_with_an_unparseable_selector_takes_no_part(obj: dict[str, Any]) -> None:
+    """Calico enforces no policy it cannot parse: it compiles to nothing, isolating nothing."""
+    assert compile_object(obj) is None
+    assert compile_calico_policy(obj) is not None  # the adapter alone still reads it soundly
 
 
 def test_calico_log_rule_is_kept_as_log() -> None:

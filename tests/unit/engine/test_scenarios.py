@@ -328,20 +328,20 @@ CASES = [
         namespace=ns("shop", env="dev"),
     ),
     Case(
+        # Calico enforces no policy whose selector does not parse.
         "calico-unparseable-selector-is-not-isolation",
         [gnp("bad", selector="role = 'web'", types=["Ingress"])],
-        UNKNOWN,
-        'not certain: GlobalNetworkPolicy "bad" (tier "default") may or may not select it',
+        OPEN,
+        "no policy selects it",
     ),
     Case(
-        "calico-unparseable-allow-is-not-ignored",
+        "calico-unparseable-allow-is-not-enforced",
         [
             gnp("default-deny", types=["Ingress"]),
             gnp("bad-allow", ingress=[{"action": "Allow", "source": {"selector": "(("}}]),
         ],
-        UNKNOWN,
-        'not certain: GlobalNetworkPolicy "bad-allow" (tier "default") rule spec.ingress[0] may '
-        "or may not match addresses outside the cluster",
+        ISOLATED,
+        'GlobalNetworkPolicy "default-deny" (tier "default") denies all Ingress',
     ),
     Case(
         "calico-do-not-track-selects-no-pod",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from webhook.policy.calico import selector_errors
 from webhook.policy.engine.calico import compile_calico_policy
 from webhook.policy.engine.cnp import compile_admin
 from webhook.policy.engine.core import CompiledPolicy, Tier
@@ -27,6 +28,11 @@ def compile_object(obj: object, default_namespace: str = "") -> CompiledPolicy |
     if flavor == K8S:
         return compile_k8s(obj, default_namespace)
     if flavor in (CALICO, CALICO_GLOBAL):
+        if selector_errors(obj):
+            # Calico enforces no policy with a selector it cannot parse (its API server refuses
+            # it; through the CRDs Felix drops it): such a policy neither isolates nor opens.
+            # restrict-allow-all warns about it, naming the field and column.
+            return None
         return compile_calico_policy(obj, default_namespace)
     admin = compile_admin(obj)
     if admin is not None:
