@@ -220,6 +220,69 @@ def audit(
 
 
 @main.command()
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(exists=True),
+    help="Read the cluster state from these manifests (default: the live cluster).",
+)
+@kubeconfig_option(" for the live cluster")
+@click.option("--namespace", "-n", default=None, help="The pod's namespace (else the manifest's).")
+@click.option("--labels", default=None, help="The pod's labels, k=v,... (with --namespace).")
+@click.option("--service-account", default=None, help="The pod's service account.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.argument("manifest", required=False)
+def explain(
+    state_path: str | None,
+    kubeconfig: str | None,
+    namespace: str | None,
+    labels: str | None,
+    service_account: str | None,
+    fmt: str,
+    manifest: str | None,
+) -> None:
+    """Print the isolation verdict for a pod or workload and the walk behind it.
+
+    \b
+    Examples:
+      guardrail explain --state examples/state examples/manifests/web.yaml
+      guardrail explain --state examples/state -n shop --labels app=web,role=frontend
+      guardrail explain -n shop              # every pod shop could run (labels not known)
+    """
+    from webhook import explain as explain_lib  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
+    from webhook.manifests import load_paths  # noqa: PLC0415 - as above
+    from webhook.state.files import load_state, state_from_objects  # noqa: PLC0415 - as above
+
+    with bad_input():
+        if manifest is None and namespace is None:
+            raise GuardrailError("name a MANIFEST, or --namespace (and --labels)", "explain")
+        if state_path is not None:
+            state = load_state(state_path)
+        else:
+            from webhook.kube import KubeClient  # noqa: PLC0415 - only for the live cluster
+            from webhook.state.live import read_cluster  # noqa: PLC0415 - as above
+
+            state = state_from_objects(read_cluster(KubeClient(kubeconfig)))
+        if manifest is not None:
+            loaded = load_paths([manifest], sys.stdin.buffer)
+            if not loaded.manifests:
+                raise GuardrailError("no Kubernetes object in it", manifest)
+            target = explain_lib.target_of_manifest(loaded.manifests[0].obj, namespace)
+        else:
+            assert namespace is not None
+            target = explain_lib.target_of_labels(namespace, labels, service_account)
+        if service_account is not None:
+            target = explain_lib.Target(
+                target.namespace, target.labels, service_account, target.described
+            )
+        result = explain_lib.explain(state, target)
+    click.echo(explain_lib.render(result, fmt), nl=False)
+    sys.exit(EXIT_OK if all(d.isolated for d in result.decisions) else EXIT_VIOLATION)
+
+
+@main.command()
 @click.option("--url", default="https://127.0.0.1:8443/validate", show_default=True)
 @click.option(
     "--ca", "ca_file", default="certs/ca.crt", show_default=True, type=click.Path(dir_okay=False)

@@ -93,7 +93,7 @@ K8S_POLICIES = ApiResource(
 )
 
 
-def _calico(group: str, version: str) -> tuple[ApiResource, ApiResource]:
+def _calico(group: str, version: str) -> tuple[ApiResource, ApiResource, ApiResource]:
     api = f"{group}/{version}"
     return (
         ApiResource(
@@ -112,6 +112,8 @@ def _calico(group: str, version: str) -> tuple[ApiResource, ApiResource]:
             api,
             False,
         ),
+        # Tiers order the policies and say what a tier does with what it does not decide.
+        ApiResource(f"tiers.{group}", f"/apis/{api}", "tiers", "Tier", api, False),
     )
 
 
@@ -119,6 +121,15 @@ def _calico(group: str, version: str) -> tuple[ApiResource, ApiResource]:
 CALICO_APIS = ("projectcalico.org/v3", "crd.projectcalico.org/v1")
 CALICO_POLICIES = {api: _calico(*api.split("/")) for api in CALICO_APIS}
 ANP_API = "policy.networking.k8s.io/v1alpha1"
+CNP_API = "policy.networking.k8s.io/v1alpha2"
+CLUSTER_POLICIES = ApiResource(
+    "clusternetworkpolicies",
+    f"/apis/{CNP_API}",
+    "clusternetworkpolicies",
+    "ClusterNetworkPolicy",
+    CNP_API,
+    False,
+)
 ADMIN_POLICIES = (
     ApiResource(
         "adminnetworkpolicies",
@@ -190,6 +201,9 @@ def discover(client: Client) -> list[ApiResource]:
     plurals = _served_plurals(client, ANP_API)
     if plurals is not None:
         resources.extend(r for r in ADMIN_POLICIES if r.plural in plurals)
+    plurals = _served_plurals(client, CNP_API)
+    if plurals is not None and CLUSTER_POLICIES.plural in plurals:
+        resources.append(CLUSTER_POLICIES)
     return resources
 
 

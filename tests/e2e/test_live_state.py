@@ -28,12 +28,16 @@ CALICO_SPEC = "{selector: all(), types: [Ingress, Egress]}"
 
 
 def names(state: LiveState, namespace: str) -> dict[str, list[str]]:
-    """Who provides each direction in namespace, as `kind/name`."""
-    return {
-        str(direction): sorted(f"{ref.kind}/{ref.name}" for ref in refs)
-        for direction, refs in state.providers(namespace).items()
-        if refs
-    }
+    """Who isolates every pod of namespace in each direction, as `kind/name` (the engine's
+    deciding policy for addresses outside the cluster)."""
+    found: dict[str, list[str]] = {}
+    view = state.view(namespace)
+    for direction in Direction:
+        decision = view.decide_any_pod(direction)
+        step = decision.outside.isolated_by
+        if decision.isolated and step is not None and step.policy is not None:
+            found[str(direction)] = [f"{step.policy.ref.kind}/{step.policy.ref.name}"]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -65,13 +69,16 @@ def namespace(cluster: Cluster, state: LiveState) -> Iterator[str]:
 
 
 def test_discovers_calico_crds_and_watches_every_resource(state: LiveState) -> None:
-    """With the crd.projectcalico.org CRDs served, their policies are watched, staged ones not."""
+    """With the crd.projectcalico.org and ClusterNetworkPolicy CRDs served, their policies and
+    tiers are watched, staged ones not."""
     watched = {r.name for r in state.resources}
     assert watched == {
         "namespaces",
         "networkpolicies.networking.k8s.io",
         "networkpolicies.crd.projectcalico.org",
         "globalnetworkpolicies.crd.projectcalico.org",
+        "tiers.crd.projectcalico.org",
+        "clusternetworkpolicies",
     }
     # 0 once every watch stream is open (between a resync's list and its watch, a moment more).
     assert eventually(lambda: state.age_seconds() == 0.0, what="every watch stream open")
@@ -160,8 +167,14 @@ def test_confirmation_reads_a_policy_just_applied(
     )
     confirmed = state.confirm_providers(namespace)
     assert confirmed is not None
-    assert [ref.name for ref in confirmed[Direction.INGRESS]] == ["fresh"]
-    assert [ref.name for ref in confirmed[Direction.EGRESS]] == ["fresh"]
+    for direction in Direction:
+        decision = confirmed.decide_any_pod(direction)
+        assert decision.isolated
+        assert (
+            decision.text
+            == f'NetworkPolicy "fresh" in namespace "{namespace}" denies all {direction}'
+        )
+
     assert names(state, namespace) == {
         "Ingress": ["NetworkPolicy/fresh"],
         "Egress": ["NetworkPolicy/fresh"],

@@ -175,14 +175,23 @@ def test_pod_in_a_namespace_with_a_provider_is_allowed(shapes: Server, ns: str) 
     assert_allowed_silently(shapes.review(review(pod(namespace=ns))))
 
 
+def test_a_baseline_ingress_deny_alone_is_named_as_partial(shapes: Server) -> None:
+    """A BANP denying ingress from pods leaves outside addresses open: the denial says so."""
+    message = denial(shapes.review(review(pod(namespace="banp-only"))))
+    assert message.startswith(
+        '[require-default-deny] Pod "web" in namespace "banp-only" would accept all Ingress '
+        'traffic: BaselineAdminNetworkPolicy "default" denies pods of other namespaces but not '
+        "addresses outside the cluster. Apply a default-deny that selects it first: "
+    )
+
+
 @pytest.mark.parametrize(
     ("ns", "missing"),
     [
         ("staged-ns", "Ingress and Egress"),
         ("open", "Ingress and Egress"),
-        ("banp-only", "Ingress"),
     ],
-    ids=["staged-never-counts", "nothing", "banp-covers-egress-only"],
+    ids=["staged-never-counts", "nothing"],
 )
 def test_pod_in_a_namespace_without_a_provider_is_denied(
     shapes: Server, ns: str, missing: str
@@ -220,8 +229,8 @@ def test_narrowing_a_calico_default_deny_selector_is_denied(shapes: Server) -> N
     message = denial(shapes.review(review(new, operation="UPDATE", old=CALICO_V3_DENY)))
     assert message.startswith(
         '[protect-default-deny] Updating NetworkPolicy "default-deny" in namespace "calico-v3" '
-        'would leave namespace "calico-v3" without a default-deny for Ingress and Egress. Keep '
-        "it a default-deny (selecting every pod"
+        'would leave namespace "calico-v3" without a default-deny for Ingress and Egress (pods '
+        "without app=web). Keep it a default-deny (selecting every pod"
     )
 
 
@@ -247,8 +256,9 @@ def test_deleting_a_relied_upon_admin_policy_is_denied(
     assert "without a default-deny for Egress" in message
 
 
-def test_admin_allow_all_rule_is_a_warning(shapes: Server) -> None:
-    """An ANP Allow from every namespace cancels default-denies: warned, allowed (warn mode)."""
+def test_admin_allow_all_rule_is_denied_where_it_reopens_and_warned(shapes: Server) -> None:
+    """An ANP Allow from every namespace reopens every isolated namespace's pods to other
+    namespaces' pods: protect-default-deny denies it, restrict-allow-all warns as well."""
     obj = copy.deepcopy(ADMIN)
     obj["metadata"]["name"] = "open-everything"
     obj["spec"] = {
@@ -257,7 +267,10 @@ def test_admin_allow_all_rule_is_a_warning(shapes: Server) -> None:
         "ingress": [{"name": "all", "action": "Allow", "from": [{"namespaces": {}}]}],
     }
     response = shapes.review(review(obj))
-    assert response["allowed"] is True
+    assert response["allowed"] is False
+    assert response["status"]["message"].startswith(
+        '[protect-default-deny] Creating AdminNetworkPolicy "open-everything" would leave '
+    )
     assert response["warnings"] == [
         '[restrict-allow-all] AdminNetworkPolicy "open-everything": spec.ingress[0] admits all '
         "traffic, cancelling default-deny"

@@ -31,10 +31,11 @@ metadata: {name: web, namespace: shop, labels: {app: web}}
 spec: {containers: [{name: c, image: nginx}]}
 """
 IN_OPEN = LABELLED.replace("name: ok, namespace: shop", "name: lonely, namespace: open")
+# In "legacy", which nothing isolates: it reopens nothing, so it is only warned about.
 ALLOW_ALL = """\
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
-metadata: {name: allow, namespace: shop}
+metadata: {name: allow, namespace: legacy}
 spec: {podSelector: {}, ingress: [{}]}
 """
 DEFAULT_DENY = """\

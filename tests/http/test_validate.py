@@ -17,7 +17,8 @@ API_VERSIONS = pytest.mark.parametrize(
 ALLOW_ALL_POLICY = {
     "apiVersion": "networking.k8s.io/v1",
     "kind": "NetworkPolicy",
-    "metadata": {"name": "open-door", "namespace": "shop"},
+    # In "legacy", which nothing isolates: it reopens nothing, so only the warning applies.
+    "metadata": {"name": "open-door", "namespace": "legacy"},
     "spec": {"podSelector": {}, "ingress": [{}]},
 }
 DEFAULT_DENY = {
@@ -138,7 +139,7 @@ def test_warn_mode_allows_with_a_short_warning(server: Server, api_version: str)
     assert len(warning) < 120
     annotation = response["auditAnnotations"]["restrict-allow-all"]
     assert annotation.startswith(
-        'warn: [restrict-allow-all] NetworkPolicy "open-door" in namespace "shop"'
+        'warn: [restrict-allow-all] NetworkPolicy "open-door" in namespace "legacy"'
     )
     assert "admits all traffic" in annotation
 

@@ -243,12 +243,19 @@ def test_webhook_rules_name_exactly_what_the_policies_judge(
             ("projectcalico.org", "globalnetworkpolicies"),
             ("crd.projectcalico.org", "networkpolicies"),
             ("crd.projectcalico.org", "globalnetworkpolicies"),
+            ("projectcalico.org", "tiers"),
+            ("crd.projectcalico.org", "tiers"),
             ("policy.networking.k8s.io", "adminnetworkpolicies"),
             ("policy.networking.k8s.io", "baselineadminnetworkpolicies"),
+            ("policy.networking.k8s.io", "clusternetworkpolicies"),
         )
         for o in ("CREATE", "UPDATE", "DELETE")
     }
-    assert matched["namespaces.guardrail.dev"] == {("", "namespaces", "CREATE")}
+    # UPDATE: a relabel can take a namespace out of the selector of what isolates it.
+    assert matched["namespaces.guardrail.dev"] == {
+        ("", "namespaces", "CREATE"),
+        ("", "namespaces", "UPDATE"),
+    }
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
@@ -279,11 +286,14 @@ def test_match_conditions_only_narrow_with_named_cel(rendered: dict[str, list[Do
         "not-a-mirror-pod",
         "pod-update-changes-labels",
     ]
+    # No DELETE of a NetworkPolicy is skipped by its selector any more: a policy selecting only
+    # some pods may be what isolates them (SPEC 2.6).
     assert [c["name"] for c in conditions["networkpolicies.guardrail.dev"]] == [
         "not-namespace-teardown",
-        "delete-of-possible-default-deny",
     ]
-    assert conditions["namespaces.guardrail.dev"] == []
+    assert [c["name"] for c in conditions["namespaces.guardrail.dev"]] == [
+        "create-or-labels-changed",
+    ]
     for condition in conditions["workloads.guardrail.dev"]:
         assert condition["expression"].startswith("request.resource.resource != 'pods' ||")
     for condition in conditions["networkpolicies.guardrail.dev"]:
@@ -366,8 +376,11 @@ def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]]) ->
         ("projectcalico.org", "globalnetworkpolicies"): READ,
         ("crd.projectcalico.org", "networkpolicies"): READ,
         ("crd.projectcalico.org", "globalnetworkpolicies"): READ,
+        ("projectcalico.org", "tiers"): READ,
+        ("crd.projectcalico.org", "tiers"): READ,
         ("policy.networking.k8s.io", "adminnetworkpolicies"): READ,
         ("policy.networking.k8s.io", "baselineadminnetworkpolicies"): READ,
+        ("policy.networking.k8s.io", "clusternetworkpolicies"): READ,
     }
     workloads = {
         ("", "pods"),

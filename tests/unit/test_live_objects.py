@@ -112,6 +112,6 @@ def test_calico_resource_urls(
     group: str, version: str, namespace: str | None, urls: tuple[str, str]
 ) -> None:
     """Calico NetworkPolicies are read per namespace; GlobalNetworkPolicies always cluster-wide."""
-    namespaced, global_ = _calico(group, version)
+    namespaced, global_, _ = _calico(group, version)
     assert (namespaced.url(namespace), global_.url(namespace)) == urls
     assert (namespaced.kind, global_.kind) == ("NetworkPolicy", "GlobalNetworkPolicy")

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from webhook.manifests import Manifest, load_paths
+from webhook.policy.model import Obj
 from webhook.policy.objects import NAMESPACED_FLAVORS, flavor_of
 from webhook.state.index import IndexedState
 
@@ -34,6 +35,14 @@ def read_state_objects(paths: PathArg | Sequence[PathArg]) -> list[dict[str, Any
         paths = [paths]
     result = load_paths([os.fspath(p) for p in paths], stdin=None)
     return state_objects(result.manifests)
+
+
+def state_from_objects(objs: Iterable[Obj]) -> IndexedState:
+    """An index of objects already read (the live cluster's, listed once)."""
+    state = IndexedState()
+    for obj in objs:
+        state.upsert(obj)
+    return state
 
 
 def state_from_manifests(manifests: Iterable[Manifest]) -> IndexedState:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from webhook.policy.cluster import ClusterState
-from webhook.policy.engine import CompiledPolicy, IsolationLoss, PolicyStack, Tier, compile_object
+from webhook.policy.engine import (
+    CompiledPolicy,
+    IsolationLoss,
+    NamespaceView,
+    PolicyStack,
+    Tier,
+    compile_object,
+)
 from webhook.policy.engine.core import Context, Endpoint
 from webhook.policy.engine.impact import FRESH_TEXT, FRESH_VALUE, compare_views
 from webhook.policy.model import Direction, Finding, Namespace, Obj, Operation, Request
@@ -78,10 +85,11 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
     after = compile_object(new, home) if new is not None else None
     if before is None and after is None:
         return []
-    lost = _lost(state, settings, home, before, after)
+    literals: dict[str, dict[str, set[str]]] = {}
+    lost = _lost(state, settings, home, before, after, literals)
     if not lost:
         return []
-    return [_finding(request, subject, lost, settings)]
+    return [_finding(request, subject, lost, settings, literals)]
 
 
 def _stored(request: Request, state: ClusterState, flavor: str) -> Obj | None:
@@ -147,6 +155,7 @@ def _lost(
     home: str,
     before: CompiledPolicy | Tier | None,
     after: CompiledPolicy | Tier | None,
+    literals: dict[str, dict[str, set[str]]],
 ) -> Lost:
     if home:
         candidates = [state.namespace(home)] if home not in settings.exempt_namespaces else []
@@ -167,6 +176,7 @@ def _lost(
             loss = compare_views(was, now, direction)
             if loss is not None:
                 lost.setdefault(namespace.name, []).append(loss)
+                literals.setdefault(namespace.name, pod_literals(was, now))
     return lost
 
 
@@ -193,17 +203,24 @@ def _relabel(request: Request, state: ClusterState, settings: Settings) -> list[
     if not losses:
         return []
     subject = reviewed_object(request)
-    return [_finding(request, subject, {name: losses}, settings)]
+    literals = {name: pod_literals(was, now)}
+    return [_finding(request, subject, {name: losses}, settings, literals)]
 
 
-def _finding(request: Request, subject: ReviewedObject, lost: Lost, settings: Settings) -> Finding:
+def _finding(
+    request: Request,
+    subject: ReviewedObject,
+    lost: Lost,
+    settings: Settings,
+    literals: Mapping[str, Mapping[str, set[str]]],
+) -> Finding:
     deleting = request.operation is Operation.DELETE
     names = sorted(lost)
     directions_lost = {name: [loss.direction for loss in lost[name]] for name in names}
     where = describe_lost(directions_lost)
     every_pod = all(loss.every_pod for losses in lost.values() for loss in losses)
     first = lost[names[0]][0]
-    detail = "" if every_pod else f" ({_who(first)})"
+    detail = "" if every_pod else f" ({_who(first, literals.get(names[0], {}))})"
     # What decides after the change, unless it is plain: a deleted only default-deny.
     cause = "" if deleting and every_pod else f" After the change: {first.after.text}."
     if len(names) == 1:
@@ -239,11 +256,31 @@ def _finding(request: Request, subject: ReviewedObject, lost: Lost, settings: Se
     return subject.finding(ID, message, summary)
 
 
-def _who(loss: IsolationLoss) -> str:
-    """'pods labelled {app=web}, {app=(any other value)}': the representatives that lose."""
+def _who(loss: IsolationLoss, literals: Mapping[str, set[str]]) -> str:
+    """Which pods lose: 'pods without app=web', or the representatives' label sets."""
+    keys = {key for pod in loss.pods for key in pod}
+    if len(keys) == 1 and loss.count == len(loss.pods):
+        (key,) = keys
+        values = {pod.get(key) for pod in loss.pods}
+        if None in values and FRESH_VALUE in values:
+            kept = sorted(literals.get(key, set()) - values)
+            if len(kept) == 1:
+                return f"pods without {key}={kept[0]}"
+            if kept:
+                return f"pods whose {key} is not one of {', '.join(kept)}"
     shown = ", ".join(_labels(pod) for pod in loss.pods)
     more = loss.count - len(loss.pods)
     return f"pods labelled {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def pod_literals(*views: NamespaceView) -> dict[str, set[str]]:
+    """The pod label values the views' policies name, per key (for describing who loses)."""
+    found: dict[str, set[str]] = {}
+    for view in views:
+        for policy in view.policies():
+            for key, values in policy.pod_literals.items():
+                found.setdefault(key, set()).update(values)
+    return found
 
 
 def _labels(pod: Mapping[str, str]) -> str:

@@ -114,7 +114,11 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
             f"has no default-deny for {wanted}"
         )
     else:
-        why = "; ".join(f"{d.direction}: {d.text}" if len(open_) > 1 else d.text for d in open_)
+        texts = {d.text for d in open_}
+        if len(texts) == 1:
+            why = texts.pop()
+        else:
+            why = "; ".join(f"{d.direction}: {d.text}" for d in open_)
         message = (
             f"[{ID}] {subject.phrase} would accept all {wanted} traffic: {why}. "
             f"Apply a default-deny that selects it first: "
