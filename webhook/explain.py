@@ -23,7 +23,7 @@ from webhook.policy.model import Direction, Obj
 from webhook.policy.workloads import is_workload, pod_template
 
 FORMATS = ("text", "json")
-LAYER_WORDS = {"Admin": "Admin", "tiers": "Calico tier", "Baseline": "Baseline"}
+LAYER_WORDS = {"Admin": "Admin layer, ", "tiers": "", "Baseline": "Baseline layer, "}
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +142,12 @@ def _walk(explanation: Explanation, direction: Direction) -> list[str]:
             continue
         walked = True
         tier = view_tier.tier
-        order = "unset" if tier.order is None else f"{tier.order:g}"
+        order = "unset" if tier.order is None else f"{tier.order:.15g}"
+        if tier.order is not None and tier.order.is_integer():
+            order = str(int(tier.order))
+        layer = LAYER_WORDS.get(str(tier.layer), "")
         lines.append(
-            f'  {tier.layer} tier "{tier.name}" (order {order}, defaultAction '
-            f"{tier.default_action})"
+            f'  {layer}tier "{tier.name}" (order {order}, defaultAction {tier.default_action})'
         )
         for policy in policies:
             selects = policy.selects(explanation.endpoint)

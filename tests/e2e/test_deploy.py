@@ -566,9 +566,9 @@ def test_serve_with_service_account_token_is_synced_and_answers(
 def test_match_conditions_skip_requests_that_cannot_violate(
     cluster: Cluster, serving: Served
 ) -> None:
-    """Pod updates that keep the labels, and deletes of policies selecting only some pods, never
-    reach guardrail, nor do mirror pods from a node; a label change, and a mirror pod from anyone
-    else, do."""
+    """Pod updates that keep the labels never reach guardrail, nor do mirror pods from a node;
+    a label change, a delete of a policy (even one selecting only some pods: it may be what
+    isolates them), and a mirror pod from anyone else, do."""
     _wait_for_webhook(cluster)
     namespace = "deploy-conditions"
     cluster.create_namespace(namespace)
@@ -585,7 +585,7 @@ def test_match_conditions_skip_requests_that_cannot_violate(
     )
     steps = [
         (("annotate", "pod", "web", "-n", namespace, "note=1"), 0),
-        (("delete", "networkpolicy", "web-only", "-n", namespace), 0),
+        (("delete", "networkpolicy", "web-only", "-n", namespace), 1),
         (("label", "pod", "web", "-n", namespace, "tier=gold"), 1),
     ]
     for args, calls in steps:

@@ -1,4 +1,4 @@
-"""AdminNetworkPolicy and BaselineAdminNetworkPolicy as default-deny providers (admin.py)."""
+"""AdminNetworkPolicy and BaselineAdminNetworkPolicy through the isolation engine (SPEC 2.6)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.policy.admin import (
-    is_unrestricted_rule,
+from tests.unit.engine_shims import (
+    is_admin_unrestricted_rule,
     label_selector_matches,
     provided_directions,
     subject_covers,
     unrestricted_rules,
 )
-from webhook.policy.isolation import providers_for
-from webhook.policy.model import Direction, Namespace, Operation, PolicyRef, Request
+from webhook.policy.model import Direction, Namespace, Operation, Request
 from webhook.policy.rule import Settings
 from webhook.policy.rules.protect_default_deny import check as protect_default_deny
 from webhook.policy.rules.require_default_deny import check as require_default_deny
@@ -188,10 +187,11 @@ SHAPES: list[tuple[str, dict[str, Any], Namespace, frozenset[Direction]]] = [
         NONE,
     ),
     (
-        "deny-with-empty-ports-is-invalid",
+        # `ports: []` restricts no port (the CRD refuses it; if stored, it denies everything).
+        "deny-with-empty-ports-restricts-nothing",
         banp({"egress": [{**DENY_EVERYTHING, "ports": []}]}),
         SHOP,
-        NONE,
+        EGRESS_ONLY,
     ),
     (
         "null-fields-are-absent",
@@ -308,12 +308,6 @@ def test_provider_shapes(
     assert provided_directions(obj, flavor(obj), ns) == expected
 
 
-@pytest.mark.parametrize("other", ["k8s", "calico", "calico-global", "calico-staged", ""])
-def test_other_flavors_provide_nothing(other: str) -> None:
-    """Only the "anp" and "banp" flavors are judged by admin.py."""
-    assert provided_directions(banp({"egress": [DENY_EVERYTHING]}), other, SHOP) == NONE
-
-
 # -- label selectors -------------------------------------------------------------------------
 LABELS = {"kubernetes.io/metadata.name": "shop", "team": "payments"}
 SELECTORS: list[tuple[str, Any, bool]] = [
@@ -426,7 +420,7 @@ def test_unrestricted_rule_definition(
     rule: Any, direction: Direction, flavor_name: str, expected: bool
 ) -> None:
     """Allow/Pass on every port to every pod or a /0 network reopens everything; nothing else."""
-    assert is_unrestricted_rule(rule, direction, flavor_name) is expected
+    assert is_admin_unrestricted_rule(rule, direction, flavor_name) is expected
 
 
 def test_unrestricted_rules_are_named_by_direction_and_index() -> None:
@@ -563,12 +557,12 @@ def test_baseline_allow_all_is_not_reported() -> None:
     assert restrict_allow_all(admin_request(obj, Operation.CREATE), state(), SETTINGS) == []
 
 
-def test_admin_policies_count_in_providers_for() -> None:
-    """providers_for (Namespace CREATE advisories, confirmation reads) sees ANPs as globals."""
+def test_admin_policies_isolate_through_the_state() -> None:
+    """The state's view (Namespace CREATE advisories, confirmation reads) walks ANPs first."""
     deny = anp({"egress": [DENY_EVERYTHING]})
-    assert dict(providers_for(SHOP, [], [deny])) == {
-        EG: (PolicyRef("AdminNetworkPolicy", "anp", "", "cluster-deny"),)
-    }
+    egress = state(ns_obj("shop"), deny).view("shop").decide_any_pod(EG)
+    assert egress.isolated
+    assert egress.text.startswith('AdminNetworkPolicy "cluster-deny"')
 
 
 # -- hostile objects ---------------------------------------------------------------------------

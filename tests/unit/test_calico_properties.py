@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webhook.policy.calico import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, every_endpoint_matches
+from tests.unit.calico_endpoints import NAMESPACE_LABEL, ORCHESTRATOR_LABEL, every_endpoint_matches
 from webhook.policy.model import Namespace
 from webhook.policy.selector import (
     All,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from webhook.policy.calico import every_endpoint_matches, namespace_matches
+from tests.unit.calico_endpoints import every_endpoint_matches, namespace_matches
 from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Namespace
 from webhook.policy.selector import (

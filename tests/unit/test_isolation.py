@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.engine_shims import unrestricted_rules
 from tests.unit.policy_support import (
     ALL_NS,
     BAD_APP,
@@ -35,91 +36,12 @@ from tests.unit.policy_support import (
     restrict,
     state,
 )
-from webhook.policy.isolation import default_deny_command
-from webhook.policy.k8s import effective_policy_types, is_empty_selector, unrestricted_rules
 from webhook.policy.model import Direction, Finding, Operation, Request
 from webhook.policy.rules.protect_default_deny import check as protect_default_deny
 from webhook.policy.rules.require_default_deny import check as require_default_deny
+from webhook.policy.rules.require_default_deny import default_deny_command
 from webhook.policy.rules.require_role_labels import check as require_role_labels
 from webhook.policy.rules.restrict_allow_all import check as restrict_allow_all
-
-POLICY_TYPES: list[tuple[Any, tuple[Direction, ...]]] = [
-    ({}, (INGRESS,)),
-    (None, (INGRESS,)),
-    ({"ingress": [{}]}, (INGRESS,)),
-    ({"egress": [{"to": [{"podSelector": {}}]}]}, (INGRESS, EGRESS)),
-    ({"egress": DNS_EGRESS}, (INGRESS, EGRESS)),
-    ({"egress": []}, (INGRESS,)),
-    ({"policyTypes": ["Egress"]}, (EGRESS,)),
-    ({"policyTypes": ["Egress"], "ingress": [{}]}, (EGRESS,)),
-    ({"policyTypes": ["Ingress"], "egress": DNS_EGRESS}, (INGRESS,)),
-    ({"policyTypes": ["Ingress", "Egress"]}, (INGRESS, EGRESS)),
-    ({"policyTypes": ["Egress", "Ingress"]}, (EGRESS, INGRESS)),
-    ({"policyTypes": [], "egress": DNS_EGRESS}, (INGRESS, EGRESS)),
-    ({"policyTypes": ["Ingress", "Sideways"]}, (INGRESS,)),
-]
-
-
-@pytest.mark.parametrize(
-    ("spec", "expected"),
-    POLICY_TYPES,
-    ids=[
-        "omitted-no-egress",
-        "spec-null",
-        "omitted-ingress-rules",
-        "omitted-with-egress",
-        "omitted-with-dns-egress",
-        "omitted-egress-empty-list",
-        "explicit-egress",
-        "explicit-egress-ignores-ingress-rules",
-        "explicit-ingress-ignores-egress-rules",
-        "explicit-both",
-        "explicit-order-kept",
-        "explicit-empty-is-defaulted",
-        "unknown-type-ignored",
-    ],
-)
-def test_effective_policy_types_follow_api_server_defaulting(
-    spec: Any, expected: tuple[Direction, ...]
-) -> None:
-    """Omitted policyTypes mean [Ingress] plus Egress when egress has rules; explicit ones win.
-
-    `egress: []` adds nothing: the API server defaults on len(spec.egress) != 0.
-    """
-    assert effective_policy_types(spec) == expected
-
-
-@pytest.mark.parametrize(
-    ("selector", "expected"),
-    [
-        (None, True),
-        ({}, True),
-        ({"matchLabels": {}}, True),
-        ({"matchExpressions": []}, True),
-        ({"matchLabels": None, "matchExpressions": None}, True),
-        ({"matchLabels": {}, "matchExpressions": []}, True),
-        ({"matchLabels": {"app": "web"}}, False),
-        ({"matchExpressions": [{"key": "app", "operator": "Exists"}]}, False),
-        ("app=web", False),
-        ([], False),
-    ],
-    ids=[
-        "absent",
-        "empty",
-        "matchLabels-empty",
-        "matchExpressions-empty",
-        "both-null",
-        "both-empty",
-        "matchLabels",
-        "matchExpressions",
-        "string",
-        "list",
-    ],
-)
-def test_empty_selector(selector: Any, expected: bool) -> None:
-    """Only a selector without labels or expressions selects everything."""
-    assert is_empty_selector(selector) is expected
-
 
 UNRESTRICTED = [
     ({"ingress": [{}]}, [(INGRESS, 0)]),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 from webhook.policy import schema
 from webhook.policy.cluster import ClusterState
 from webhook.policy.engine import NamespaceView
-from webhook.policy.isolation import default_deny_command
 from webhook.policy.model import Direction, Finding, Namespace, Operation, Request
 from webhook.policy.rule import Rule, Setting, Settings, Severity, kinds
 from webhook.policy.text import and_join, fit, summarize
@@ -226,6 +226,23 @@ def missing_for_every_pod(
     """The directions in which some pod of the namespace may not be isolated."""
     view = state.view(namespace)
     return tuple(d for d in directions if not view.decide_any_pod(d).isolated)
+
+
+def default_deny_command(namespace: str, directions: Sequence[Direction]) -> str:
+    """A kubectl one-liner applying a NetworkPolicy that is a default-deny for directions.
+
+    Named after what it covers (`default-deny-egress`) unless it covers both, so applying it
+    never overwrites an existing `default-deny` that provides the other direction.
+    """
+    both = set(directions) >= {Direction.INGRESS, Direction.EGRESS}
+    name = "default-deny" if both else "default-deny-" + "-".join(d.lower() for d in directions)
+    manifest = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"podSelector": {}, "policyTypes": [str(d) for d in directions]},
+    }
+    return f"echo '{json.dumps(manifest, separators=(',', ':'))}' | kubectl apply -f -"
 
 
 def namespace_summary(
