@@ -108,6 +108,18 @@ def test_pods_losing_isolation(
     assert (loss.text if loss else None) == expected
 
 
+def test_loss_names_service_accounts() -> None:
+    """A loss that depends on the service account says which service accounts lose."""
+    before = build_stack([gnp("dd", serviceAccountSelector="projectcalico.org/name == 'api'")])
+    loss = pods_losing_isolation(before, build_stack([]), SHOP, INGRESS)
+    assert loss is not None
+    assert (loss.every_pod, loss.accounts) == (False, ("api",))
+    assert loss.text == (
+        'pods running as service account "api" in namespace "shop" would lose Ingress '
+        "isolation: no policy selects it"
+    )
+
+
 def test_loss_lists_pods_and_decisions() -> None:
     """A partial loss says which pods lose, with the before and after decisions."""
     before = build_stack([gnp("dd", selector="role in {'web', 'db'}", types=["Ingress"])])

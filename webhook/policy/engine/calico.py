@@ -51,6 +51,8 @@ from webhook.policy.engine.common import (
     with_home,
 )
 from webhook.policy.engine.core import (
+    CALICO_NAME_LABEL,
+    CALICO_SERVICE_ACCOUNT_LABEL,
     DEFAULT_TIER,
     FRESH_CALICO_ENDPOINT_VIEW,
     FRESH_CALICO_NAMESPACE_VIEW,
@@ -218,37 +220,63 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
         rules=rules,
         selection=selection,
         pod_literals=literals,
+        account_literals=_service_account_literals(spec),
         guard=guard,
         **base,
     )
 
 
-def _with_local_literals(
-    literals: dict[str, frozenset[str]], spec: Mapping[str, Any]
-) -> dict[str, frozenset[str]]:
-    """Add what the endpoint side of each rule reads of pod labels (destination of an ingress
-    rule, source of an egress rule): representatives must tell those pods apart too."""
-    merged = {k: set(v) for k, v in literals.items()}
+def _local_sides(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The endpoint side of every rule: destination of ingress rules, source of egress ones."""
+    sides: list[Mapping[str, Any]] = []
     for direction, field in DIRECTIONS:
         rules = spec.get(field)
         side = "destination" if direction is Direction.INGRESS else "source"
         for rule in rules if isinstance(rules, list) else []:
             entity = rule.get(side) if isinstance(rule, Mapping) else None
-            if not isinstance(entity, Mapping):
-                continue
-            for name in ("selector", "notSelector"):
-                _, tree = (
-                    compile_calico(entity.get(name))
-                    if present(entity.get(name))
-                    else (
-                        None,
-                        None,
-                    )
-                )
-                for key, values in calico_literals(tree).items():
-                    if not key.startswith(_SYSTEM_PREFIXES):
-                        merged.setdefault(key, set()).update(values)
+            if isinstance(entity, Mapping):
+                sides.append(entity)
+    return sides
+
+
+def _literals_of(text: object) -> dict[str, set[str]]:
+    if not present(text):
+        return {}
+    _, tree = compile_calico(text)
+    return calico_literals(tree)
+
+
+def _with_local_literals(
+    literals: dict[str, frozenset[str]], spec: Mapping[str, Any]
+) -> dict[str, frozenset[str]]:
+    """Add what the endpoint side of each rule reads of pod labels: representatives must
+    tell those pods apart too."""
+    merged = {k: set(v) for k, v in literals.items()}
+    for entity in _local_sides(spec):
+        for name in ("selector", "notSelector"):
+            for key, values in _literals_of(entity.get(name)).items():
+                if not key.startswith(_SYSTEM_PREFIXES):
+                    merged.setdefault(key, set()).update(values)
     return {k: frozenset(v) for k, v in merged.items()}
+
+
+def _service_account_literals(spec: Mapping[str, Any]) -> frozenset[str]:
+    """Service account names the policy's selection or endpoint sides name."""
+    names: set[str] = set()
+    names |= _literals_of(_selector_text(spec.get("selector"))).get(
+        CALICO_SERVICE_ACCOUNT_LABEL, set()
+    )
+    names |= _literals_of(spec.get("serviceAccountSelector")).get(CALICO_NAME_LABEL, set())
+    for entity in _local_sides(spec):
+        for name in ("selector", "notSelector"):
+            names |= _literals_of(entity.get(name)).get(CALICO_SERVICE_ACCOUNT_LABEL, set())
+        accounts = entity.get("serviceAccounts")
+        if isinstance(accounts, Mapping):
+            listed = accounts.get("names")
+            if isinstance(listed, list):
+                names |= {n for n in listed if isinstance(n, str)}
+            names |= _literals_of(accounts.get("selector")).get(CALICO_NAME_LABEL, set())
+    return frozenset(names)
 
 
 def _scoped(home: str, inner: Predicate) -> Predicate:

@@ -352,6 +352,8 @@ class CompiledPolicy:
     # Label keys (with the values named) that the selection reads of pod labels: the
     # literals change-impact analysis builds representative pods from.
     pod_literals: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Service account names the policy reads (Calico), for the same purpose.
+    account_literals: frozenset[str] = frozenset()
     guard: Guard | None = None
 
     def selects(self, endpoint: Endpoint | Context) -> Tri:

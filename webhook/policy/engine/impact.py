@@ -36,7 +36,9 @@ class IsolationLoss:
     """Pods of `namespace` that lose isolation for `direction`.
 
     `every_pod`, or `pods` lists (at most MAX_LISTED) label sets of pods that lose it, keys
-    absent from a set being absent on the pod. `before` / `after` are the decisions for the
+    absent from a set being absent on the pod; `accounts` names the service accounts such
+    pods run as when only some do ("" when it does not matter). `before` / `after` are the
+    decisions for the
     first such pod: `after.text` names the object and rule responsible. `approximate` is set
     when the representatives were too many and fully unknown labels were compared instead.
     """
@@ -49,15 +51,21 @@ class IsolationLoss:
     before: Decision
     after: Decision
     approximate: bool = False
+    accounts: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
         if self.every_pod:
             who = "every pod"
+        elif self.pods == ({},) and self.accounts:
+            who = "pods"
         else:
             sets = ", ".join(_show(p) for p in self.pods)
             more = self.count - len(self.pods)
             who = f"pods labelled {sets}" + (f" and {more} more" if more > 0 else "")
+        if self.accounts and not self.every_pod:
+            names = ", ".join(FRESH_TEXT if a == FRESH_VALUE else f'"{a}"' for a in self.accounts)
+            who += f" running as service account {names}"
         note = " (labels not all compared)" if self.approximate else ""
         return (
             f'{who} in namespace "{self.namespace}" would lose {self.direction} isolation'
@@ -72,23 +80,28 @@ def _show(labels: Mapping[str, str]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def representatives(*views: NamespaceView) -> list[dict[str, str]] | None:
-    """Representative pod label sets for the views' policies; None past the bound."""
+def representatives(*views: NamespaceView) -> list[tuple[dict[str, str], str]] | None:
+    """Representative pods (labels, service account) for the views' policies; None past the
+    bound. Service accounts range over the names the policies read and one they do not."""
     literals: dict[str, set[str]] = {}
+    accounts: set[str] = set()
     for view in views:
         for policy in view.policies():
             for key, values in policy.pod_literals.items():
                 literals.setdefault(key, set()).update(values)
+            accounts |= policy.account_literals
     keys = sorted(literals)
     options: list[list[str | None]] = [[None, *sorted(literals[k]), FRESH_VALUE] for k in keys]
-    total = 1
+    account_options = [*sorted(accounts), FRESH_VALUE]
+    total = len(account_options)
     for option in options:
         total *= len(option)
         if total > MAX_REPRESENTATIVES:
             return None
     return [
-        {k: v for k, v in zip(keys, combo, strict=True) if v is not None}
+        ({k: v for k, v in zip(keys, combo, strict=True) if v is not None}, account)
         for combo in itertools.product(*options)
+        for account in account_options
     ]
 
 
@@ -111,19 +124,28 @@ def compare_views(
         if was.verdict is Verdict.OPEN or now.verdict is Verdict.ISOLATED:
             return None
         return IsolationLoss(name, direction, True, (), 1, was, now, approximate=True)
-    losing: list[tuple[dict[str, str], Decision, Decision]] = []
-    for labels in reps:
-        was = before.decide(before.endpoint(Labels.exactly(labels)), direction)
+    losing: list[tuple[dict[str, str], str, Decision, Decision]] = []
+    for labels, account in reps:
+        was = before.decide(before.endpoint(Labels.exactly(labels), account), direction)
         if was.verdict is Verdict.OPEN:
             continue
-        now = after.decide(after.endpoint(Labels.exactly(labels)), direction)
+        now = after.decide(after.endpoint(Labels.exactly(labels), account), direction)
         if _loses(was.verdict, now.verdict):
-            losing.append((labels, was, now))
+            losing.append((labels, account, was, now))
     if not losing:
         return None
-    _, was, now = losing[0]
-    pods = tuple(labels for labels, _, _ in losing[:MAX_LISTED])
-    return IsolationLoss(name, direction, len(losing) == len(reps), pods, len(losing), was, now)
+    _, _, was, now = losing[0]
+    pods: list[dict[str, str]] = []
+    for labels, _, _, _ in losing:
+        if labels not in pods:
+            pods.append(labels)
+    all_accounts = {account for _, account in reps}
+    lost_accounts = sorted({account for _, account, _, _ in losing})
+    accounts = tuple(lost_accounts) if len(lost_accounts) < len(all_accounts) else ()
+    every = len(losing) == len(reps)
+    return IsolationLoss(
+        name, direction, every, tuple(pods[:MAX_LISTED]), len(pods), was, now, accounts=accounts
+    )
 
 
 def pods_losing_isolation(
