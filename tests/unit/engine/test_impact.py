@@ -161,6 +161,23 @@ def test_too_many_representatives_fall_back_and_say_so() -> None:
     assert "(labels not all compared)" in loss.text
 
 
+def test_substring_selectors_fall_back_to_unknown_labels() -> None:
+    """A selector matching by substring makes the comparison conservative, and it says so."""
+    before = build_stack([gnp("dd", selector="app contains 'web'", types=["Ingress"])])
+    after = build_stack([gnp("dd", selector="app starts with 'web'", types=["Ingress"])])
+    loss = pods_losing_isolation(before, after, SHOP, INGRESS)
+    assert loss is not None
+    assert loss.approximate
+
+
+def test_unrelated_change_is_harmless_even_with_substring_selectors() -> None:
+    """A change that leaves the namespace's policies as they were is harmless without comparing pods."""
+    kept = gnp("dd", selector="app contains 'web'", types=["Ingress"])
+    before = build_stack([kept, default_deny("elsewhere")])
+    after = build_stack([kept])
+    assert pods_losing_isolation(before, after, SHOP, INGRESS) is None
+
+
 def test_with_changes_removes_and_adds() -> None:
     """with_changes builds the after-stack of a DELETE without touching the before-stack."""
     dd = compile_object(default_deny())

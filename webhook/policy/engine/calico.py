@@ -76,6 +76,7 @@ from webhook.policy.engine.select import (
     calico_guard,
     calico_literals,
     compile_calico,
+    has_string_match,
 )
 from webhook.policy.model import Direction, Obj
 from webhook.policy.objects import CALICO, CALICO_GLOBAL, flavor_of
@@ -221,6 +222,7 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
         selection=selection,
         pod_literals=literals,
         account_literals=_service_account_literals(spec),
+        string_matches=_string_matches(spec),
         guard=guard,
         **base,
     )
@@ -258,6 +260,17 @@ def _with_local_literals(
                 if not key.startswith(_SYSTEM_PREFIXES):
                     merged.setdefault(key, set()).update(values)
     return {k: frozenset(v) for k, v in merged.items()}
+
+
+def _string_matches(spec: Mapping[str, Any]) -> bool:
+    texts = [_selector_text(spec.get("selector"))]
+    texts += [e.get(n) for e in _local_sides(spec) for n in ("selector", "notSelector")]
+    for text_value in texts:
+        if present(text_value):
+            _, tree = compile_calico(text_value)
+            if has_string_match(tree, _SYSTEM_PREFIXES):
+                return True
+    return False
 
 
 def _service_account_literals(spec: Mapping[str, Any]) -> frozenset[str]:

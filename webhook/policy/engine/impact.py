@@ -3,10 +3,12 @@
 A change is harmless only if no possible pod of the namespace loses isolation. Pods are
 represented by label sets built from the literals of the selectors that can select pods of
 the namespace in either stack: for each key read, absent, each value named, and one value no
-selector names (shown as "(any other value)"). Two pods that agree on those keys are told
-apart by no selector, so comparing the representatives compares every pod. Past
-MAX_REPRESENTATIVES combinations the comparison falls back to fully unknown labels, which is
-conservative (a pod set only possibly isolated before counts as losing), and says so.
+selector names (shown as "(any other value)"); service accounts likewise. Two pods that
+agree on those keys are told apart by no selector, so comparing the representatives compares
+every pod. Past MAX_REPRESENTATIVES combinations, or when a selector matches pod labels by
+substring (`contains`, `starts with`, `ends with`: no finite set of literal values stands for
+every pod then), the comparison falls back to fully unknown labels, which is conservative (a
+pod set only possibly isolated before counts as losing), and says so.
 
 A representative loses isolation when it is isolated before and not isolated after, or
 possibly isolated before (UNKNOWN: a service account, `global()` or near-all addresses are
@@ -87,6 +89,8 @@ def representatives(*views: NamespaceView) -> list[tuple[dict[str, str], str]] |
     accounts: set[str] = set()
     for view in views:
         for policy in view.policies():
+            if policy.string_matches:
+                return None
             for key, values in policy.pod_literals.items():
                 literals.setdefault(key, set()).update(values)
             accounts |= policy.account_literals
@@ -116,6 +120,8 @@ def compare_views(
 ) -> IsolationLoss | None:
     """Pods that lose isolation going from `before` to `after` (views of one namespace,
     possibly with different labels); None when no possible pod does."""
+    if _signature(before) == _signature(after):
+        return None  # the same policies and tiers judge the same namespace: nothing changes
     reps = representatives(before, after)
     name = after.namespace.name
     if reps is None:
@@ -145,6 +151,23 @@ def compare_views(
     every = len(losing) == len(reps)
     return IsolationLoss(
         name, direction, every, tuple(pods[:MAX_LISTED]), len(pods), was, now, accounts=accounts
+    )
+
+
+def _signature(view: NamespaceView) -> tuple[object, ...]:
+    return (
+        view.namespace.name,
+        tuple(sorted(view.namespace.labels.items())),
+        tuple(
+            (
+                vt.tier,
+                tuple(
+                    (d.value, tuple((p.key, p.fingerprint) for p in ps))
+                    for d, ps in sorted(vt.by_direction.items())
+                ),
+            )
+            for vt in view.tiers
+        ),
     )
 
 

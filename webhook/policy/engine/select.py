@@ -267,6 +267,17 @@ def _value_test(node: LabelMatch) -> Callable[[Value], bool]:
     return lambda v: False
 
 
+def has_string_match(sel: Selector | None, skip_prefixes: tuple[str, ...] = ()) -> bool:
+    """Whether sel uses `contains`, `starts with` or `ends with` on a key not skipped."""
+    if isinstance(sel, Not):
+        return has_string_match(sel.operand, skip_prefixes)
+    if isinstance(sel, And | Or):
+        return any(has_string_match(op, skip_prefixes) for op in sel.operands)
+    return isinstance(sel, Contains | StartsWith | EndsWith) and not sel.key.startswith(
+        skip_prefixes
+    )
+
+
 def calico_literals(sel: Selector | None) -> dict[str, set[str]]:
     """Label keys a Calico selector reads, with the values it names (for representatives)."""
     found: dict[str, set[str]] = {}
