@@ -35,6 +35,7 @@ allow it (never ignored, never the reason for a verdict of isolated).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +47,10 @@ from webhook.policy.engine.common import (
     identity,
     meta_of,
     number,
+    shared_guard,
+    shared_literals,
+    shared_rule,
+    shared_rules,
     text,
     unreadable_rule,
     with_home,
@@ -90,6 +95,20 @@ _RULE_RESTRICTIONS = ("protocol", "notProtocol", "icmp", "notICMP", "http")
 _SELECTOR_FIELDS = ("selector", "notSelector", "namespaceSelector")
 # Keys whose values Calico sets itself, never pod labels (no use as representatives).
 _SYSTEM_PREFIXES = ("pcns.", "projectcalico.org/")
+_TYPES = {
+    t: t
+    for t in (
+        frozenset(),
+        frozenset({Direction.INGRESS}),
+        frozenset({Direction.EGRESS}),
+        BOTH,
+    )
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_names(names: frozenset[str]) -> frozenset[str]:
+    return names
 
 
 def present(value: object) -> bool:
@@ -157,7 +176,7 @@ def effective_types(spec: Mapping[str, Any]) -> frozenset[Direction] | None:
         if direction is None:
             return None
         found.add(direction)
-    return frozenset(found)
+    return _TYPES[frozenset(found)]
 
 
 def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPolicy | None:
@@ -212,9 +231,11 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
     for direction, field in DIRECTIONS:
         if direction in types:
             raw_rules = rule_lists[direction]
-            rules[direction] = tuple(
-                _rule(rule, direction, f"spec.{field}[{i}]", is_global)
-                for i, rule in enumerate(raw_rules if isinstance(raw_rules, list) else [])
+            rules[direction] = shared_rules(
+                tuple(
+                    shared_rule(_rule(rule, direction, f"spec.{field}[{i}]", is_global))
+                    for i, rule in enumerate(raw_rules if isinstance(raw_rules, list) else [])
+                )
             )
     return CompiledPolicy(
         directions=types,
@@ -249,8 +270,8 @@ def _literals_of(text: object) -> dict[str, set[str]]:
 
 
 def _with_local_literals(
-    literals: dict[str, frozenset[str]], spec: Mapping[str, Any]
-) -> dict[str, frozenset[str]]:
+    literals: Mapping[str, frozenset[str]], spec: Mapping[str, Any]
+) -> Mapping[str, frozenset[str]]:
     """Add what the endpoint side of each rule reads of pod labels: representatives must
     tell those pods apart too."""
     merged = {k: set(v) for k, v in literals.items()}
@@ -259,7 +280,7 @@ def _with_local_literals(
             for key, values in _literals_of(entity.get(name)).items():
                 if not key.startswith(_SYSTEM_PREFIXES):
                     merged.setdefault(key, set()).update(values)
-    return {k: frozenset(v) for k, v in merged.items()}
+    return shared_literals({k: frozenset(v) for k, v in merged.items()})
 
 
 def _string_matches(spec: Mapping[str, Any]) -> bool:
@@ -289,7 +310,7 @@ def _service_account_literals(spec: Mapping[str, Any]) -> frozenset[str]:
             if isinstance(listed, list):
                 names |= {n for n in listed if isinstance(n, str)}
             names |= _literals_of(accounts.get("selector")).get(CALICO_NAME_LABEL, set())
-    return frozenset(names)
+    return _shared_names(frozenset(names))
 
 
 def _scoped(home: str, inner: Predicate) -> Predicate:
@@ -298,7 +319,7 @@ def _scoped(home: str, inner: Predicate) -> Predicate:
 
 def _selection(
     spec: Mapping[str, Any], is_global: bool, home: str
-) -> tuple[Predicate, dict[str, frozenset[str]], Guard | None]:
+) -> tuple[Predicate, Mapping[str, frozenset[str]], Guard | None]:
     endpoint_match, tree = compile_calico(_selector_text(spec.get("selector")))
     literals = {
         k: frozenset(v)
@@ -312,6 +333,16 @@ def _selection(
     if present(spec.get("serviceAccountSelector")):
         account_match, _ = compile_calico(spec.get("serviceAccountSelector"))
 
+    found = calico_guard(tree)
+    guard = shared_guard(Guard("calico", found[0], found[1])) if found else None
+    selection = _selection_predicate(namespace_match, endpoint_match, account_match)
+    return _scoped(home, selection), shared_literals(literals), guard
+
+
+@functools.lru_cache(maxsize=16384)
+def _selection_predicate(
+    namespace_match: Matcher, endpoint_match: Matcher, account_match: Matcher
+) -> Predicate:
     def selection(ctx: Context) -> Tri:
         result = namespace_match(ctx.calico_namespace)
         if result is False:
@@ -321,9 +352,7 @@ def _selection(
             return result
         return and3(result, account_match(ctx.service_account_view))
 
-    found = calico_guard(tree)
-    guard = Guard("calico", found[0], found[1]) if found else None
-    return _scoped(home, selection), literals, guard
+    return selection
 
 
 def _selector_text(value: object) -> object:
@@ -364,7 +393,7 @@ def _rule(raw: object, direction: Direction, path: str, is_global: bool) -> Rule
         restricted,
         outside,
         fresh,
-        local=_local_side(local),
+        local=_local_side_shared(local),
         near_all=near_all,
     )
 
@@ -435,6 +464,22 @@ def _peer_side(entity: Mapping[str, Any], is_global: bool) -> tuple[Tri, Tri, bo
     if unreadable:
         fresh = None
     return outside, fresh, near_all
+
+
+def _local_side_shared(entity: Mapping[str, Any]) -> Predicate | None:
+    """The endpoint-side condition, shared between rules with equal endpoint sides."""
+    if not entity:
+        return None
+    try:
+        text_form = json.dumps(entity, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return _local_side(entity)
+    return _local_side_text(text_form)
+
+
+@functools.lru_cache(maxsize=16384)
+def _local_side_text(text_form: str) -> Predicate | None:
+    return _local_side(json.loads(text_form))
 
 
 def _local_side(entity: Mapping[str, Any]) -> Predicate | None:

@@ -90,6 +90,19 @@ class ViewTier:
         index = self.index.get(direction)
         if index is None or not index.keyed:
             return policies
+        # Both peers (and both directions, often) ask the same question of one endpoint.
+        memo = ctx.candidates_cache
+        found = memo.get((id(self), direction))
+        if found is not None:
+            return found
+        result = self._pick(policies, index, ctx)
+        memo[(id(self), direction)] = result
+        return result
+
+    @staticmethod
+    def _pick(
+        policies: tuple[CompiledPolicy, ...], index: _GuardIndex, ctx: Context
+    ) -> Sequence[CompiledPolicy]:
         picked = set(index.unguarded)
         for on, key, by_value, every in index.keyed:
             value = (ctx.calico_endpoint if on == "calico" else ctx.pod_view).get(key)
