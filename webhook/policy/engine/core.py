@@ -6,7 +6,7 @@ flavor adapters) and read by every decision, so nothing on the decision path par
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
@@ -183,7 +183,6 @@ class Context:
     __slots__ = (
         "calico_endpoint",
         "calico_namespace",
-        "candidates_cache",
         "endpoint",
         "namespace",
         "namespace_view",
@@ -229,7 +228,6 @@ class Context:
             sa[CALICO_NAME_LABEL] = endpoint.service_account
         self.service_account_view = LabelView(sa, complete=False)
         self.selection_cache: dict[int, Tri] = {}
-        self.candidates_cache: dict[tuple[int, str], Sequence[CompiledPolicy]] = {}
         # Ids of policies known to select every pod of the endpoint's namespace (set by views).
         self.preselected: frozenset[int] = frozenset()
 
