@@ -18,6 +18,12 @@ outcome joins the set of possible outcomes and the walk goes on (a maybe Pass al
 walk reach the next tier; a tier that maybe applies may also be skipped). The first certain
 decision closes the set. The verdict is the single possible outcome, else UNKNOWN, so the
 engine says ISOLATED only when every completion of what is not known is isolated.
+
+Cost: a view shares its tiers with every view that holds the same policies (interned per
+stack), skips tiers that pass whatever they select for the peer ("inert": default Pass, no
+rule that could Allow or Deny it) without evaluating a selection, and looks policies up by
+a guard label (`app == 'x'`, `role in {...}`) so that only candidates are evaluated.
+Selections are computed once per endpoint and shared by both peers and directions.
 """
 
 from __future__ import annotations
