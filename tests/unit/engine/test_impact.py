@@ -247,3 +247,28 @@ def test_losses_sweep_skips_namespaces_the_change_cannot_select() -> None:
     namespaces = [ns("a", env="prod"), ns("b", env="dev"), ns("c", env="prod")]
     found = list(losses(before, after, namespaces, (INGRESS, EGRESS), changed=[compiled_dd]))
     assert [(loss.namespace, loss.direction) for loss in found] == [("a", INGRESS), ("c", INGRESS)]
+
+
+def test_derived_views_agree_with_built_ones() -> None:
+    """An after-view derived from a cached before-view judges like one built from the stack."""
+    dd = gnp("dd", namespaceSelector="env == 'prod'", types=["Ingress"])
+    compiled_dd = compile_object(dd)
+    assert isinstance(compiled_dd, CompiledPolicy)
+    before = build_stack([dd, k8s_np("web", "a", podSelector={"matchLabels": {"role": "web"}})])
+    after = before.with_changes(remove=[compiled_dd.key])
+    namespaces = [ns("a", env="prod"), ns("b", env="dev")]
+    cache = {n.name: before.for_namespace(n) for n in namespaces}
+    derived = list(
+        losses(
+            before,
+            after,
+            namespaces,
+            (INGRESS,),
+            changed=[compiled_dd],
+            views=lambda n: cache[n.name],
+            remove=[compiled_dd.key],
+        )
+    )
+    built = list(losses(before, after, namespaces, (INGRESS,), changed=[compiled_dd]))
+    assert [(x.namespace, x.text) for x in derived] == [(x.namespace, x.text) for x in built]
+    assert [x.namespace for x in derived] == ["a"]

@@ -18,7 +18,7 @@ not known) and certainly open after.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from webhook.policy.engine.core import CompiledPolicy, Endpoint, Labels, Tier, Verdict
@@ -122,13 +122,17 @@ def compare_views(
     possibly with different labels); None when no possible pod does."""
     if _signature(before) == _signature(after):
         return None  # the same policies and tiers judge the same namespace: nothing changes
+    # Two decisions settle most changes: every pod open before has nothing to lose, every pod
+    # isolated after has lost nothing.
+    was = before.decide_any_pod(direction)
+    if was.verdict is Verdict.OPEN:
+        return None
+    now = after.decide_any_pod(direction)
+    if now.verdict is Verdict.ISOLATED:
+        return None
     reps = representatives(before, after)
     name = after.namespace.name
     if reps is None:
-        was = before.decide_any_pod(direction)
-        now = after.decide_any_pod(direction)
-        if was.verdict is Verdict.OPEN or now.verdict is Verdict.ISOLATED:
-            return None
         return IsolationLoss(name, direction, True, (), 1, was, now, approximate=True)
     losing: list[tuple[dict[str, str], str, Decision, Decision]] = []
     for labels, account in reps:
@@ -191,12 +195,19 @@ def losses(
     namespaces: Iterable[Namespace],
     directions: Sequence[Direction],
     changed: Iterable[CompiledPolicy | Tier] = (),
+    *,
+    views: Callable[[Namespace], NamespaceView] | None = None,
+    remove: Collection[str] = (),
+    add: Sequence[CompiledPolicy] = (),
 ) -> Iterator[IsolationLoss]:
     """Every loss over several namespaces and directions (protect-default-deny's sweep).
 
     `changed` lists the policies removed, added or replaced (old and new forms) and tiers
     changed; when given, namespaces none of the changed policies can select are skipped
     (their views are the same before and after). A changed tier disables the skip.
+    With `views` (the caller's cache of `before` views), each after-view is derived from the
+    cached one by `remove` (keys) and `add` (`PolicyStack.derive_view`) instead of being
+    built from the whole stack.
     """
     policies = list(changed)
     skip_unselected = bool(policies) and not any(isinstance(p, Tier) for p in policies)
@@ -205,7 +216,12 @@ def losses(
             probe = Endpoint.any_pod(namespace)
             if all(isinstance(p, CompiledPolicy) and p.selects(probe) is False for p in policies):
                 continue
-        was, now = before.for_namespace(namespace), after.for_namespace(namespace)
+        was = views(namespace) if views is not None else before.for_namespace(namespace)
+        now = (
+            after.derive_view(was, remove=remove, add=add)
+            if views is not None
+            else after.for_namespace(namespace)
+        )
         for direction in directions:
             loss = compare_views(was, now, direction)
             if loss is not None:

@@ -29,7 +29,7 @@ Selections are computed once per endpoint and shared by both peers and direction
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from webhook.policy.engine.core import (
@@ -275,10 +275,40 @@ class PolicyStack:
     def for_namespace(self, namespace: Namespace) -> NamespaceView:
         """The policies that can select pods of `namespace`, in walk order (cache it)."""
         probe = Context(Endpoint.any_pod(namespace))
+        levels = [(p, p.selection(probe)) for p in self.policies_in(namespace.name)]
+        return self._assemble(namespace, levels)
+
+    def derive_view(
+        self,
+        view: NamespaceView,
+        remove: Collection[str] = (),
+        add: Iterable[CompiledPolicy] = (),
+    ) -> NamespaceView:
+        """`view` (of a stack this one was changed from) with policies removed by key and
+        added, as this stack would build it: cost proportional to the view, not the stack.
+
+        Meant for judging one change in many namespaces: `after.derive_view(cached_view,
+        remove=[old.key], add=[new])`. Tiers are read from this stack, so tier changes
+        apply too.
+        """
+        namespace = view.namespace
+        probe = Context(Endpoint.any_pod(namespace))
+        added = [p for p in add if not p.home or p.home == namespace.name]
+        gone = set(remove) | {p.key for p in added}
+        levels: list[tuple[CompiledPolicy, Tri]] = [
+            (p, True if id(p) in view.preselected else p.selection(probe))
+            for p in view.policies()
+            if p.key not in gone
+        ]
+        levels.extend((p, p.selection(probe)) for p in added)
+        return self._assemble(namespace, levels)
+
+    def _assemble(
+        self, namespace: Namespace, levels: Iterable[tuple[CompiledPolicy, Tri]]
+    ) -> NamespaceView:
         grouped: dict[str, dict[Direction, list[CompiledPolicy]]] = {}
         preselected: set[int] = set()
-        for policy in self.policies_in(namespace.name):
-            level = policy.selection(probe)
+        for policy, level in levels:
             if level is False or not policy.directions:
                 continue
             tier = self.tier(policy.tier)
@@ -345,6 +375,11 @@ class NamespaceView:
         self._indexes = indexes
         self._preselected = preselected
         self._labels = namespace_labels(namespace)
+
+    @property
+    def preselected(self) -> frozenset[int]:
+        """Ids of the policies that select every pod of the namespace."""
+        return self._preselected
 
     def policies(self) -> Iterator[CompiledPolicy]:
         seen: set[int] = set()
