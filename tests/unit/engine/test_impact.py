@@ -108,6 +108,18 @@ def test_pods_losing_isolation(
     assert (loss.text if loss else None) == expected
 
 
+def test_loss_names_service_accounts() -> None:
+    """A loss that depends on the service account says which service accounts lose."""
+    before = build_stack([gnp("dd", serviceAccountSelector="projectcalico.org/name == 'api'")])
+    loss = pods_losing_isolation(before, build_stack([]), SHOP, INGRESS)
+    assert loss is not None
+    assert (loss.every_pod, loss.accounts) == (False, ("api",))
+    assert loss.text == (
+        'pods running as service account "api" in namespace "shop" would lose Ingress '
+        "isolation: no policy selects it"
+    )
+
+
 def test_loss_lists_pods_and_decisions() -> None:
     """A partial loss says which pods lose, with the before and after decisions."""
     before = build_stack([gnp("dd", selector="role in {'web', 'db'}", types=["Ingress"])])
@@ -147,6 +159,23 @@ def test_too_many_representatives_fall_back_and_say_so() -> None:
     assert loss is not None
     assert loss.approximate
     assert "(labels not all compared)" in loss.text
+
+
+def test_substring_selectors_fall_back_to_unknown_labels() -> None:
+    """A selector matching by substring makes the comparison conservative, and it says so."""
+    before = build_stack([gnp("dd", selector="app contains 'web'", types=["Ingress"])])
+    after = build_stack([gnp("dd", selector="app starts with 'web'", types=["Ingress"])])
+    loss = pods_losing_isolation(before, after, SHOP, INGRESS)
+    assert loss is not None
+    assert loss.approximate
+
+
+def test_unrelated_change_is_harmless_even_with_substring_selectors() -> None:
+    """A change that leaves the namespace's policies as they were is harmless without comparing pods."""
+    kept = gnp("dd", selector="app contains 'web'", types=["Ingress"])
+    before = build_stack([kept, default_deny("elsewhere")])
+    after = build_stack([kept])
+    assert pods_losing_isolation(before, after, SHOP, INGRESS) is None
 
 
 def test_with_changes_removes_and_adds() -> None:
@@ -218,3 +247,28 @@ def test_losses_sweep_skips_namespaces_the_change_cannot_select() -> None:
     namespaces = [ns("a", env="prod"), ns("b", env="dev"), ns("c", env="prod")]
     found = list(losses(before, after, namespaces, (INGRESS, EGRESS), changed=[compiled_dd]))
     assert [(loss.namespace, loss.direction) for loss in found] == [("a", INGRESS), ("c", INGRESS)]
+
+
+def test_derived_views_agree_with_built_ones() -> None:
+    """An after-view derived from a cached before-view judges like one built from the stack."""
+    dd = gnp("dd", namespaceSelector="env == 'prod'", types=["Ingress"])
+    compiled_dd = compile_object(dd)
+    assert isinstance(compiled_dd, CompiledPolicy)
+    before = build_stack([dd, k8s_np("web", "a", podSelector={"matchLabels": {"role": "web"}})])
+    after = before.with_changes(remove=[compiled_dd.key])
+    namespaces = [ns("a", env="prod"), ns("b", env="dev")]
+    cache = {n.name: before.for_namespace(n) for n in namespaces}
+    derived = list(
+        losses(
+            before,
+            after,
+            namespaces,
+            (INGRESS,),
+            changed=[compiled_dd],
+            views=lambda n: cache[n.name],
+            remove=[compiled_dd.key],
+        )
+    )
+    built = list(losses(before, after, namespaces, (INGRESS,), changed=[compiled_dd]))
+    assert [(x.namespace, x.text) for x in derived] == [(x.namespace, x.text) for x in built]
+    assert [x.namespace for x in derived] == ["a"]

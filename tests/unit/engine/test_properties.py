@@ -250,3 +250,23 @@ def test_guard_rules_out_only_unselected_pods(obj: dict[str, Any], labels: dict[
     value = (ctx.calico_endpoint if guard.on == "calico" else ctx.pod_view).get(guard.key)
     if not (isinstance(value, str) and value in guard.values):
         assert policy.selection(ctx) is False
+
+
+@PROPERTY
+@given(stacks, known_labels, st.sampled_from(list(Direction)), st.integers(0, 4))
+def test_derived_view_matches_built_view(
+    stack_parts: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    known: dict[str, str],
+    direction: Direction,
+    drop: int,
+) -> None:
+    """A view derived by removing a policy decides like the view built without it."""
+    tiers, policies = stack_parts
+    before = build_stack([*tiers, *policies])
+    keys = sorted(p.key for p in before.policies())
+    removed = [keys[drop % len(keys)]]
+    after = before.with_changes(remove=removed)
+    derived = after.derive_view(before.for_namespace(NAMESPACE), remove=removed)
+    built = after.for_namespace(NAMESPACE)
+    endpoint = built.endpoint(Labels(known, complete=False), "default")
+    assert derived.decide(endpoint, direction).text == built.decide(endpoint, direction).text

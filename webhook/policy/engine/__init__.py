@@ -4,8 +4,9 @@ Pure: standard library and webhook.policy's selector, model and objects modules 
 
     stack = build_stack(objects)                      # or PolicyStack(compiled, tiers)
     view = stack.for_namespace(namespace)             # cache per namespace
-    decision = view.decide(view.endpoint(labels, service_account), Direction.INGRESS)
+    decision = view.decide(endpoint_of(namespace, pod), Direction.INGRESS)
     decision.isolated, decision.verdict, decision.text
+    view.decide_any_pod(Direction.EGRESS)             # the namespace-wide judgement
 
 Change impact (`pods_losing_isolation`, `pods_losing_isolation_on_relabel`) and the rule
 listing for restrict-allow-all (`broad_rules`) build on the same compiled forms.
@@ -35,6 +36,7 @@ from webhook.policy.engine.impact import (
     pods_losing_isolation,
     pods_losing_isolation_on_relabel,
 )
+from webhook.policy.engine.pods import endpoint_of, is_host_network
 from webhook.policy.engine.stack import NamespaceView, PolicyStack
 
 __all__ = [
@@ -60,6 +62,8 @@ __all__ = [
     "broad_rules",
     "build_stack",
     "compile_object",
+    "endpoint_of",
+    "is_host_network",
     "losses",
     "pods_losing_isolation",
     "pods_losing_isolation_on_relabel",

@@ -35,6 +35,7 @@ allow it (never ignored, never the reason for a verdict of isolated).
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -46,11 +47,17 @@ from webhook.policy.engine.common import (
     identity,
     meta_of,
     number,
+    shared_guard,
+    shared_literals,
+    shared_rule,
+    shared_rules,
     text,
     unreadable_rule,
     with_home,
 )
 from webhook.policy.engine.core import (
+    CALICO_NAME_LABEL,
+    CALICO_SERVICE_ACCOUNT_LABEL,
     DEFAULT_TIER,
     FRESH_CALICO_ENDPOINT_VIEW,
     FRESH_CALICO_NAMESPACE_VIEW,
@@ -74,6 +81,7 @@ from webhook.policy.engine.select import (
     calico_guard,
     calico_literals,
     compile_calico,
+    has_string_match,
 )
 from webhook.policy.model import Direction, Obj
 from webhook.policy.objects import CALICO, CALICO_GLOBAL, flavor_of
@@ -87,6 +95,20 @@ _RULE_RESTRICTIONS = ("protocol", "notProtocol", "icmp", "notICMP", "http")
 _SELECTOR_FIELDS = ("selector", "notSelector", "namespaceSelector")
 # Keys whose values Calico sets itself, never pod labels (no use as representatives).
 _SYSTEM_PREFIXES = ("pcns.", "projectcalico.org/")
+_TYPES = {
+    t: t
+    for t in (
+        frozenset(),
+        frozenset({Direction.INGRESS}),
+        frozenset({Direction.EGRESS}),
+        BOTH,
+    )
+}
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_names(names: frozenset[str]) -> frozenset[str]:
+    return names
 
 
 def present(value: object) -> bool:
@@ -154,7 +176,7 @@ def effective_types(spec: Mapping[str, Any]) -> frozenset[Direction] | None:
         if direction is None:
             return None
         found.add(direction)
-    return frozenset(found)
+    return _TYPES[frozenset(found)]
 
 
 def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPolicy | None:
@@ -209,46 +231,86 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
     for direction, field in DIRECTIONS:
         if direction in types:
             raw_rules = rule_lists[direction]
-            rules[direction] = tuple(
-                _rule(rule, direction, f"spec.{field}[{i}]", is_global)
-                for i, rule in enumerate(raw_rules if isinstance(raw_rules, list) else [])
+            rules[direction] = shared_rules(
+                tuple(
+                    shared_rule(_rule(rule, direction, f"spec.{field}[{i}]", is_global))
+                    for i, rule in enumerate(raw_rules if isinstance(raw_rules, list) else [])
+                )
             )
     return CompiledPolicy(
         directions=types,
         rules=rules,
         selection=selection,
         pod_literals=literals,
+        account_literals=_service_account_literals(spec),
+        string_matches=_string_matches(spec),
         guard=guard,
         **base,
     )
 
 
-def _with_local_literals(
-    literals: dict[str, frozenset[str]], spec: Mapping[str, Any]
-) -> dict[str, frozenset[str]]:
-    """Add what the endpoint side of each rule reads of pod labels (destination of an ingress
-    rule, source of an egress rule): representatives must tell those pods apart too."""
-    merged = {k: set(v) for k, v in literals.items()}
+def _local_sides(spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The endpoint side of every rule: destination of ingress rules, source of egress ones."""
+    sides: list[Mapping[str, Any]] = []
     for direction, field in DIRECTIONS:
         rules = spec.get(field)
         side = "destination" if direction is Direction.INGRESS else "source"
         for rule in rules if isinstance(rules, list) else []:
             entity = rule.get(side) if isinstance(rule, Mapping) else None
-            if not isinstance(entity, Mapping):
-                continue
-            for name in ("selector", "notSelector"):
-                _, tree = (
-                    compile_calico(entity.get(name))
-                    if present(entity.get(name))
-                    else (
-                        None,
-                        None,
-                    )
-                )
-                for key, values in calico_literals(tree).items():
-                    if not key.startswith(_SYSTEM_PREFIXES):
-                        merged.setdefault(key, set()).update(values)
-    return {k: frozenset(v) for k, v in merged.items()}
+            if isinstance(entity, Mapping):
+                sides.append(entity)
+    return sides
+
+
+def _literals_of(text: object) -> dict[str, set[str]]:
+    if not present(text):
+        return {}
+    _, tree = compile_calico(text)
+    return calico_literals(tree)
+
+
+def _with_local_literals(
+    literals: Mapping[str, frozenset[str]], spec: Mapping[str, Any]
+) -> Mapping[str, frozenset[str]]:
+    """Add what the endpoint side of each rule reads of pod labels: representatives must
+    tell those pods apart too."""
+    merged = {k: set(v) for k, v in literals.items()}
+    for entity in _local_sides(spec):
+        for name in ("selector", "notSelector"):
+            for key, values in _literals_of(entity.get(name)).items():
+                if not key.startswith(_SYSTEM_PREFIXES):
+                    merged.setdefault(key, set()).update(values)
+    return shared_literals({k: frozenset(v) for k, v in merged.items()})
+
+
+def _string_matches(spec: Mapping[str, Any]) -> bool:
+    texts = [_selector_text(spec.get("selector"))]
+    texts += [e.get(n) for e in _local_sides(spec) for n in ("selector", "notSelector")]
+    for text_value in texts:
+        if present(text_value):
+            _, tree = compile_calico(text_value)
+            if has_string_match(tree, _SYSTEM_PREFIXES):
+                return True
+    return False
+
+
+def _service_account_literals(spec: Mapping[str, Any]) -> frozenset[str]:
+    """Service account names the policy's selection or endpoint sides name."""
+    names: set[str] = set()
+    names |= _literals_of(_selector_text(spec.get("selector"))).get(
+        CALICO_SERVICE_ACCOUNT_LABEL, set()
+    )
+    names |= _literals_of(spec.get("serviceAccountSelector")).get(CALICO_NAME_LABEL, set())
+    for entity in _local_sides(spec):
+        for name in ("selector", "notSelector"):
+            names |= _literals_of(entity.get(name)).get(CALICO_SERVICE_ACCOUNT_LABEL, set())
+        accounts = entity.get("serviceAccounts")
+        if isinstance(accounts, Mapping):
+            listed = accounts.get("names")
+            if isinstance(listed, list):
+                names |= {n for n in listed if isinstance(n, str)}
+            names |= _literals_of(accounts.get("selector")).get(CALICO_NAME_LABEL, set())
+    return _shared_names(frozenset(names))
 
 
 def _scoped(home: str, inner: Predicate) -> Predicate:
@@ -257,7 +319,7 @@ def _scoped(home: str, inner: Predicate) -> Predicate:
 
 def _selection(
     spec: Mapping[str, Any], is_global: bool, home: str
-) -> tuple[Predicate, dict[str, frozenset[str]], Guard | None]:
+) -> tuple[Predicate, Mapping[str, frozenset[str]], Guard | None]:
     endpoint_match, tree = compile_calico(_selector_text(spec.get("selector")))
     literals = {
         k: frozenset(v)
@@ -271,6 +333,16 @@ def _selection(
     if present(spec.get("serviceAccountSelector")):
         account_match, _ = compile_calico(spec.get("serviceAccountSelector"))
 
+    found = calico_guard(tree)
+    guard = shared_guard(Guard("calico", found[0], found[1])) if found else None
+    selection = _selection_predicate(namespace_match, endpoint_match, account_match)
+    return _scoped(home, selection), shared_literals(literals), guard
+
+
+@functools.lru_cache(maxsize=16384)
+def _selection_predicate(
+    namespace_match: Matcher, endpoint_match: Matcher, account_match: Matcher
+) -> Predicate:
     def selection(ctx: Context) -> Tri:
         result = namespace_match(ctx.calico_namespace)
         if result is False:
@@ -280,9 +352,7 @@ def _selection(
             return result
         return and3(result, account_match(ctx.service_account_view))
 
-    found = calico_guard(tree)
-    guard = Guard("calico", found[0], found[1]) if found else None
-    return _scoped(home, selection), literals, guard
+    return selection
 
 
 def _selector_text(value: object) -> object:
@@ -323,7 +393,7 @@ def _rule(raw: object, direction: Direction, path: str, is_global: bool) -> Rule
         restricted,
         outside,
         fresh,
-        local=_local_side(local),
+        local=_local_side_shared(local),
         near_all=near_all,
     )
 
@@ -394,6 +464,22 @@ def _peer_side(entity: Mapping[str, Any], is_global: bool) -> tuple[Tri, Tri, bo
     if unreadable:
         fresh = None
     return outside, fresh, near_all
+
+
+def _local_side_shared(entity: Mapping[str, Any]) -> Predicate | None:
+    """The endpoint-side condition, shared between rules with equal endpoint sides."""
+    if not entity:
+        return None
+    try:
+        text_form = json.dumps(entity, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return _local_side(entity)
+    return _local_side_text(text_form)
+
+
+@functools.lru_cache(maxsize=16384)
+def _local_side_text(text_form: str) -> Predicate | None:
+    return _local_side(json.loads(text_form))
 
 
 def _local_side(entity: Mapping[str, Any]) -> Predicate | None:

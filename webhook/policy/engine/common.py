@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
-from webhook.policy.engine.core import Action, Context, Predicate, Rule, Tri
+from webhook.policy.engine.core import Action, Context, Guard, Predicate, Rule, Tri
 from webhook.policy.model import Direction, Obj
 
 DIRECTIONS = ((Direction.INGRESS, "ingress"), (Direction.EGRESS, "egress"))
@@ -29,9 +32,12 @@ def identity(obj: Obj, fallback: str) -> str:
 
 
 def fingerprint(*parts: object) -> str:
-    return json.dumps(parts, sort_keys=True, default=repr, separators=(",", ":"))
+    """A short digest equal for equal content (kept per policy, so kept small)."""
+    text = json.dumps(parts, sort_keys=True, default=repr, separators=(",", ":"))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
 def unreadable_rule(path: str) -> Rule:
     """A rule that cannot be read: it may match anything, so it may allow anything.
 
@@ -41,6 +47,35 @@ def unreadable_rule(path: str) -> Rule:
     return Rule(Action.ALLOW, path, restricted=False, outside=None, fresh=None)
 
 
+# Hundreds of thousands of policies repeat a few shapes (the same selector, the same rule):
+# equal compiled parts are shared, which keeps a compiled policy near 1 KiB. The caches are
+# bounded; everything cached is immutable.
+@functools.lru_cache(maxsize=65536)
+def shared_rule(rule: Rule) -> Rule:
+    return rule
+
+
+@functools.lru_cache(maxsize=65536)
+def shared_rules(rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+    return rules
+
+
+@functools.lru_cache(maxsize=16384)
+def shared_guard(guard: Guard) -> Guard:
+    return guard
+
+
+def shared_literals(literals: Mapping[str, frozenset[str]]) -> Mapping[str, frozenset[str]]:
+    """One read-only mapping per distinct set of literals."""
+    return _shared_literals(tuple(sorted(literals.items())))
+
+
+@functools.lru_cache(maxsize=16384)
+def _shared_literals(items: tuple[tuple[str, frozenset[str]], ...]) -> Mapping[str, frozenset[str]]:
+    return MappingProxyType(dict(items))
+
+
+@functools.lru_cache(maxsize=65536)
 def with_home(home: str, inner: Predicate) -> Predicate:
     """A namespaced policy selects only endpoints of its own namespace."""
 

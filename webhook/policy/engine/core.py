@@ -352,6 +352,11 @@ class CompiledPolicy:
     # Label keys (with the values named) that the selection reads of pod labels: the
     # literals change-impact analysis builds representative pods from.
     pod_literals: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Service account names the policy reads (Calico), for the same purpose.
+    account_literals: frozenset[str] = frozenset()
+    # Whether it matches pod labels by substring (Calico contains / starts with / ends with):
+    # values built from literals cannot stand for every pod then.
+    string_matches: bool = False
     guard: Guard | None = None
 
     def selects(self, endpoint: Endpoint | Context) -> Tri:

@@ -3,10 +3,12 @@
 A change is harmless only if no possible pod of the namespace loses isolation. Pods are
 represented by label sets built from the literals of the selectors that can select pods of
 the namespace in either stack: for each key read, absent, each value named, and one value no
-selector names (shown as "(any other value)"). Two pods that agree on those keys are told
-apart by no selector, so comparing the representatives compares every pod. Past
-MAX_REPRESENTATIVES combinations the comparison falls back to fully unknown labels, which is
-conservative (a pod set only possibly isolated before counts as losing), and says so.
+selector names (shown as "(any other value)"); service accounts likewise. Two pods that
+agree on those keys are told apart by no selector, so comparing the representatives compares
+every pod. Past MAX_REPRESENTATIVES combinations, or when a selector matches pod labels by
+substring (`contains`, `starts with`, `ends with`: no finite set of literal values stands for
+every pod then), the comparison falls back to fully unknown labels, which is conservative (a
+pod set only possibly isolated before counts as losing), and says so.
 
 A representative loses isolation when it is isolated before and not isolated after, or
 possibly isolated before (UNKNOWN: a service account, `global()` or near-all addresses are
@@ -16,7 +18,7 @@ not known) and certainly open after.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from webhook.policy.engine.core import CompiledPolicy, Endpoint, Labels, Tier, Verdict
@@ -36,7 +38,9 @@ class IsolationLoss:
     """Pods of `namespace` that lose isolation for `direction`.
 
     `every_pod`, or `pods` lists (at most MAX_LISTED) label sets of pods that lose it, keys
-    absent from a set being absent on the pod. `before` / `after` are the decisions for the
+    absent from a set being absent on the pod; `accounts` names the service accounts such
+    pods run as when only some do ("" when it does not matter). `before` / `after` are the
+    decisions for the
     first such pod: `after.text` names the object and rule responsible. `approximate` is set
     when the representatives were too many and fully unknown labels were compared instead.
     """
@@ -49,15 +53,21 @@ class IsolationLoss:
     before: Decision
     after: Decision
     approximate: bool = False
+    accounts: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
         if self.every_pod:
             who = "every pod"
+        elif self.pods == ({},) and self.accounts:
+            who = "pods"
         else:
             sets = ", ".join(_show(p) for p in self.pods)
             more = self.count - len(self.pods)
             who = f"pods labelled {sets}" + (f" and {more} more" if more > 0 else "")
+        if self.accounts and not self.every_pod:
+            names = ", ".join(FRESH_TEXT if a == FRESH_VALUE else f'"{a}"' for a in self.accounts)
+            who += f" running as service account {names}"
         note = " (labels not all compared)" if self.approximate else ""
         return (
             f'{who} in namespace "{self.namespace}" would lose {self.direction} isolation'
@@ -72,23 +82,30 @@ def _show(labels: Mapping[str, str]) -> str:
     return "{" + ", ".join(parts) + "}"
 
 
-def representatives(*views: NamespaceView) -> list[dict[str, str]] | None:
-    """Representative pod label sets for the views' policies; None past the bound."""
+def representatives(*views: NamespaceView) -> list[tuple[dict[str, str], str]] | None:
+    """Representative pods (labels, service account) for the views' policies; None past the
+    bound. Service accounts range over the names the policies read and one they do not."""
     literals: dict[str, set[str]] = {}
+    accounts: set[str] = set()
     for view in views:
         for policy in view.policies():
+            if policy.string_matches:
+                return None
             for key, values in policy.pod_literals.items():
                 literals.setdefault(key, set()).update(values)
+            accounts |= policy.account_literals
     keys = sorted(literals)
     options: list[list[str | None]] = [[None, *sorted(literals[k]), FRESH_VALUE] for k in keys]
-    total = 1
+    account_options = [*sorted(accounts), FRESH_VALUE]
+    total = len(account_options)
     for option in options:
         total *= len(option)
         if total > MAX_REPRESENTATIVES:
             return None
     return [
-        {k: v for k, v in zip(keys, combo, strict=True) if v is not None}
+        ({k: v for k, v in zip(keys, combo, strict=True) if v is not None}, account)
         for combo in itertools.product(*options)
+        for account in account_options
     ]
 
 
@@ -103,27 +120,59 @@ def compare_views(
 ) -> IsolationLoss | None:
     """Pods that lose isolation going from `before` to `after` (views of one namespace,
     possibly with different labels); None when no possible pod does."""
+    if _signature(before) == _signature(after):
+        return None  # the same policies and tiers judge the same namespace: nothing changes
+    # Two decisions settle most changes: every pod open before has nothing to lose, every pod
+    # isolated after has lost nothing.
+    was = before.decide_any_pod(direction)
+    if was.verdict is Verdict.OPEN:
+        return None
+    now = after.decide_any_pod(direction)
+    if now.verdict is Verdict.ISOLATED:
+        return None
     reps = representatives(before, after)
     name = after.namespace.name
     if reps is None:
-        was = before.decide_any_pod(direction)
-        now = after.decide_any_pod(direction)
-        if was.verdict is Verdict.OPEN or now.verdict is Verdict.ISOLATED:
-            return None
         return IsolationLoss(name, direction, True, (), 1, was, now, approximate=True)
-    losing: list[tuple[dict[str, str], Decision, Decision]] = []
-    for labels in reps:
-        was = before.decide(before.endpoint(Labels.exactly(labels)), direction)
+    losing: list[tuple[dict[str, str], str, Decision, Decision]] = []
+    for labels, account in reps:
+        was = before.decide(before.endpoint(Labels.exactly(labels), account), direction)
         if was.verdict is Verdict.OPEN:
             continue
-        now = after.decide(after.endpoint(Labels.exactly(labels)), direction)
+        now = after.decide(after.endpoint(Labels.exactly(labels), account), direction)
         if _loses(was.verdict, now.verdict):
-            losing.append((labels, was, now))
+            losing.append((labels, account, was, now))
     if not losing:
         return None
-    _, was, now = losing[0]
-    pods = tuple(labels for labels, _, _ in losing[:MAX_LISTED])
-    return IsolationLoss(name, direction, len(losing) == len(reps), pods, len(losing), was, now)
+    _, _, was, now = losing[0]
+    pods: list[dict[str, str]] = []
+    for labels, _, _, _ in losing:
+        if labels not in pods:
+            pods.append(labels)
+    all_accounts = {account for _, account in reps}
+    lost_accounts = sorted({account for _, account, _, _ in losing})
+    accounts = tuple(lost_accounts) if len(lost_accounts) < len(all_accounts) else ()
+    every = len(losing) == len(reps)
+    return IsolationLoss(
+        name, direction, every, tuple(pods[:MAX_LISTED]), len(pods), was, now, accounts=accounts
+    )
+
+
+def _signature(view: NamespaceView) -> tuple[object, ...]:
+    return (
+        view.namespace.name,
+        tuple(sorted(view.namespace.labels.items())),
+        tuple(
+            (
+                vt.tier,
+                tuple(
+                    (d.value, tuple((p.key, p.fingerprint) for p in ps))
+                    for d, ps in sorted(vt.by_direction.items())
+                ),
+            )
+            for vt in view.tiers
+        ),
+    )
 
 
 def pods_losing_isolation(
@@ -146,12 +195,19 @@ def losses(
     namespaces: Iterable[Namespace],
     directions: Sequence[Direction],
     changed: Iterable[CompiledPolicy | Tier] = (),
+    *,
+    views: Callable[[Namespace], NamespaceView] | None = None,
+    remove: Collection[str] = (),
+    add: Sequence[CompiledPolicy] = (),
 ) -> Iterator[IsolationLoss]:
     """Every loss over several namespaces and directions (protect-default-deny's sweep).
 
     `changed` lists the policies removed, added or replaced (old and new forms) and tiers
     changed; when given, namespaces none of the changed policies can select are skipped
     (their views are the same before and after). A changed tier disables the skip.
+    With `views` (the caller's cache of `before` views), each after-view is derived from the
+    cached one by `remove` (keys) and `add` (`PolicyStack.derive_view`) instead of being
+    built from the whole stack.
     """
     policies = list(changed)
     skip_unselected = bool(policies) and not any(isinstance(p, Tier) for p in policies)
@@ -160,7 +216,12 @@ def losses(
             probe = Endpoint.any_pod(namespace)
             if all(isinstance(p, CompiledPolicy) and p.selects(probe) is False for p in policies):
                 continue
-        was, now = before.for_namespace(namespace), after.for_namespace(namespace)
+        was = views(namespace) if views is not None else before.for_namespace(namespace)
+        now = (
+            after.derive_view(was, remove=remove, add=add)
+            if views is not None
+            else after.for_namespace(namespace)
+        )
         for direction in directions:
             loss = compare_views(was, now, direction)
             if loss is not None:

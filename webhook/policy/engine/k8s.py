@@ -20,6 +20,7 @@ a verdict of isolated, never produce one.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,9 @@ from webhook.policy.engine.common import (
     fingerprint,
     identity,
     meta_of,
+    shared_guard,
+    shared_rule,
+    shared_rules,
     text,
     unreadable_rule,
     with_home,
@@ -49,11 +53,14 @@ from webhook.policy.engine.core import (
     or3,
 )
 from webhook.policy.engine.nets import coverage
-from webhook.policy.engine.select import compile_label_selector, label_selector_guard
+from webhook.policy.engine.select import Matcher, compile_label_selector, label_selector_guard
 from webhook.policy.model import Direction, Obj
 from webhook.policy.objects import K8S
 
 K8S_ORDER = 1000.0
+INGRESS_ONLY = frozenset({Direction.INGRESS})
+# One shared set per combination, rather than one per policy.
+_TYPES = {t: t for t in (frozenset(), INGRESS_ONLY, frozenset({Direction.EGRESS}), BOTH)}
 _PEERS_KEY = {Direction.INGRESS: "from", Direction.EGRESS: "to"}
 
 
@@ -64,7 +71,7 @@ def effective_policy_types(spec: Mapping[str, Any]) -> frozenset[Direction] | No
         egress = spec.get("egress")
         if isinstance(egress, list) and egress:
             return BOTH
-        return frozenset({Direction.INGRESS})
+        return INGRESS_ONLY
     if not isinstance(types, list):
         return None
     found = set()
@@ -72,7 +79,7 @@ def effective_policy_types(spec: Mapping[str, Any]) -> frozenset[Direction] | No
         if item not in (Direction.INGRESS, Direction.EGRESS):
             return None
         found.add(Direction(item))
-    return frozenset(found)
+    return _TYPES[frozenset(found)]
 
 
 def compile_k8s(obj: Obj, default_namespace: str = "") -> CompiledPolicy:
@@ -92,15 +99,7 @@ def compile_k8s(obj: Obj, default_namespace: str = "") -> CompiledPolicy:
     matcher, literals, readable = compile_label_selector(
         {} if pod_selector is None else pod_selector
     )
-    selection: Predicate
-    if readable:
-
-        def pods(ctx: Context) -> Tri:
-            return matcher(ctx.pod_view)
-
-        selection = with_home(home, pods)
-    else:
-        selection = with_home(home, always(None))
+    selection = with_home(home, _on_pods(matcher) if readable else _UNKNOWN)
     if types is None:
         # Which directions it isolates is not known: it may isolate none, or allow anything.
         return _unreadable(key, ref, home, "spec.policyTypes", selection)
@@ -126,12 +125,23 @@ def compile_k8s(obj: Obj, default_namespace: str = "") -> CompiledPolicy:
 
 def _guard(selector: object) -> Guard | None:
     found = label_selector_guard(selector)
-    return Guard("pod", found[0], found[1]) if found else None
+    return shared_guard(Guard("pod", found[0], found[1])) if found else None
 
 
 def _labels(obj: Obj) -> dict[str, str]:
     raw = meta_of(obj).get("labels")
     return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, Mapping) else {}
+
+
+_UNKNOWN = always(None)
+
+
+@functools.lru_cache(maxsize=16384)
+def _on_pods(matcher: Matcher) -> Predicate:
+    def pods(ctx: Context) -> Tri:
+        return matcher(ctx.pod_view)
+
+    return pods
 
 
 def _unreadable(
@@ -144,7 +154,7 @@ def _unreadable(
         order=K8S_ORDER,
         directions=BOTH,
         rules={d: (unreadable_rule(path),) for d in BOTH},
-        selection=selection or with_home(home, always(None)),
+        selection=selection or with_home(home, _UNKNOWN),
         home=home,
         fingerprint=fingerprint(K8S, home, path, repr(ref)),
     )
@@ -155,7 +165,9 @@ def _rules(raw: object, field: str, peers_key: str) -> tuple[Rule, ...]:
         return ()
     if not isinstance(raw, list):
         return (unreadable_rule(f"spec.{field}"),)
-    return tuple(_rule(rule, f"spec.{field}[{i}]", peers_key) for i, rule in enumerate(raw))
+    return shared_rules(
+        tuple(shared_rule(_rule(r, f"spec.{field}[{i}]", peers_key)) for i, r in enumerate(raw))
+    )
 
 
 def _rule(raw: object, path: str, peers_key: str) -> Rule:

@@ -13,7 +13,10 @@ certain is ever concluded from it, in either direction.
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from webhook.policy.engine.core import LabelView, Special, Tri, Value
 from webhook.policy.selector import (
@@ -61,14 +64,31 @@ def is_empty_label_selector(selector: object) -> bool:
     )
 
 
-def compile_label_selector(selector: object) -> tuple[Matcher, dict[str, set[str]], bool]:
+Literals = Mapping[str, frozenset[str]]
+
+
+def compile_label_selector(selector: object) -> tuple[Matcher, Literals, bool]:
     """(matcher, the keys it reads with the values it names, readable) of a label selector.
 
     `{}` matches everything; a selector that is not a mapping, or whose parts are malformed
-    (the API server rejects them), compiles to MATCH_UNKNOWN and readable=False.
+    (the API server rejects them), compiles to MATCH_UNKNOWN and readable=False. Equal
+    selectors share one compiled form (most policies repeat a few selectors).
     """
     if not isinstance(selector, Mapping):
         return MATCH_UNKNOWN, {}, False
+    try:
+        text = json.dumps(selector, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return _compile_label_selector(selector)
+    return _compile_label_selector_text(text)
+
+
+@functools.lru_cache(maxsize=16384)
+def _compile_label_selector_text(text: str) -> tuple[Matcher, Literals, bool]:
+    return _compile_label_selector(json.loads(text))
+
+
+def _compile_label_selector(selector: Mapping[str, Any]) -> tuple[Matcher, Literals, bool]:
     match_labels = selector.get("matchLabels") or {}
     expressions = selector.get("matchExpressions") or []
     if not isinstance(match_labels, Mapping) or not isinstance(expressions, list):
@@ -86,7 +106,7 @@ def compile_label_selector(selector: object) -> tuple[Matcher, dict[str, set[str
             return MATCH_UNKNOWN, {}, False
         parts.append(part[0])
         literals.setdefault(part[1], set()).update(part[2])
-    return _all_of(parts), literals, True
+    return _all_of(parts), {k: frozenset(v) for k, v in literals.items()}, True
 
 
 def _equals(key: str, wanted: str) -> Matcher:
@@ -188,6 +208,17 @@ def parse_calico(text: object) -> tuple[Selector | None, str]:
 
 def compile_calico(text: object) -> tuple[Matcher, Selector | None]:
     """(matcher, parsed tree) of a Calico selector; unparseable: (MATCH_UNKNOWN, None)."""
+    if isinstance(text, str):
+        return _compile_calico_text(text)
+    tree, _ = parse_calico(text)
+    if tree is None:
+        return MATCH_UNKNOWN, None
+    return compile_tree(tree), tree
+
+
+# Equal selector texts share one compiled form, as they share one parse tree.
+@functools.lru_cache(maxsize=16384)
+def _compile_calico_text(text: str) -> tuple[Matcher, Selector | None]:
     tree, _ = parse_calico(text)
     if tree is None:
         return MATCH_UNKNOWN, None
@@ -265,6 +296,17 @@ def _value_test(node: LabelMatch) -> Callable[[Value], bool]:
             (literal == "") if v is Special.FRESH else (isinstance(v, str) and check(v))
         )
     return lambda v: False
+
+
+def has_string_match(sel: Selector | None, skip_prefixes: tuple[str, ...] = ()) -> bool:
+    """Whether sel uses `contains`, `starts with` or `ends with` on a key not skipped."""
+    if isinstance(sel, Not):
+        return has_string_match(sel.operand, skip_prefixes)
+    if isinstance(sel, And | Or):
+        return any(has_string_match(op, skip_prefixes) for op in sel.operands)
+    return isinstance(sel, Contains | StartsWith | EndsWith) and not sel.key.startswith(
+        skip_prefixes
+    )
 
 
 def calico_literals(sel: Selector | None) -> dict[str, set[str]]:

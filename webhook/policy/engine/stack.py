@@ -18,13 +18,19 @@ outcome joins the set of possible outcomes and the walk goes on (a maybe Pass al
 walk reach the next tier; a tier that maybe applies may also be skipped). The first certain
 decision closes the set. The verdict is the single possible outcome, else UNKNOWN, so the
 engine says ISOLATED only when every completion of what is not known is isolated.
+
+Cost: a view shares its tiers with every view that holds the same policies (interned per
+stack), skips tiers that pass whatever they select for the peer ("inert": default Pass, no
+rule that could Allow or Deny it) without evaluating a selection, and looks policies up by
+a guard label (`app == 'x'`, `role in {...}`) so that only candidates are evaluated.
+Selections are computed once per endpoint and shared by both peers and directions.
 """
 
 from __future__ import annotations
 
 from collections import ChainMap
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
 from webhook.policy.engine.core import (
     PEERS,
@@ -71,7 +77,6 @@ class ViewTier:
     # rule that could Allow or Deny the peer. The walk skips those without evaluating a
     # selection, which keeps tiers of narrowly scoped rules off the decision's cost.
     inert: frozenset[tuple[Direction, Peer]] = frozenset()
-    index: Mapping[Direction, _GuardIndex] = field(default_factory=dict)
 
     @staticmethod
     def build(tier: Tier, by_direction: Mapping[Direction, tuple[CompiledPolicy, ...]]) -> ViewTier:
@@ -81,57 +86,86 @@ class ViewTier:
                 for peer in PEERS:
                     if not any(_may_decide(p, direction, peer) for p in policies):
                         inert.add((direction, peer))
-        index = {d: _GuardIndex.build(ps) for d, ps in by_direction.items()}
-        return ViewTier(tier, by_direction, frozenset(inert), index)
+        return ViewTier(tier, by_direction, frozenset(inert))
 
-    def candidates(self, direction: Direction, ctx: Context) -> Sequence[CompiledPolicy]:
-        """The policies whose selection is not ruled out by a guard, in policy order."""
-        policies = self.by_direction.get(direction, ())
-        index = self.index.get(direction)
-        if index is None or not index.keyed:
-            return policies
-        picked = set(index.unguarded)
-        for on, key, by_value, every in index.keyed:
-            value = (ctx.calico_endpoint if on == "calico" else ctx.pod_view).get(key)
-            if value is Special.UNKNOWN:
-                picked.update(every)
-            elif isinstance(value, str):
-                picked.update(by_value.get(value, ()))
-        if len(picked) == len(policies):
-            return policies
-        return [policies[i] for i in sorted(picked)]
+
+Position = tuple[int, int]  # (tier position in the view, policy position in the tier)
 
 
 @dataclass(frozen=True, slots=True)
 class _GuardIndex:
-    """Positions of a tier's policies by guard: a lookup per key replaces a selection per
-    policy, so a tier of many narrowly selecting policies costs what its candidates cost."""
+    """A view's policies of one direction by guard label, across all tiers.
 
-    unguarded: tuple[int, ...]
-    keyed: tuple[tuple[str, str, Mapping[str, tuple[int, ...]], tuple[int, ...]], ...]
+    One lookup per guard key (often just `app` or `role`) finds every candidate in every
+    tier, so tiers of policies that cannot select the endpoint cost nothing to pass over.
+    """
+
+    guarded_tiers: frozenset[int]
+    unguarded: Mapping[int, tuple[int, ...]]
+    keyed: tuple[tuple[str, str, Mapping[str, tuple[Position, ...]], tuple[Position, ...]], ...]
 
     @staticmethod
-    def build(policies: Sequence[CompiledPolicy]) -> _GuardIndex:
-        unguarded: list[int] = []
-        keyed: dict[tuple[str, str], dict[str, list[int]]] = {}
-        every: dict[tuple[str, str], list[int]] = {}
-        for position, policy in enumerate(policies):
-            guard = policy.guard
-            if guard is None:
-                unguarded.append(position)
-                continue
-            slot = (guard.on, guard.key)
-            every.setdefault(slot, []).append(position)
-            by_value = keyed.setdefault(slot, {})
-            for value in guard.values:
-                by_value.setdefault(value, []).append(position)
+    def build(tiers: Sequence[ViewTier], direction: Direction) -> _GuardIndex:
+        guarded: set[int] = set()
+        unguarded: dict[int, list[int]] = {}
+        by_slot: dict[tuple[str, str], dict[str, list[Position]]] = {}
+        every: dict[tuple[str, str], list[Position]] = {}
+        for t, view_tier in enumerate(tiers):
+            for i, policy in enumerate(view_tier.by_direction.get(direction, ())):
+                guard = policy.guard
+                if guard is None:
+                    unguarded.setdefault(t, []).append(i)
+                    continue
+                guarded.add(t)
+                slot = (guard.on, guard.key)
+                every.setdefault(slot, []).append((t, i))
+                for value in guard.values:
+                    by_slot.setdefault(slot, {}).setdefault(value, []).append((t, i))
         return _GuardIndex(
-            tuple(unguarded),
+            frozenset(guarded),
+            {t: tuple(ps) for t, ps in unguarded.items()},
             tuple(
-                (on, key, {v: tuple(ps) for v, ps in by_value.items()}, tuple(every[(on, key)]))
-                for (on, key), by_value in keyed.items()
+                (
+                    on,
+                    key,
+                    {v: tuple(ps) for v, ps in by_slot.get((on, key), {}).items()},
+                    tuple(positions),
+                )
+                for (on, key), positions in every.items()
             ),
         )
+
+    def picked(self, ctx: Context) -> Mapping[int, set[int]]:
+        """Guarded candidates per tier position for this endpoint."""
+        found: dict[int, set[int]] = {}
+        for on, key, by_value, every in self.keyed:
+            value = (ctx.calico_endpoint if on == "calico" else ctx.pod_view).get(key)
+            if value is Special.UNKNOWN:
+                positions: tuple[Position, ...] = every
+            elif isinstance(value, str):
+                positions = by_value.get(value, ())
+            else:
+                continue
+            for t, i in positions:
+                found.setdefault(t, set()).add(i)
+        return found
+
+
+def _candidates(
+    view_tier: ViewTier,
+    position: int,
+    index: _GuardIndex,
+    picked: Mapping[int, set[int]],
+    direction: Direction,
+) -> Sequence[CompiledPolicy]:
+    """The tier's policies no guard rules out, in policy order."""
+    policies = view_tier.by_direction[direction]
+    if position not in index.guarded_tiers:
+        return policies
+    chosen = set(index.unguarded.get(position, ())) | picked.get(position, set())
+    if len(chosen) == len(policies):
+        return policies
+    return [policies[i] for i in sorted(chosen)]
 
 
 def _may_decide(policy: CompiledPolicy, direction: Direction, peer: Peer) -> bool:
@@ -241,10 +275,40 @@ class PolicyStack:
     def for_namespace(self, namespace: Namespace) -> NamespaceView:
         """The policies that can select pods of `namespace`, in walk order (cache it)."""
         probe = Context(Endpoint.any_pod(namespace))
+        levels = [(p, p.selection(probe)) for p in self.policies_in(namespace.name)]
+        return self._assemble(namespace, levels)
+
+    def derive_view(
+        self,
+        view: NamespaceView,
+        remove: Collection[str] = (),
+        add: Iterable[CompiledPolicy] = (),
+    ) -> NamespaceView:
+        """`view` (of a stack this one was changed from) with policies removed by key and
+        added, as this stack would build it: cost proportional to the view, not the stack.
+
+        Meant for judging one change in many namespaces: `after.derive_view(cached_view,
+        remove=[old.key], add=[new])`. Tiers are read from this stack, so tier changes
+        apply too.
+        """
+        namespace = view.namespace
+        probe = Context(Endpoint.any_pod(namespace))
+        added = [p for p in add if not p.home or p.home == namespace.name]
+        gone = set(remove) | {p.key for p in added}
+        levels: list[tuple[CompiledPolicy, Tri]] = [
+            (p, True if id(p) in view.preselected else p.selection(probe))
+            for p in view.policies()
+            if p.key not in gone
+        ]
+        levels.extend((p, p.selection(probe)) for p in added)
+        return self._assemble(namespace, levels)
+
+    def _assemble(
+        self, namespace: Namespace, levels: Iterable[tuple[CompiledPolicy, Tri]]
+    ) -> NamespaceView:
         grouped: dict[str, dict[Direction, list[CompiledPolicy]]] = {}
         preselected: set[int] = set()
-        for policy in self.policies_in(namespace.name):
-            level = policy.selection(probe)
+        for policy, level in levels:
             if level is False or not policy.directions:
                 continue
             tier = self.tier(policy.tier)
@@ -257,7 +321,12 @@ class PolicyStack:
         tiers = sorted((self.tier(name) for name in grouped), key=Tier.sort_key)
         view_tiers = tuple(self._view_tier(tier, grouped[tier.name]) for tier in tiers)
         shared = self._intern(("preselected", frozenset(preselected)))
-        return NamespaceView(namespace, view_tiers, shared)
+        index_key = ("index", tuple(id(vt) for vt in view_tiers))
+        indexes = self._interned.get(index_key)
+        if not isinstance(indexes, dict):
+            indexes = {d: _GuardIndex.build(view_tiers, d) for d in Direction}
+            self._interned[index_key] = indexes
+        return NamespaceView(namespace, view_tiers, shared, indexes)
 
     def _view_tier(self, tier: Tier, grouped: Mapping[Direction, list[CompiledPolicy]]) -> ViewTier:
         """One tier of a view, shared by every view with the same policies in it.
@@ -292,18 +361,25 @@ class PolicyStack:
 class NamespaceView:
     """The stack as seen from one namespace: what a decision walks."""
 
-    __slots__ = ("_labels", "_preselected", "namespace", "tiers")
+    __slots__ = ("_indexes", "_labels", "_preselected", "namespace", "tiers")
 
     def __init__(
         self,
         namespace: Namespace,
         tiers: tuple[ViewTier, ...],
         preselected: frozenset[int],
+        indexes: Mapping[Direction, _GuardIndex],
     ) -> None:
         self.namespace = namespace
         self.tiers = tiers
+        self._indexes = indexes
         self._preselected = preselected
         self._labels = namespace_labels(namespace)
+
+    @property
+    def preselected(self) -> frozenset[int]:
+        """Ids of the policies that select every pod of the namespace."""
+        return self._preselected
 
     def policies(self) -> Iterator[CompiledPolicy]:
         seen: set[int] = set()
@@ -337,8 +413,10 @@ class NamespaceView:
             ctx.preselected = self._preselected
         decisions = []
         for direction in directions:
-            outside = _walk(self.tiers, ctx, direction, Peer.OUTSIDE)
-            fresh = _walk(self.tiers, ctx, direction, Peer.FRESH_POD)
+            index = self._indexes[direction]
+            picked = index.picked(ctx)
+            outside = _walk(self.tiers, index, picked, ctx, direction, Peer.OUTSIDE)
+            fresh = _walk(self.tiers, index, picked, ctx, direction, Peer.FRESH_POD)
             verdict = combine(outside.verdict, fresh.verdict)
             decisions.append(
                 Decision(direction, verdict, outside, fresh, render(direction, outside, fresh))
@@ -378,19 +456,26 @@ class _Passage:
             self.reaching, self.doubt, self.step = True, doubt, step
 
 
-def _walk(tiers: Sequence[ViewTier], ctx: Context, direction: Direction, peer: Peer) -> PeerResult:
+def _walk(
+    tiers: Sequence[ViewTier],
+    index: _GuardIndex,
+    picked: Mapping[int, set[int]],
+    ctx: Context,
+    direction: Direction,
+    peer: Peer,
+) -> PeerResult:
     outcomes: dict[Verdict, Step] = {}
     reach_doubt: Doubt | None = None  # why reaching the current tier is not certain
     last_pass: Step | None = None
     skipped: list[ViewTier] = []  # inert tiers passed over since last_pass
     reaching = True
-    for view_tier in tiers:
+    for position, view_tier in enumerate(tiers):
         if direction not in view_tier.by_direction:
             continue
         if (direction, peer) in view_tier.inert:
             skipped.append(view_tier)
             continue
-        policies = view_tier.candidates(direction, ctx)
+        policies = _candidates(view_tier, position, index, picked, direction)
         if not policies:
             continue
         passage = _walk_tier(view_tier.tier, policies, ctx, direction, peer, outcomes, reach_doubt)
@@ -418,7 +503,7 @@ def _last_inert_pass(
     """For the explanation only: the last skipped tier that applies, and how it passed."""
     for view_tier in reversed(skipped):
         scratch: dict[Verdict, Step] = {}
-        policies = view_tier.candidates(direction, ctx)
+        policies = view_tier.by_direction[direction]
         passage = _walk_tier(view_tier.tier, policies, ctx, direction, peer, scratch, None)
         if passage is not None and passage.step is not None:
             return passage.step
