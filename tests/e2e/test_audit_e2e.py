@@ -114,7 +114,9 @@ def allow_all(ns: str) -> dict[str, Any]:
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
         "metadata": {"name": "open", "namespace": ns},
-        "spec": {"podSelector": {}, "ingress": [{}]},
+        # Open to everything, for pods no workload here runs (restrict-allow-all warns): the
+        # namespace's pods stay isolated by its default-deny (SPEC 2.6).
+        "spec": {"podSelector": {"matchLabels": {"app": "legacy"}}, "ingress": [{}]},
     }
 
 

@@ -111,10 +111,13 @@ SHAPES: list[tuple[str, dict[str, Any], Namespace, frozenset[Direction]]] = [
         NONE,
     ),
     (
-        "ipv4-only-leaves-ipv6-open",
+        # SPEC 2.5: networks covering every IPv4 *or* every IPv6 address match the outside
+        # peer. (Per-family isolation is not modelled: on a dual-stack cluster IPv6 stays
+        # open; the README says so.)
+        "ipv4-only-counts-as-every-outside-address",
         banp({"egress": [{"action": "Deny", "to": [{"networks": ["0.0.0.0/0"]}]}]}),
         SHOP,
-        NONE,
+        EGRESS_ONLY,
     ),
     (
         "families-in-two-rules",
