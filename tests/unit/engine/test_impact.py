@@ -272,3 +272,18 @@ def test_derived_views_agree_with_built_ones() -> None:
     built = list(losses(before, after, namespaces, (INGRESS,), changed=[compiled_dd]))
     assert [(x.namespace, x.text) for x in derived] == [(x.namespace, x.text) for x in built]
     assert [x.namespace for x in derived] == ["a"]
+
+
+def test_equivalent_namespaces_are_told_with_their_own_names() -> None:
+    """A loss shared between namespaces of the same shape names each namespace's own objects."""
+    dd = gnp("dd", order=100, ingress=[{"action": "Deny"}])
+    compiled_dd = compile_object(dd)
+    assert isinstance(compiled_dd, CompiledPolicy)
+    before = build_stack([dd, k8s_np("open", "a", ingress=[{}]), k8s_np("open", "b", ingress=[{}])])
+    after = before.with_changes(remove=[compiled_dd.key])
+    found = list(losses(before, after, [ns("a"), ns("b")], (INGRESS,), changed=[compiled_dd]))
+    assert [loss.text for loss in found] == [
+        f'every pod in namespace "{n}" would lose Ingress isolation: NetworkPolicy "open" in '
+        f'namespace "{n}" rule spec.ingress[0] admits every source'
+        for n in ("a", "b")
+    ]

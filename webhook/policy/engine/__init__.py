@@ -2,14 +2,25 @@
 
 Pure: standard library and webhook.policy's selector, model and objects modules only.
 
+require-default-deny on a Pod (or a workload's pod template):
+
     stack = build_stack(objects)                      # or PolicyStack(compiled, tiers)
     view = stack.for_namespace(namespace)             # cache per namespace
-    decision = view.decide(endpoint_of(namespace, pod), Direction.INGRESS)
-    decision.isolated, decision.verdict, decision.text
+    if not is_host_network(pod):
+        for decision in view.decide_all(endpoint_of(namespace, pod), directions):
+            decision.isolated, decision.verdict, decision.text, decision.steps
     view.decide_any_pod(Direction.EGRESS)             # the namespace-wide judgement
 
-Change impact (`pods_losing_isolation`, `pods_losing_isolation_on_relabel`) and the rule
-listing for restrict-allow-all (`broad_rules`) build on the same compiled forms.
+protect-default-deny on a DELETE (UPDATE: also `add=[compile_object(new)]`):
+
+    old = compile_object(old_object)
+    after = stack.with_changes(remove=[old.key])
+    for loss in losses(stack, after, live_namespaces, directions, changed=[old],
+                       views=cached_view, remove=[old.key]):
+        loss.namespace, loss.direction, loss.every_pod, loss.pods, loss.text
+
+restrict-allow-all: `broad_rules(compile_object(obj))`. A namespace relabel:
+`pods_losing_isolation_on_relabel(stack, old_namespace, new_namespace, direction)`.
 """
 
 from __future__ import annotations

@@ -57,6 +57,8 @@ from webhook.policy.engine.common import (
 )
 from webhook.policy.engine.core import (
     CALICO_NAME_LABEL,
+    CALICO_NAMESPACE_LABEL,
+    CALICO_NAMESPACE_PREFIX,
     CALICO_SERVICE_ACCOUNT_LABEL,
     DEFAULT_TIER,
     FRESH_CALICO_ENDPOINT_VIEW,
@@ -244,6 +246,8 @@ def compile_calico_policy(obj: Obj, default_namespace: str = "") -> CompiledPoli
         pod_literals=literals,
         account_literals=_service_account_literals(spec),
         string_matches=_string_matches(spec),
+        shape=fingerprint(flavor, name, tier, spec),
+        namespace_sensitive=_namespace_sensitive(spec),
         guard=guard,
         **base,
     )
@@ -281,6 +285,19 @@ def _with_local_literals(
                 if not key.startswith(_SYSTEM_PREFIXES):
                     merged.setdefault(key, set()).update(values)
     return shared_literals({k: frozenset(v) for k, v in merged.items()})
+
+
+_NAMESPACE_KEYS = (CALICO_NAMESPACE_PREFIX, CALICO_NAMESPACE_LABEL, CALICO_NAME_LABEL)
+
+
+def _namespace_sensitive(spec: Mapping[str, Any]) -> bool:
+    """Whether the selection or an endpoint side reads the namespace at the level of a pod."""
+    sides = _local_sides(spec)
+    if any(present(e.get("namespaceSelector")) for e in sides):
+        return True
+    texts = [_selector_text(spec.get("selector"))]
+    texts += [e.get(n) for e in sides for n in ("selector", "notSelector")]
+    return any(key.startswith(_NAMESPACE_KEYS) for t in texts for key in _literals_of(t))
 
 
 def _string_matches(spec: Mapping[str, Any]) -> bool:

@@ -100,6 +100,7 @@ def compile_admin(obj: Obj) -> CompiledPolicy | None:
         "order": order,
         "label": label,
         "fingerprint": fingerprint(flavor, raw_spec if isinstance(raw_spec, Mapping) else ""),
+        "shape": fingerprint(flavor, name, raw_spec if isinstance(raw_spec, Mapping) else ""),
     }
     selection, literals, guard = _subject(spec.get("subject"))
     if not isinstance(raw_spec, Mapping) or tier is None:

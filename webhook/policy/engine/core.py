@@ -358,6 +358,12 @@ class CompiledPolicy:
     # values built from literals cannot stand for every pod then.
     string_matches: bool = False
     guard: Guard | None = None
+    # Equal for two policies that judge pods of their own namespaces alike (the fingerprint
+    # without the namespace), and whether the policy reads its namespace's labels or name
+    # at the level of each pod (Calico `pcns.*` keys): change impact shares the result of
+    # one namespace with every namespace whose views have the same shapes.
+    shape: str = ""
+    namespace_sensitive: bool = False
 
     def selects(self, endpoint: Endpoint | Context) -> Tri:
         """Whether the policy selects this endpoint: True, False or None (not known)."""

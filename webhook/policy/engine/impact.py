@@ -17,6 +17,7 @@ not known) and certainly open after.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ class IsolationLoss:
     after: Decision
     approximate: bool = False
     accounts: tuple[str, ...] = ()
+    # The first pod found losing (labels, service account); None for the approximate form.
+    first_pod: tuple[Mapping[str, str], str] | None = None
 
     @property
     def text(self) -> str:
@@ -153,9 +156,66 @@ def compare_views(
     lost_accounts = sorted({account for _, account, _, _ in losing})
     accounts = tuple(lost_accounts) if len(lost_accounts) < len(all_accounts) else ()
     every = len(losing) == len(reps)
+    first_labels, first_account, _, _ = losing[0]
     return IsolationLoss(
-        name, direction, every, tuple(pods[:MAX_LISTED]), len(pods), was, now, accounts=accounts
+        name,
+        direction,
+        every,
+        tuple(pods[:MAX_LISTED]),
+        len(pods),
+        was,
+        now,
+        accounts=accounts,
+        first_pod=(first_labels, first_account),
     )
+
+
+def equivalence(view: NamespaceView) -> tuple[object, ...]:
+    """Equal for two views (of two namespaces) that judge every pod alike.
+
+    Policies compare by shape (content without their namespace) in tier and walk order,
+    with whether each selects every pod; the namespace itself only counts when some policy
+    reads it at the level of a pod.
+    """
+    sensitive = any(p.namespace_sensitive for p in view.policies())
+    namespace: object = (
+        (view.namespace.name, tuple(sorted(view.namespace.labels.items()))) if sensitive else None
+    )
+    return (
+        namespace,
+        tuple(
+            (
+                vt.tier,
+                tuple(
+                    (
+                        d.value,
+                        tuple(
+                            (
+                                p.shape or f"{p.key}/{p.home}/{p.fingerprint}",
+                                id(p) in view.preselected,
+                            )
+                            for p in ps
+                        ),
+                    )
+                    for d, ps in sorted(vt.by_direction.items())
+                ),
+            )
+            for vt in view.tiers
+        ),
+    )
+
+
+def _rebased(loss: IsolationLoss, before: NamespaceView, after: NamespaceView) -> IsolationLoss:
+    """A loss found in an equivalent namespace, told for this one (its own decisions)."""
+    if loss.first_pod is None:
+        was = before.decide_any_pod(loss.direction)
+        now = after.decide_any_pod(loss.direction)
+    else:
+        labels, account = loss.first_pod
+        endpoint = Labels.exactly(labels)
+        was = before.decide(before.endpoint(endpoint, account), loss.direction)
+        now = after.decide(after.endpoint(endpoint, account), loss.direction)
+    return dataclasses.replace(loss, namespace=after.namespace.name, before=was, after=now)
 
 
 def _signature(view: NamespaceView) -> tuple[object, ...]:
@@ -209,6 +269,9 @@ def losses(
     cached one by `remove` (keys) and `add` (`PolicyStack.derive_view`) instead of being
     built from the whole stack.
     """
+    # Namespaces whose views have the same shapes before and after lose the same pods: judge
+    # one, tell the others from it.
+    memo: dict[object, IsolationLoss | None] = {}
     policies = list(changed)
     skip_unselected = bool(policies) and not any(isinstance(p, Tier) for p in policies)
     for namespace in namespaces:
@@ -222,7 +285,14 @@ def losses(
             if views is not None
             else after.for_namespace(namespace)
         )
+        shared = (equivalence(was), equivalence(now))
         for direction in directions:
-            loss = compare_views(was, now, direction)
+            key = (shared, direction)
+            if key in memo:
+                template = memo[key]
+                loss = None if template is None else _rebased(template, was, now)
+            else:
+                loss = compare_views(was, now, direction)
+                memo[key] = loss
             if loss is not None:
                 yield loss

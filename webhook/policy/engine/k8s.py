@@ -117,6 +117,7 @@ def compile_k8s(obj: Obj, default_namespace: str = "") -> CompiledPolicy:
         selection=selection,
         home=home,
         fingerprint=fingerprint(K8S, home, spec),
+        shape=fingerprint(K8S, name, spec),
         labels=_labels(obj),
         pod_literals={k: frozenset(v) for k, v in literals.items()},
         guard=_guard(pod_selector) if readable else None,
