@@ -278,7 +278,9 @@ def passes(result: AuditResult, enabled: Iterable[str]) -> list[tuple[str, Subje
     for subject in result.subjects.values():
         group = subject.api_version.rpartition("/")[0]
         for rule in policy.RULES:
-            if rule.id not in enabled or not rule.judges(group, subject.kind, Operation.CREATE):
+            if not rule.judges_existing or rule.id not in enabled:
+                continue
+            if not rule.judges(group, subject.kind, Operation.CREATE):
                 continue
             if (rule.id, *subject.key) in failed:
                 continue

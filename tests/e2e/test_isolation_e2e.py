@@ -102,7 +102,8 @@ def test_relabelling_a_namespace_out_of_its_global_default_deny_is_refused(
         assert (
             'admission webhook "namespaces.guardrail.dev" denied the request: '
             f'[protect-default-deny] Relabelling Namespace "{namespace}" would leave namespace '
-            f'"{namespace}" without a default-deny for Ingress and Egress.'
+            f'"{namespace}" without a default-deny for Ingress and Egress. Keep the labels the '
+            "isolating policies select on, or isolate it another way first."
         ) in result.stderr
         labels = cluster.kubectl(
             "get", "namespace", namespace, "-o", "jsonpath={.metadata.labels.isolation}"
@@ -112,6 +113,8 @@ def test_relabelling_a_namespace_out_of_its_global_default_deny_is_refused(
         kept = cluster.kubectl("label", "namespace", namespace, "team=shop", check=False)
         assert kept.returncode == 0, kept.stderr
     finally:
+        # The namespace first: while it lives, its only default-deny is protected.
+        cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--timeout=60s")
         cluster.kubectl(
             "delete", "globalnetworkpolicies.crd.projectcalico.org", gnp["metadata"]["name"]
         )
@@ -218,12 +221,6 @@ def test_tier_default_action_deny_to_pass_is_refused_while_it_isolates(
         )
         assert action.stdout == "Deny"
     finally:
-        cluster.kubectl(
-            "delete",
-            "-n",
-            namespace,
-            "networkpolicies.crd.projectcalico.org",
-            calico_np["metadata"]["name"],
-            "--ignore-not-found",
-        )
+        # The namespace first: while it lives, the tier and its policy isolate it (protected).
+        cluster.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--timeout=60s")
         cluster.kubectl("delete", "tiers.crd.projectcalico.org", tier_name, "--ignore-not-found")

@@ -86,6 +86,8 @@ class Rule:
       state (a policy applied a moment before the pod); the webhook confirms before denying.
     - `rollup`: `check` reports this rule's findings in one namespace as one finding.
     - `validate`: cross-field checks on its parsed settings, `(values, source, path)`.
+    - `judges_existing`: False for a rule about changes (protect-default-deny): an object as
+      it stands in the cluster neither passes nor fails it, so audit lists no pass for it.
     """
 
     id: str
@@ -102,6 +104,7 @@ class Rule:
     confirmable: bool = False
     rollup: Summarize | None = None
     validate: Validate | None = None
+    judges_existing: bool = True
 
     def judges(self, group: str, kind: str, operation: Operation | None = None) -> bool:
         """Whether objects of this group and kind (and operation, when given) are judged."""

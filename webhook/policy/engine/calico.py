@@ -430,7 +430,7 @@ def _address_match(entity: Mapping[str, Any]) -> tuple[Tri, bool]:
     return cover.match(), cover.near_all
 
 
-def _peer_side(entity: Mapping[str, Any], is_global: bool) -> tuple[Tri, Tri, bool]:
+def _peer_side(entity: Mapping[str, Any], is_global: bool) -> tuple[Tri, Tri, bool]:  # noqa: PLR0912 - one branch per Calico entity criterion
     """(matches the outside address, matches the fresh pod, near-all addresses)."""
     address, near_all = _address_match(entity)
     selector = present(entity.get("selector"))

@@ -183,7 +183,7 @@ def _subject(subject: object) -> tuple[Predicate, dict[str, frozenset[str]], Gua
     return always(None), {}, None
 
 
-def _rule(flavor: str, raw: object, direction: Direction, path: str) -> Rule:
+def _rule(flavor: str, raw: object, direction: Direction, path: str) -> Rule:  # noqa: PLR0912 - one branch per peer field of the API
     if not isinstance(raw, Mapping):
         return unreadable_rule(path)
     action_text = raw.get("action")

@@ -171,7 +171,7 @@ def nothing_phrase(step: Step) -> str:
     )
 
 
-def render(direction: Direction, outside: PeerResult, fresh: PeerResult) -> str:
+def render(direction: Direction, outside: PeerResult, fresh: PeerResult) -> str:  # noqa: PLR0911 - one sentence per combination of the two peers' outcomes
     """One sentence saying which layer, object and rule decided."""
     results = (outside, fresh)
     verdict = combine(outside.verdict, fresh.verdict)

@@ -171,7 +171,7 @@ def _rules(raw: object, field: str, peers_key: str) -> tuple[Rule, ...]:
     )
 
 
-def _rule(raw: object, path: str, peers_key: str) -> Rule:
+def _rule(raw: object, path: str, peers_key: str) -> Rule:  # noqa: PLR0912 - one branch per peer field of the API
     rule = {} if raw is None else raw  # `ingress: [null]` is an empty rule: it allows all
     if not isinstance(rule, Mapping):
         return unreadable_rule(path)

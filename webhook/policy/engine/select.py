@@ -119,7 +119,7 @@ def _equals(key: str, wanted: str) -> Matcher:
     return matcher
 
 
-def _expression(expression: object) -> tuple[Matcher, str, frozenset[str]] | None:
+def _expression(expression: object) -> tuple[Matcher, str, frozenset[str]] | None:  # noqa: PLR0911 - one return per label-selector operator
     if not isinstance(expression, Mapping):
         return None
     key, operator = expression.get("key"), expression.get("operator")
@@ -225,7 +225,7 @@ def _compile_calico_text(text: str) -> tuple[Matcher, Selector | None]:
     return compile_tree(tree), tree
 
 
-def compile_tree(sel: Selector) -> Matcher:
+def compile_tree(sel: Selector) -> Matcher:  # noqa: PLR0911 - one return per selector node kind
     if isinstance(sel, All):
         return MATCH_ALL
     if isinstance(sel, Global):
@@ -266,7 +266,7 @@ def _label_match(node: LabelMatch) -> Matcher:
     return matcher
 
 
-def _value_test(node: LabelMatch) -> Callable[[Value], bool]:
+def _value_test(node: LabelMatch) -> Callable[[Value], bool]:  # noqa: PLR0911 - one return per match operator
     """Calico's match of one operator against a label value (None: absent; FRESH: unnamed)."""
     if isinstance(node, Has):
         return lambda v: v is not None
@@ -331,7 +331,7 @@ def calico_literals(sel: Selector | None) -> dict[str, set[str]]:
     return found
 
 
-def calico_guard(sel: Selector | None) -> tuple[str, frozenset[str]] | None:
+def calico_guard(sel: Selector | None) -> tuple[str, frozenset[str]] | None:  # noqa: PLR0911 - one return per selector node kind
     """A label that must have one of some values for sel to hold, or None.
 
     `k == v`, `k in {...}`; a conjunction's first guarded operand; a disjunction whose every

@@ -510,7 +510,7 @@ def _last_inert_pass(
     return None
 
 
-def _walk_tier(
+def _walk_tier(  # noqa: PLR0912 - the tier walk's cases (certain, maybe, Pass, default action) in Calico's order
     tier: Tier,
     policies: Sequence[CompiledPolicy],
     ctx: Context,

@@ -85,6 +85,8 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
     after = compile_object(new, home) if new is not None else None
     if before is None and after is None:
         return []
+    if before is None and isinstance(after, CompiledPolicy) and _stored_as_is(state, home, after):
+        return []  # `check` and `audit` judge objects already in their state: no change
     literals: dict[str, dict[str, set[str]]] = {}
     lost = _lost(state, settings, home, before, after, literals)
     if not lost:
@@ -106,6 +108,11 @@ def _stored(request: Request, state: ClusterState, flavor: str) -> Obj | None:
         ) == flavor_for(request.group, request.kind):
             return obj
     return None
+
+
+def _stored_as_is(state: ClusterState, home: str, policy: CompiledPolicy) -> bool:
+    stored = state.stack(home).find(policy.key)
+    return stored is not None and stored.fingerprint == policy.fingerprint
 
 
 def _namespace_of(*objs: Obj | None) -> str:
@@ -130,6 +137,10 @@ def _changed(
             return stack.with_changes(tiers=(put,))
         return stack.with_changes(remove_tiers=(name,))
     keys = {p.key for p in (drop, put) if p is not None}
+    # The same object under another key (the API server's copy has a uid, a manifest's or a
+    # hand-made review's has none): it is replaced too, never kept beside itself.
+    refs = {p.ref for p in (drop, put) if p is not None}
+    keys |= {p.key for p in stack.policies_in(home) if p.ref in refs}
     added = (put,) if put is not None else ()
     return stack.with_changes(remove=keys, add=added, homes=(home,) if home else ())
 
@@ -333,4 +344,5 @@ RULE = Rule(
     needs_state=True,
     docs="protect-default-deny",
     check=check,
+    judges_existing=False,
 )
