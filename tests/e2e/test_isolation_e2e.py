@@ -104,7 +104,7 @@ def test_relabelling_a_namespace_out_of_its_global_default_deny_is_refused(
             f'[protect-default-deny] Relabelling Namespace "{namespace}" would leave namespace '
             f'"{namespace}" without a default-deny for Ingress and Egress. Keep the labels the '
             "isolating policies select on, or isolate it another way first."
-        ) in result.stderr
+        ) in result.stderr, result.stderr
         labels = cluster.kubectl(
             "get", "namespace", namespace, "-o", "jsonpath={.metadata.labels.isolation}"
         )
@@ -152,7 +152,7 @@ def test_split_range_allow_all_in_an_isolated_namespace_is_refused(
         'admission webhook "networkpolicies.guardrail.dev" denied the request: '
         f'[protect-default-deny] Creating NetworkPolicy "looks-narrow" in namespace "{namespace}" '
         f'would leave namespace "{namespace}" without a default-deny for Ingress.'
-    ) in result.stderr
+    ) in result.stderr, result.stderr
     assert "rule spec.ingress[0] admits every source" in result.stderr
     listed = cluster.kubectl("get", "networkpolicy", "-n", namespace, "-o", "name")
     assert listed.stdout.split() == ["networkpolicy.networking.k8s.io/default-deny"]
@@ -183,7 +183,7 @@ def test_pod_outside_a_role_scoped_default_deny_is_refused_naming_why(
         'admission webhook "workloads.guardrail.dev" denied the request: '
         f'[require-default-deny] Pod "cache" in namespace "{namespace}" would accept all Ingress '
         "and Egress traffic: no policy selects it."
-    ) in cache.stderr
+    ) in cache.stderr, cache.stderr
 
 
 def test_tier_default_action_deny_to_pass_is_refused_while_it_isolates(
@@ -214,7 +214,7 @@ def test_tier_default_action_deny_to_pass_is_refused_while_it_isolates(
             'admission webhook "networkpolicies.guardrail.dev" denied the request: '
             f'[protect-default-deny] Updating Tier "{tier_name}" would leave namespace '
             f'"{namespace}" without a default-deny for Ingress and Egress.'
-        ) in result.stderr
+        ) in result.stderr, result.stderr
         assert "defaultAction Pass" in result.stderr
         action = cluster.kubectl(
             "get", "tiers.crd.projectcalico.org", tier_name, "-o", "jsonpath={.spec.defaultAction}"

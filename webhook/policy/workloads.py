@@ -145,7 +145,9 @@ def reviewed_object(request: Request) -> ReviewedObject:
     if not name:
         name = _text(meta.get("generateName"))
         generated = bool(name)
-    namespace = request.namespace or _text(meta.get("namespace"))
+    # The API server sets request.namespace to a Namespace's own name: it lives in none.
+    cluster_scoped = request.group == "" and request.kind == "Namespace"
+    namespace = "" if cluster_scoped else request.namespace or _text(meta.get("namespace"))
     phrase = describe(request.kind, name, namespace)
     if generated:
         phrase = describe(request.kind, name, "") + " (generateName)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -323,3 +324,23 @@ def test_one_lost_namespace_reads_naturally() -> None:
     assert (
         describe_lost({"shop": (EGRESS,)}) == 'namespace "shop" without a default-deny for Egress'
     )
+
+
+def test_a_relabel_is_named_as_the_namespace_itself() -> None:
+    """The API server sends a Namespace's own name as request.namespace: not "in namespace"."""
+    gnp = calico_global(
+        "deny-x",
+        {
+            "namespaceSelector": "isolation == 'x'",
+            "selector": "all()",
+            "types": ["Ingress", "Egress"],
+        },
+    )
+    old, new = namespace("iso", isolation="x"), namespace("iso")
+    req = replace(request(new, Operation.UPDATE, old), namespace="iso")
+    [finding] = protect(req, state(old, gnp))
+    assert finding.message.startswith(
+        '[protect-default-deny] Relabelling Namespace "iso" would leave namespace "iso" without '
+        "a default-deny for Ingress and Egress. Keep the labels the isolating policies select on"
+    )
+    assert finding.namespace == ""
