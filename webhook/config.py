@@ -17,7 +17,7 @@ import yaml
 
 from webhook.policy import RULE_IDS, RULES, schema
 from webhook.policy.errors import ConfigError
-from webhook.policy.model import Mode, Namespace, Request
+from webhook.policy.model import Mode, Namespace, Operation, Request
 from webhook.policy.rule import Setting, Settings
 
 DEFAULT_EXEMPT_NAMESPACES = (
@@ -31,6 +31,8 @@ DEFAULT_EXEMPT_NAMESPACES = (
 # Guardrail's own namespace is always exempt: it must be able to restart itself.
 OWN_NAMESPACE = "guardrail-system"
 NAMESPACE_MODE_LABEL = "guardrail.dev/mode"
+# The API server's superuser group: it may create the exempt namespaces.
+MASTERS = "system:masters"
 _LENIENCY = {Mode.ENFORCE: 0, Mode.WARN: 1, Mode.AUDIT: 2, Mode.OFF: 3}
 MAX_CONFIG_BYTES = 1024 * 1024
 REPORT_APIS = ("wgpolicyk8s", "openreports")
@@ -49,18 +51,39 @@ class Exemptions:
     groups: frozenset[str] = frozenset()
 
     def exempts(self, request: Request) -> bool:
-        """Exempt by the request's namespace (or a Namespace's own name) or by who asks.
+        """Exempt by the namespace the object lives in, or by who asks.
 
-        Never by labels or annotations of the object under review: its author controls them.
+        Never by labels or annotations of the object under review (its author controls them),
+        and never a Namespace by its own name: an exempt name is a privilege (SPEC 3.2).
         """
-        namespace = request.namespace
-        if not namespace and request.kind == "Namespace" and request.group == "":
-            namespace = request.name
+        is_namespace = request.kind == "Namespace" and request.group == ""
+        namespace = "" if is_namespace else request.namespace
         if namespace and namespace in self.namespaces:
             return True
+        return self.exempts_requester(request)
+
+    def exempts_requester(self, request: Request) -> bool:
+        """Whether who asks is exempt: a configured username or group."""
         if request.username and request.username in self.usernames:
             return True
         return any(g in self.groups for g in request.groups)
+
+    def claims_exempt_name(self, request: Request) -> bool:
+        """A Namespace CREATE of an exempt name by someone who may not create one.
+
+        Only an exempt requester or `system:masters` may: otherwise a tenant allowed to create
+        namespaces could create `tigera-operator` on a cluster without the operator and run
+        whatever it likes there.
+        """
+        if (
+            request.kind != "Namespace"
+            or request.group != ""
+            or request.operation is not Operation.CREATE
+        ):
+            return False
+        if request.name not in self.namespaces:
+            return False
+        return not (self.exempts_requester(request) or MASTERS in request.groups)
 
 
 @dataclass(frozen=True, slots=True)

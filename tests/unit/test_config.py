@@ -264,7 +264,9 @@ def _request(
         (_request(), False),
         (_request(username="ci-bot"), True),
         (_request(groups=("system:authenticated", "platform")), True),
-        (_request(namespace="", kind="Namespace", name="kube-system"), True),
+        # An exempt name is a privilege (SPEC 3.2): a Namespace is never exempt by its name,
+        # even with request.namespace set to it as the API server does.
+        (_request(namespace="kube-system", kind="Namespace", name="kube-system"), False),
         (_request(namespace="", kind="Namespace", name="shop"), False),
     ],
     ids=[
@@ -273,7 +275,7 @@ def _request(
         "ordinary",
         "username",
         "group",
-        "namespace-object-by-name",
+        "namespace-object-never-by-its-name",
         "ordinary-namespace-object",
     ],
 )
@@ -297,3 +299,30 @@ def test_enabled_policies_skips_off() -> None:
     config = parse_config({"policies": {"restrict-allow-all": {"mode": "off"}}}, "c")
     assert "restrict-allow-all" not in config.enabled_policies()
     assert isinstance(config, Config)
+
+
+@pytest.mark.parametrize(
+    ("request_", "claims"),
+    [
+        (_request(namespace="", kind="Namespace", name="tigera-operator"), True),
+        (_request(namespace="", kind="Namespace", name="shop"), False),
+        (
+            _request(namespace="", kind="Namespace", name="tigera-operator", username="ci-bot"),
+            False,
+        ),
+        (
+            _request(
+                namespace="", kind="Namespace", name="tigera-operator", groups=("system:masters",)
+            ),
+            False,
+        ),
+        (_request(namespace="tigera-operator", name="web"), False),
+    ],
+    ids=["tenant", "ordinary-name", "exempt-user", "system-masters", "not-a-namespace"],
+)
+def test_only_exempt_requesters_may_create_an_exempt_namespace(
+    request_: Request, claims: bool
+) -> None:
+    """Creating a Namespace named in exemptions.namespaces is a privilege (SPEC 3.2)."""
+    config = parse_config({"exemptions": {"usernames": ["ci-bot"]}}, "config.yaml")
+    assert config.exemptions.claims_exempt_name(request_) is claims

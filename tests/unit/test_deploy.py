@@ -27,6 +27,7 @@ WEBHOOK_NAMES = (
     "workloads.guardrail.dev",
     "networkpolicies.guardrail.dev",
     "namespaces.guardrail.dev",
+    "exempt-namespace-names.guardrail.dev",
 )
 
 Doc = dict[str, Any]
@@ -214,7 +215,8 @@ def test_webhook_rules_name_exactly_what_the_policies_judge(
         for rule in webhook["rules"]:
             for field in ("apiGroups", "apiVersions", "resources", "operations"):
                 assert "*" not in rule[field], (webhook["name"], field)
-                assert all("/" not in r for r in rule["resources"]), "no subresources"
+                # The one subresource: label changes through pods/status (SPEC 2.1).
+                assert all("/" not in r or r == "pods/status" for r in rule["resources"])
             found.update(
                 (g, r, o)
                 for g in rule["apiGroups"]
@@ -234,7 +236,7 @@ def test_webhook_rules_name_exactly_what_the_policies_judge(
     assert all(is_workload(group, kind) for group, _, kind in workloads)
     assert matched["workloads.guardrail.dev"] == {
         (g, r, o) for g, r, _ in workloads for o in ("CREATE", "UPDATE")
-    }
+    } | {("", "pods/status", "UPDATE")}
     assert matched["networkpolicies.guardrail.dev"] == {
         (g, r, o)
         for g, r in (
@@ -272,7 +274,9 @@ def test_namespace_selector_excludes_exactly_the_exempt_namespaces(
     for webhook in _one(docs, "ValidatingWebhookConfiguration", "guardrail")["webhooks"]:
         (expression,) = webhook["namespaceSelector"]["matchExpressions"]
         assert expression["key"] == "kubernetes.io/metadata.name"
-        assert expression["operator"] == "NotIn"
+        # The one webhook that sees only the exempt names: their creation is a privilege.
+        reverse = webhook["name"] == "exempt-namespace-names.guardrail.dev"
+        assert expression["operator"] == ("In" if reverse else "NotIn")
         assert set(expression["values"]) == exempt, webhook["name"]
         assert "objectSelector" not in webhook  # labels on the object could opt it out
 

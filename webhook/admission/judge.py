@@ -89,6 +89,20 @@ def decide(violations: Iterable[Violation]) -> Decision:
     )
 
 
+def exempt_name_denied(name: str) -> Decision:
+    """A Namespace CREATE claiming an exempt name (SPEC 3.2): denied, saying who may."""
+    message = (
+        f'[guardrail] Namespace "{name}" is exempt from Guardrail\'s policies, so only an '
+        "exempt user or group (exemptions.usernames, exemptions.groups) or system:masters may "
+        "create it. Ask a cluster admin to create it, or choose another name."
+    )
+    return Decision(
+        allowed=False,
+        message=message,
+        audit_annotations={"guardrail-exempt-name": f"denied: {message}"},
+    )
+
+
 def failure(on_error: OnError, reason: str) -> Decision:
     """The verdict when guardrail could not judge the request at all (a bug, unreadable state).
 
@@ -169,6 +183,8 @@ class Judge:
         return apply_modes(findings, config, namespace)
 
     def decide(self, req: Request) -> Decision:
+        if self.config.exemptions.claims_exempt_name(req):
+            return exempt_name_denied(req.name)
         try:
             return decide(self.violations(req))
         except StateUnknownError as exc:
