@@ -29,7 +29,12 @@ REPO = Path(__file__).resolve().parents[2]
 GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REGISTRATION = "guardrail-e2e"
-WEBHOOKS = ("workloads.guardrail.dev", "networkpolicies.guardrail.dev", "namespaces.guardrail.dev")
+WEBHOOKS = (
+    "workloads.guardrail.dev",
+    "networkpolicies.guardrail.dev",
+    "namespaces.guardrail.dev",
+    "exempt-namespace-names.guardrail.dev",
+)
 # A platform admin that config exempts by username; kubectl impersonates it with `--as`.
 EXEMPT_USER = "e2e-platform-admin"
 AS_EXEMPT = (f"--as={EXEMPT_USER}", "--as-group=system:masters")

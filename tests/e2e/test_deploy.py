@@ -34,7 +34,12 @@ GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 INSTALL_SELF_SIGNED = REPO / "scripts" / "install-self-signed"
 NAMESPACE = "guardrail-system"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:guardrail"
-WEBHOOKS = ("workloads.guardrail.dev", "networkpolicies.guardrail.dev", "namespaces.guardrail.dev")
+WEBHOOKS = (
+    "workloads.guardrail.dev",
+    "networkpolicies.guardrail.dev",
+    "namespaces.guardrail.dev",
+    "exempt-namespace-names.guardrail.dev",
+)
 
 # cert-manager itself is not part of this cluster: stand-in CRDs (any spec accepted) let the
 # overlay's Issuers and Certificates be stored, which is all `kubectl apply` needs.

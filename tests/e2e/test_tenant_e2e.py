@@ -209,3 +209,16 @@ def test_a_tenant_cannot_claim_an_exempt_namespace_name(
             cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
         cluster.kubectl("delete", "clusterrolebinding", f"ns-creator-{namespace}")
         cluster.kubectl("delete", "clusterrole", f"ns-creator-{namespace}")
+
+
+def test_a_collection_delete_of_the_only_default_deny_is_refused(
+    cluster: Cluster, tenant: tuple[str, tuple[str, ...]]
+) -> None:
+    """deletecollection is judged item by item: emptying the namespace's policies is denied."""
+    namespace, as_owner = tenant
+    path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+    emptied = cluster.kubectl("delete", "--raw", path, *as_owner, check=False)
+    assert emptied.returncode == 1, emptied.stdout
+    assert "[protect-default-deny]" in emptied.stderr, emptied.stderr
+    listed = cluster.kubectl("get", "networkpolicy", "-n", namespace, "-o", "name")
+    assert listed.stdout.split() == ["networkpolicy.networking.k8s.io/default-deny"]

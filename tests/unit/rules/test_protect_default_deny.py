@@ -203,8 +203,19 @@ def test_namespace_being_deleted_gone_or_exempt_never_blocks(indexed: IndexedSta
         assert protect(request(None, Operation.DELETE, old), indexed) == []
 
 
-def test_collection_delete_is_allowed() -> None:
-    """A DELETE with an empty name (deletecollection) passes."""
+def test_collection_delete_item_is_judged_by_its_old_object() -> None:
+    """deletecollection sends each item with an empty name and its oldObject (SPEC 2.3): the
+    item that is the namespace's only default-deny is denied like a single DELETE."""
+    old = netpol("default-deny", DENY_ALL)
+    [finding] = protect(request(None, Operation.DELETE, old, name=""), guarded())
+    assert finding.message.startswith(
+        '[protect-default-deny] Deleting NetworkPolicy "default-deny" in namespace "shop" would '
+        'leave namespace "shop" without a default-deny for Ingress and Egress.'
+    )
+
+
+def test_collection_delete_without_an_object_is_allowed() -> None:
+    """A DELETE with an empty name and no oldObject names nothing to judge: it passes."""
     req = Request(
         uid="u",
         kind="NetworkPolicy",
