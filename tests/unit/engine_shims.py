@@ -14,6 +14,8 @@ from typing import Any
 from webhook.policy.engine import CompiledPolicy, Labels, build_stack, compile_object
 from webhook.policy.engine.allow_all import broad_rules
 from webhook.policy.engine.calico import effective_types
+from webhook.policy.engine.core import Context, Endpoint, LabelView
+from webhook.policy.engine.select import compile_label_selector
 from webhook.policy.model import Direction, Namespace, Obj
 
 __all__ = ["effective_types", "is_unrestricted_rule", "provided_directions", "unrestricted_rules"]
@@ -64,9 +66,6 @@ def _namespace(obj: Obj) -> str:
 
 def label_selector_matches(selector: object, labels: Mapping[str, str]) -> bool:
     """Whether a Kubernetes label selector certainly matches this complete label set."""
-    from webhook.policy.engine.core import LabelView  # noqa: PLC0415 - only these tests need it
-    from webhook.policy.engine.select import compile_label_selector  # noqa: PLC0415 - as above
-
     matcher, _, _ = compile_label_selector(selector)
     return matcher(LabelView(dict(labels), complete=True)) is True
 
@@ -82,8 +81,6 @@ def _admin(spec: Mapping[str, Any], kind: str = "AdminNetworkPolicy") -> dict[st
 
 def subject_covers(subject: object, namespace: Namespace) -> bool:
     """Whether an ANP subject certainly selects every pod of namespace."""
-    from webhook.policy.engine.core import Context, Endpoint  # noqa: PLC0415 - as above
-
     compiled = compile_object(
         _admin({"subject": subject, "egress": [{"action": "Deny", "to": [{"namespaces": {}}]}]})
     )
@@ -99,13 +96,4 @@ def is_admin_unrestricted_rule(rule: Any, direction: Direction, flavor: str) -> 
     compiled = compile_object(obj)
     if not isinstance(compiled, CompiledPolicy):
         return False
-    return any(
-        r.unrestricted and r.direction is direction
-        for r in broad_rules(compiled, actions=compiled_actions())
-    )
-
-
-def compiled_actions() -> frozenset[Any]:
-    from webhook.policy.engine.core import Action  # noqa: PLC0415 - as above
-
-    return frozenset({Action.ALLOW, Action.PASS})
+    return any(r.unrestricted and r.direction is direction for r in broad_rules(compiled))

@@ -12,8 +12,9 @@ import pytest
 
 from webhook.app import JsonFormatter, create_app
 from webhook.config import parse_config
+from webhook.policy.engine import NamespaceView, PolicyStack
 from webhook.policy.errors import GuardrailError
-from webhook.policy.model import Namespace, Obj, Providers
+from webhook.policy.model import Namespace, Obj
 
 
 class UnreadableState:
@@ -34,7 +35,10 @@ class UnreadableState:
     def global_policies(self) -> Sequence[Obj]:
         raise self.error
 
-    def providers(self, namespace: str) -> Providers:
+    def stack(self, namespace: str) -> PolicyStack:
+        raise self.error
+
+    def view(self, namespace: str) -> NamespaceView:
         raise self.error
 
 

@@ -94,7 +94,7 @@ class PolicyRef:
     """Names one network policy object, for messages and for finding who relies on it."""
 
     kind: str  # "NetworkPolicy", "GlobalNetworkPolicy", ...
-    flavor: str  # see isolation.flavor_of: "k8s", "calico", "calico-global", "anp", "banp"
+    flavor: str  # see objects.py: "k8s", "calico", "calico-global", "anp", "banp", "cnp", "tier"
     namespace: str  # "" for cluster-scoped
     name: str
 
@@ -110,10 +110,6 @@ class PolicyRef:
 
 # (flavor, kind, name): one policy within its scope (its namespace, or the cluster).
 PolicyKey = tuple[str, str, str]
-
-# For each direction, the policies that provide a default-deny for it. A direction absent from
-# the mapping (or mapped to an empty tuple) has no provider.
-Providers = Mapping[Direction, tuple[PolicyRef, ...]]
 
 
 @dataclass(frozen=True, slots=True)
