@@ -25,7 +25,15 @@ log = logging.getLogger("guardrail.state")
 LIST_PAGE_SIZE = "500"
 # What the cache keeps of an object's metadata: identity, the version the resync compares, and
 # what the Namespace record reads (labels, deletionTimestamp).
-CACHED_METADATA = ("name", "namespace", "uid", "resourceVersion", "labels", "deletionTimestamp")
+CACHED_METADATA = (
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "labels",
+    "creationTimestamp",
+    "deletionTimestamp",
+)
 # The one annotation the cache keeps: where crd.projectcalico.org/v1 objects carry their labels
 # (and the v3 name). kubectl's last-applied annotation alone is the whole object again.
 CALICO_METADATA_ANNOTATION = "projectcalico.org/metadata"
@@ -217,9 +225,10 @@ def slim(
 
     With `metadata` (the cache's default) only those metadata keys and the spec (a Namespace's
     status too) remain: the cache holds every policy of the cluster in every worker, and
-    managedFields, kubectl's last-applied annotation (the whole object again), timestamps and
-    owner references are most of an object's size and no policy reads them. The uid stays (one
-    policy seen under two names is one policy), and of the annotations only Calico's metadata
+    managedFields, kubectl's last-applied annotation (the whole object again) and owner
+    references are most of an object's size and no policy reads them. The uid stays (one
+    policy seen under two names is one policy), the creation time (the newest isolating policy
+    is the one protect-default-deny keeps), and of the annotations only Calico's metadata
     one (crd.projectcalico.org/v1 objects keep their labels there). With None (the
     audit, whose reports name uids and owners) all of it remains but managedFields, often half
     an object's size.

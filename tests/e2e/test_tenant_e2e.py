@@ -7,8 +7,12 @@ team hands out namespaces. Each test is an attempt that got around earlier versi
 
 from __future__ import annotations
 
+import http.client
 import secrets
+import ssl
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -222,3 +226,87 @@ def test_a_collection_delete_of_the_only_default_deny_is_refused(
     assert "[protect-default-deny]" in emptied.stderr, emptied.stderr
     listed = cluster.kubectl("get", "networkpolicy", "-n", namespace, "-o", "name")
     assert listed.stdout.split() == ["networkpolicy.networking.k8s.io/default-deny"]
+
+
+def _deny(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
+def _policies(cluster: Cluster, namespace: str) -> list[str]:
+    listed = cluster.kubectl("get", "networkpolicy", "-n", namespace, "-o", "name")
+    return sorted(name.rpartition("/")[2] for name in listed.stdout.split())
+
+
+def _delete_at_once(cluster: Cluster, paths: list[str], user: str) -> list[int]:
+    """DELETE every path at the same instant as `user`, each on a connection opened before
+    the threads are released together; the HTTP statuses in the order of paths."""
+    host, _, port = cluster.server.removeprefix("https://").partition(":")
+    context = ssl.create_default_context(cafile=str(cluster.ca_file))
+    connections = [http.client.HTTPSConnection(host, int(port), context=context) for _ in paths]
+    for connection in connections:
+        connection.connect()
+    start = threading.Barrier(len(paths))
+    statuses = [0] * len(paths)
+
+    def send(index: int) -> None:
+        headers = {"Authorization": f"Bearer {cluster.token}", "Impersonate-User": user}
+        start.wait()
+        connections[index].request("DELETE", paths[index], headers=headers)
+        response = connections[index].getresponse()
+        response.read()
+        statuses[index] = response.status
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(paths))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    for connection in connections:
+        connection.close()
+    return statuses
+
+
+def test_default_denies_deleted_at_the_same_instant_never_all_go(
+    cluster: Cluster, tenant: tuple[str, tuple[str, ...]]
+) -> None:
+    """The tenant deletes every default-deny of its namespace at once, round after round, each
+    delete on its own connection (so on different workers, whose caches have not seen the
+    other deletes): one is always refused and the namespace stays isolated."""
+    namespace, _ = tenant
+    user = f"system:serviceaccount:{namespace}:owner"
+    names = ["default-deny", "deny-b", "deny-c"]
+    refused = 0
+    for round_number in range(12):
+        wanted = names[: 2 + round_number % 2]  # two, then three, deleted all at once
+        missing = [name for name in wanted if name not in _policies(cluster, namespace)]
+        assert apply(cluster, namespace, *(_deny(name) for name in missing)).returncode == 0
+        present = _policies(cluster, namespace)
+        path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+        statuses = _delete_at_once(cluster, [f"{path}/{name}" for name in present], user)
+        assert set(statuses) <= {200, 403}, statuses
+        refused += statuses.count(403)
+        left = _policies(cluster, namespace)
+        assert left, f"round {round_number}: every default-deny deleted ({statuses})"
+    assert refused >= 12
+
+
+def test_a_collection_delete_of_two_default_denies_keeps_the_newer(
+    cluster: Cluster, tenant: tuple[str, tuple[str, ...]]
+) -> None:
+    """deletecollection with two default-denies: the older goes, the newer (the anchor) stays.
+
+    The API server deletes items in name order and stops at the first refused one, so the
+    newer is named to come last."""
+    namespace, as_owner = tenant
+    time.sleep(1.1)  # creationTimestamp has a resolution of a second
+    assert apply(cluster, namespace, _deny("z-newer-deny")).returncode == 0
+    path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/networkpolicies"
+    emptied = cluster.kubectl("delete", "--raw", path, *as_owner, check=False)
+    assert emptied.returncode == 1, emptied.stdout
+    assert "[protect-default-deny]" in emptied.stderr, emptied.stderr
+    assert _policies(cluster, namespace) == ["z-newer-deny"]

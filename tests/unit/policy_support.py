@@ -65,6 +65,13 @@ def netpol(name: str, spec: Any, ns: str = "shop") -> dict[str, Any]:
     return obj
 
 
+def created(obj: dict[str, Any], day: int) -> dict[str, Any]:
+    """obj as the API server stores it `day` days into 2026 (its creationTimestamp)."""
+    stamped = json.loads(json.dumps(obj))
+    stamped["metadata"]["creationTimestamp"] = f"2026-01-{day:02d}T00:00:00Z"
+    return stamped
+
+
 def pod(name: str = "web", ns: str = "shop", **meta: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",

@@ -53,6 +53,8 @@ SERVED_NAMESPACE: dict[str, Any] = {
                     "uid": "0b6c4f4e-0000-4000-8000-000000000000",
                     "resourceVersion": "4711",
                     "labels": {"team": "shop"},
+                    # The newest policy isolating a pod is the one protect-default-deny keeps.
+                    "creationTimestamp": "2026-11-23T18:00:00Z",
                 },
                 "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
             },

@@ -15,6 +15,7 @@ from tests.unit.policy_support import (
     INGRESS,
     calico_global,
     cluster,
+    created,
     global_request,
     guarded,
     namespace,
@@ -81,16 +82,43 @@ def test_delete_of_an_unknown_policy_without_old_object_is_allowed() -> None:
     assert protect(req, guarded()) == []
 
 
-def test_another_remaining_provider_keeps_the_delete_allowed() -> None:
-    """Deleting one of two default-denies leaves the namespace isolated."""
-    indexed = guarded(
-        netpol(
-            "backup",
-            {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "egress": DNS_EGRESS},
-        )
-    )
-    old = netpol("default-deny", DENY_ALL)
+BACKUP = netpol(
+    "backup", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"], "egress": DNS_EGRESS}
+)
+
+
+def test_deleting_the_older_of_two_default_denies_is_allowed() -> None:
+    """Deleting one of two default-denies leaves the namespace isolated by the newer one."""
+    old = created(netpol("default-deny", DENY_ALL), 1)
+    indexed = state(namespace("shop"), old, created(BACKUP, 2))
     assert protect(request(None, Operation.DELETE, old), indexed) == []
+
+
+def test_deleting_the_newer_of_two_default_denies_is_refused_naming_the_other() -> None:
+    """The newest default-deny is the anchor: a delete of the other one at the same instant,
+    judged with this one present, would otherwise leave none."""
+    newer = created(BACKUP, 2)
+    indexed = state(namespace("shop"), created(netpol("default-deny", DENY_ALL), 1), newer)
+    [finding] = protect(request(None, Operation.DELETE, newer), indexed)
+    assert finding.message == (
+        '[protect-default-deny] Deleting NetworkPolicy "backup" in namespace "shop" is refused: '
+        'of the 2 policies that each isolate every pod of namespace "shop" for Ingress and '
+        "Egress, it is the newest, kept so that changes at the same instant cannot remove them "
+        'all. Delete NetworkPolicy "default-deny" in namespace "shop" instead, or apply a newer '
+        "default-deny first."
+    )
+    assert finding.summary == (
+        '[protect-default-deny] deleting NetworkPolicy "backup": the policy that keeps "shop" '
+        "isolated (Ingress, Egress)"
+    )
+
+
+def test_without_creation_times_the_greatest_name_is_the_anchor() -> None:
+    """Objects without a creationTimestamp (manifests) are ordered by name, deterministically."""
+    indexed = guarded(BACKUP)
+    assert protect(request(None, Operation.DELETE, BACKUP), indexed) == []
+    [finding] = protect(request(None, Operation.DELETE, netpol("default-deny", DENY_ALL)), indexed)
+    assert 'Delete NetworkPolicy "backup" in namespace "shop" instead' in finding.message
 
 
 def test_partial_cover_names_only_the_lost_direction() -> None:
@@ -169,12 +197,28 @@ def test_harmless_update_is_allowed(spec: dict[str, Any]) -> None:
     assert protect(request(new, Operation.UPDATE, old), guarded()) == []
 
 
-def test_weakening_is_allowed_when_another_provider_remains() -> None:
-    """Narrowing one default-deny is fine while another covers the namespace."""
-    indexed = guarded(netpol("backup", DENY_ALL))
-    old = netpol("default-deny", DENY_ALL)
-    new = netpol("default-deny", {"podSelector": {"matchLabels": {"app": "x"}}})
+def test_weakening_is_allowed_when_a_newer_provider_remains() -> None:
+    """Narrowing one default-deny is fine while a newer one covers the namespace."""
+    old = created(netpol("default-deny", DENY_ALL), 1)
+    indexed = state(namespace("shop"), old, created(netpol("backup", DENY_ALL), 2))
+    new = created(netpol("default-deny", {"podSelector": {"matchLabels": {"app": "x"}}}), 1)
     assert protect(request(new, Operation.UPDATE, old), indexed) == []
+
+
+def test_weakening_the_anchor_is_refused_naming_the_other() -> None:
+    """Narrowing the newest default-deny is refused even though an older one still covers."""
+    old = created(netpol("default-deny", DENY_ALL), 2)
+    indexed = state(namespace("shop"), old, created(netpol("backup", DENY_ALL), 1))
+    new = created(netpol("default-deny", {"podSelector": {"matchLabels": {"app": "x"}}}), 2)
+    [finding] = protect(request(new, Operation.UPDATE, old), indexed)
+    assert finding.message == (
+        '[protect-default-deny] Updating NetworkPolicy "default-deny" in namespace "shop" is '
+        "refused: it would stop isolating pods labelled {} (none of the labels the policies "
+        'name), {app=(any other value)} in namespace "shop" for Ingress and Egress, and of the 2 '
+        "policies that each do, it is the newest, kept so that changes at the same instant "
+        'cannot remove them all. Change NetworkPolicy "backup" in namespace "shop" instead, or '
+        "apply a newer default-deny first."
+    )
 
 
 def test_old_object_counts_even_before_the_cache_sees_it() -> None:
@@ -295,10 +339,45 @@ def test_global_update_narrowing_its_namespaces_names_those_left_out() -> None:
     )
 
 
-def test_global_delete_with_other_global_provider_is_allowed() -> None:
-    """A second global default-deny keeps every namespace isolated."""
+def test_global_delete_with_a_newer_global_provider_is_allowed() -> None:
+    """A second, newer global default-deny keeps every namespace isolated."""
     backup = calico_global("backup", {"selector": "all()", "types": ["Ingress", "Egress"]})
-    assert protect(global_request(None, Operation.DELETE, GLOBAL_DENY), cluster(3, backup)) == []
+    indexed = cluster(3, created(backup, 2))
+    old = created(GLOBAL_DENY, 1)
+    assert protect(global_request(None, Operation.DELETE, old), indexed) == []
+
+
+def test_a_namespace_default_deny_under_a_global_one_may_always_go() -> None:
+    """Cluster-scoped policies anchor first: a tenant's own default-deny, however new, can be
+    deleted while a global default-deny isolates the namespace, and the global one cannot."""
+    own = created(netpol("default-deny", DENY_ALL, "team-00"), 9)
+    indexed = cluster(
+        3, own, *(created(netpol("default-deny", DENY_ALL, f"team-0{i}"), 9) for i in (1, 2))
+    )
+    assert protect(request(None, Operation.DELETE, own), indexed) == []
+    old = created(GLOBAL_DENY, 1)
+    [finding] = protect(global_request(None, Operation.DELETE, old), indexed)
+    assert finding.message == (
+        '[protect-default-deny] Deleting GlobalNetworkPolicy "default-deny" is refused: of the '
+        '2 policies that each isolate every pod of namespace "team-00" (and 2 more namespaces) '
+        "for Ingress and Egress, it is kept (cluster-scoped ones first, then the newest) so that changes at the same "
+        'instant cannot remove them all. Delete NetworkPolicy "default-deny" in namespace '
+        '"team-00" instead, or apply a newer cluster-scoped default-deny first.'
+    )
+
+
+def test_each_pod_has_its_own_anchor() -> None:
+    """Two policies that each isolate only app=web pods: the newer is kept, the older may go."""
+    web = {"podSelector": {"matchLabels": {"app": "web"}}, "policyTypes": ["Ingress"]}
+    older, newer = created(netpol("web-a", web), 1), created(netpol("web-b", web), 2)
+    indexed = state(namespace("shop"), older, newer)
+    settings = Settings(exempt_namespaces=frozenset(), values={DIRECTIONS: (INGRESS,)})
+    assert protect(request(None, Operation.DELETE, older), indexed, settings) == []
+    [finding] = protect(request(None, Operation.DELETE, newer), indexed, settings)
+    assert (
+        'of the 2 policies that each isolate pods labelled {app=web} in namespace "shop" for '
+        "Ingress, it is the newest"
+    ) in finding.message
 
 
 def test_namespace_list_shows_at_most_ten_then_a_count() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 
 from webhook.policy.calico import selector_errors
@@ -12,7 +13,7 @@ from webhook.policy.engine.k8s import compile_k8s
 from webhook.policy.engine.stack import PolicyStack
 from webhook.policy.engine.tiers import compile_tier
 from webhook.policy.model import Obj
-from webhook.policy.objects import CALICO, CALICO_GLOBAL, K8S, flavor_of
+from webhook.policy.objects import CALICO, CALICO_GLOBAL, K8S, flavor_of, meta_of
 
 
 def compile_object(obj: object, default_namespace: str = "") -> CompiledPolicy | Tier | None:
@@ -24,6 +25,15 @@ def compile_object(obj: object, default_namespace: str = "") -> CompiledPolicy |
     """
     if not isinstance(obj, Mapping):
         return None
+    compiled = _compile(obj, default_namespace)
+    if isinstance(compiled, CompiledPolicy):
+        created = meta_of(obj).get("creationTimestamp")
+        if isinstance(created, str) and created:
+            return dataclasses.replace(compiled, created=created)
+    return compiled
+
+
+def _compile(obj: Mapping[str, object], default_namespace: str) -> CompiledPolicy | Tier | None:
     flavor = flavor_of(obj)
     if flavor == K8S:
         return compile_k8s(obj, default_namespace)

@@ -364,6 +364,9 @@ class CompiledPolicy:
     # one namespace with every namespace whose views have the same shapes.
     shape: str = ""
     namespace_sensitive: bool = False
+    # metadata.creationTimestamp (RFC 3339, so strings order as times; "" when absent): the
+    # newest of the policies that isolate a pod is its anchor (protect-default-deny).
+    created: str = ""
 
     def selects(self, endpoint: Endpoint | Context) -> Tri:
         """Whether the policy selects this endpoint: True, False or None (not known)."""

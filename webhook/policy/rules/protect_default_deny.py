@@ -13,6 +13,7 @@ from webhook.policy.engine import (
     Tier,
     compile_object,
 )
+from webhook.policy.engine.anchor import AnchorLoss, anchor_loss
 from webhook.policy.engine.core import Context, Endpoint
 from webhook.policy.engine.impact import FRESH_TEXT, FRESH_VALUE, compare_views
 from webhook.policy.model import Direction, Finding, Namespace, Obj, Operation, Request
@@ -41,6 +42,7 @@ JUDGED_FLAVORS = frozenset({K8S, CALICO, CALICO_GLOBAL, ANP, BANP, CNP, TIER})
 NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
 
 Lost = dict[str, list[IsolationLoss]]
+Anchored = dict[str, list[AnchorLoss]]
 
 
 def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:  # noqa: PLR0911 - each request it does not judge returns early
@@ -88,10 +90,13 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
     if before is None and isinstance(after, CompiledPolicy) and _stored_as_is(state, home, after):
         return []  # `check` and `audit` judge objects already in their state: no change
     literals: dict[str, dict[str, set[str]]] = {}
-    lost = _lost(state, settings, home, before, after, literals)
-    if not lost:
-        return []
-    return [_finding(request, subject, lost, settings, literals)]
+    anchored: Anchored = {}
+    lost = _lost(state, settings, home, before, after, literals, anchored)
+    if lost:
+        return [_finding(request, subject, lost, settings, literals)]
+    if anchored:
+        return [_anchor_finding(request, subject, anchored, settings, before)]
+    return []
 
 
 def _stored(request: Request, state: ClusterState, flavor: str) -> Obj | None:
@@ -167,6 +172,7 @@ def _lost(
     before: CompiledPolicy | Tier | None,
     after: CompiledPolicy | Tier | None,
     literals: dict[str, dict[str, set[str]]],
+    anchored: Anchored,
 ) -> Lost:
     if home:
         candidates = [state.namespace(home)] if home not in settings.exempt_namespaces else []
@@ -183,15 +189,33 @@ def _lost(
         # it yet cannot hide what the change removes.
         was = _changed(stack, home, before, before).for_namespace(namespace)
         now = _changed(stack, home, before, after).for_namespace(namespace)
-        for direction in settings.get(DIRECTIONS):
-            loss = compare_views(was, now, direction)
-            if loss is not None:
-                lost.setdefault(namespace.name, []).append(loss)
-                literals.setdefault(namespace.name, pod_literals(was, now))
+        _judge(was, now, settings, lost, literals, anchored)
     return lost
 
 
-def _relabel(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:
+def _judge(
+    was: NamespaceView,
+    now: NamespaceView,
+    settings: Settings,
+    lost: Lost,
+    literals: dict[str, dict[str, set[str]]],
+    anchored: Anchored,
+) -> None:
+    """Record what going from `was` to `now` loses: isolation itself, or (with every pod
+    still isolated in the judge's view) the anchor that keeps concurrent changes safe."""
+    name = now.namespace.name
+    for direction in settings.get(DIRECTIONS):
+        loss = compare_views(was, now, direction)
+        if loss is not None:
+            lost.setdefault(name, []).append(loss)
+            literals.setdefault(name, pod_literals(was, now))
+        elif not lost:
+            moved = anchor_loss(was, now, direction)
+            if moved is not None:
+                anchored.setdefault(name, []).append(moved)
+
+
+def _relabel(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:  # noqa: PLR0911 - each request it does not judge returns early
     """A Namespace UPDATE that changes its labels: the same pods, other selectors."""
     if request.operation is not Operation.UPDATE:
         return []
@@ -206,16 +230,16 @@ def _relabel(request: Request, state: ClusterState, settings: Settings) -> list[
         return []
     stack = state.stack(name)
     was, now = stack.for_namespace(old), stack.for_namespace(new)
-    losses = [
-        loss
-        for direction in settings.get(DIRECTIONS)
-        if (loss := compare_views(was, now, direction)) is not None
-    ]
-    if not losses:
-        return []
+    lost: Lost = {}
+    literals: dict[str, dict[str, set[str]]] = {}
+    anchored: Anchored = {}
+    _judge(was, now, settings, lost, literals, anchored)
     subject = reviewed_object(request)
-    literals = {name: pod_literals(was, now)}
-    return [_finding(request, subject, {name: losses}, settings, literals)]
+    if lost:
+        return [_finding(request, subject, lost, settings, literals)]
+    if anchored:
+        return [_anchor_finding(request, subject, anchored, settings, None)]
+    return []
 
 
 def _finding(
@@ -249,11 +273,7 @@ def _finding(
             "Keep it a default-deny (selecting every pod, the direction in its types, no "
             f"allow-all rule), apply a replacement default-deny there first, or {gone}."
         )
-    action = {
-        Operation.DELETE: "Deleting",
-        Operation.CREATE: "Creating",
-        Operation.UPDATE: "Relabelling" if request.kind == "Namespace" else "Updating",
-    }[request.operation]
+    action = _action(request)
     message = f"[{ID}] {action} {subject.phrase} would leave {where}{detail}. {fix}{cause}"
     directions = ", ".join(
         d for d in settings.get(DIRECTIONS) if any(d in v for v in directions_lost.values())
@@ -263,6 +283,86 @@ def _finding(
         message,
         f'[{ID}] {action.lower()} {subject.kind} "{subject.name}": '
         f"{short_where} default-deny ({directions})",
+    )
+    return subject.finding(ID, message, summary)
+
+
+def _action(request: Request) -> str:
+    if request.operation is Operation.UPDATE:
+        return "Relabelling" if request.kind == "Namespace" else "Updating"
+    return "Deleting" if request.operation is Operation.DELETE else "Creating"
+
+
+def _anchor_finding(
+    request: Request,
+    subject: ReviewedObject,
+    anchored: Anchored,
+    settings: Settings,
+    before: CompiledPolicy | Tier | None,
+) -> Finding:
+    """The change would leave pods isolated only by policies a concurrent change may remove."""
+    names = sorted(anchored)
+    first = anchored[names[0]][0]
+    directions = [
+        d for d in settings.get(DIRECTIONS) if any(m.direction == d for m in anchored[names[0]])
+    ]
+    if first.every_pod:
+        who = f'every pod of namespace "{names[0]}"'
+    else:
+        shown = ", ".join(_labels(pod) for pod in first.pods)
+        more = first.count - len(first.pods)
+        who = f"pods labelled {shown}" + (f" and {more} more" if more > 0 else "")
+        who += f' in namespace "{names[0]}"'
+    if len(names) > 1:
+        who += f" (and {len(names) - 1} more namespaces)"
+    count = len(first.others) + 1
+    itself = isinstance(before, CompiledPolicy) and before.key == first.anchor.key
+    others = and_join([str(p.ref) for p in first.others[:3]])
+    if len(first.others) > 3:
+        others += f" and {len(first.others) - 3} more"
+    deleting = request.operation is Operation.DELETE
+    action = _action(request)
+    where = f"{who} for {and_join(directions)}"
+    cluster_wide = not first.anchor.home
+    kept = (
+        "kept (cluster-scoped ones first, then the newest)" if cluster_wide else "the newest, kept"
+    )
+    why = f"{kept} so that changes at the same instant cannot remove them all"
+    if itself and deleting:
+        what = f"of the {count} policies that each isolate {where}, it is {why}"
+    elif itself:
+        what = (
+            f"it would stop isolating {where}, and of the {count} policies that each do, "
+            f"it is {why}"
+        )
+    else:
+        exist = "exists" if len(first.others) == 1 else "exist"
+        reason = "cluster-scoped ones come first" if cluster_wide else "the newest of them"
+        what = (
+            f"it would leave {where} isolated only while {others} {exist}, and the policies "
+            f"that each isolate them may be deleted at the same instant but one, "
+            f"{first.anchor.ref} ({reason}). With that one alone: {first.after.text}"
+        )
+    verb = "Delete" if deleting else "Change"
+    replacement = "a newer cluster-scoped default-deny" if cluster_wide else "a newer default-deny"
+    if itself:
+        fix = f"{verb} {others} instead, or apply {replacement} first."
+    elif request.kind == "Namespace":
+        fix = f"Keep the labels {first.anchor.ref} selects on, or apply {replacement} first."
+    else:
+        fix = (
+            f"Change it so that {first.anchor.ref} alone keeps them isolated, or re-apply what "
+            "it relies on as a newer policy first."
+        )
+    message = f"[{ID}] {action} {subject.phrase} is refused: {what}. {fix}"
+    summary = fit(
+        message,
+        f'[{ID}] {action.lower()} {subject.kind} "{subject.name}": '
+        + (
+            f'the policy that keeps "{names[0]}" isolated ({", ".join(directions)})'
+            if itself
+            else f'"{names[0]}" isolated only while others last ({", ".join(directions)})'
+        ),
     )
     return subject.finding(ID, message, summary)
 
