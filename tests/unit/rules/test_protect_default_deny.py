@@ -359,8 +359,8 @@ def test_a_namespace_default_deny_under_a_global_one_may_always_go() -> None:
     [finding] = protect(global_request(None, Operation.DELETE, old), indexed)
     assert finding.message == (
         '[protect-default-deny] Deleting GlobalNetworkPolicy "default-deny" is refused: of the '
-        '2 policies that each isolate every pod of namespace "team-00" (and 2 more namespaces) '
-        "for Ingress and Egress, it is kept (cluster-scoped ones first, then the newest) so that changes at the same "
+        '2 policies that each isolate every pod of namespace "team-00" for Ingress and Egress, '
+        "it is kept (cluster-scoped ones first, then the newest) so that changes at the same "
         'instant cannot remove them all. Delete NetworkPolicy "default-deny" in namespace '
         '"team-00" instead, or apply a newer cluster-scoped default-deny first.'
     )
@@ -434,3 +434,27 @@ def test_a_relabel_is_named_as_the_namespace_itself() -> None:
         "a default-deny for Ingress and Egress. Keep the labels the isolating policies select on"
     )
     assert finding.namespace == ""
+
+
+def test_namespaces_judged_alike_are_each_named() -> None:
+    """A global default-deny that reads no namespace label judges every namespace alike: the
+    result of one stands for all (the engine judges one), and each is still listed."""
+    everywhere = calico_global("everywhere", {"selector": "all()", "types": ["Ingress"]})
+    objs = [namespace(f"team-{i:02d}") for i in range(12)]
+    indexed = state(*objs, everywhere)
+    req = Request(
+        uid="u",
+        kind="GlobalNetworkPolicy",
+        group="projectcalico.org",
+        version="v3",
+        namespace="",
+        name="everywhere",
+        operation=Operation.DELETE,
+        old_obj=everywhere,
+    )
+    [finding] = protect(req, indexed)
+    assert (
+        'would leave 12 namespaces without a default-deny for Ingress: "team-00", "team-01", '
+        '"team-02", "team-03", "team-04", "team-05", "team-06", "team-07", "team-08", '
+        '"team-09" and 2 more.'
+    ) in finding.message

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from webhook.policy.engine.core import CompiledPolicy, Endpoint, Labels, Tier, Verdict
 from webhook.policy.engine.explain import Decision
-from webhook.policy.engine.impact import representatives
+from webhook.policy.engine.impact import representatives, signature
 from webhook.policy.engine.stack import NamespaceView, PolicyStack
 from webhook.policy.model import Direction
 
@@ -75,6 +75,13 @@ def anchor_order(policy: CompiledPolicy) -> tuple[bool, str, str, str, str, str,
         ref.name,
         policy.key,
     )
+
+
+def anchor_ranks(view: NamespaceView) -> tuple[int, ...]:
+    """The view's policies (by position) in anchor order: equal for two namespaces whose
+    policies would choose the same anchors."""
+    policies = list(view.policies())
+    return tuple(sorted(range(len(policies)), key=lambda i: anchor_order(policies[i])))
 
 
 class _Alone:
@@ -127,6 +134,8 @@ def anchor_loss(
     change elsewhere (a Pass, an Allow in a tier above, a relabel) that is harmless only
     because of policies that are not the anchor. Deleting those is always allowed.
     """
+    if signature(before) == signature(after):
+        return None  # the same policies and tiers judge the same namespace: nothing changes
     candidates = [p for p in before.policies() if direction in p.directions]
     if len(candidates) < 2:
         return None  # no second policy that could go at the same instant

@@ -123,7 +123,7 @@ def compare_views(
 ) -> IsolationLoss | None:
     """Pods that lose isolation going from `before` to `after` (views of one namespace,
     possibly with different labels); None when no possible pod does."""
-    if _signature(before) == _signature(after):
+    if signature(before) == signature(after):
         return None  # the same policies and tiers judge the same namespace: nothing changes
     # Two decisions settle most changes: every pod open before has nothing to lose, every pod
     # isolated after has lost nothing.
@@ -218,7 +218,7 @@ def _rebased(loss: IsolationLoss, before: NamespaceView, after: NamespaceView) -
     return dataclasses.replace(loss, namespace=after.namespace.name, before=was, after=now)
 
 
-def _signature(view: NamespaceView) -> tuple[object, ...]:
+def signature(view: NamespaceView) -> tuple[object, ...]:
     return (
         view.namespace.name,
         tuple(sorted(view.namespace.labels.items())),

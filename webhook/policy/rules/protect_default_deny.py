@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from webhook.policy.cluster import ClusterState
@@ -13,9 +14,9 @@ from webhook.policy.engine import (
     Tier,
     compile_object,
 )
-from webhook.policy.engine.anchor import AnchorLoss, anchor_loss
+from webhook.policy.engine.anchor import AnchorLoss, anchor_loss, anchor_ranks
 from webhook.policy.engine.core import Context, Endpoint
-from webhook.policy.engine.impact import FRESH_TEXT, FRESH_VALUE, compare_views
+from webhook.policy.engine.impact import FRESH_TEXT, FRESH_VALUE, compare_views, equivalence
 from webhook.policy.model import Direction, Finding, Namespace, Obj, Operation, Request
 from webhook.policy.objects import (
     ANP,
@@ -43,6 +44,7 @@ NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
 
 Lost = dict[str, list[IsolationLoss]]
 Anchored = dict[str, list[AnchorLoss]]
+Judged = tuple[list[IsolationLoss], list[AnchorLoss]]
 
 
 def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:  # noqa: PLR0911 - each request it does not judge returns early
@@ -179,6 +181,11 @@ def _lost(
     else:
         candidates = [ns for ns in state.namespaces() if ns.name not in settings.exempt_namespaces]
     lost: Lost = {}
+    # Namespaces whose views have the same shapes (and their policies the same anchor order)
+    # before and after lose the same pods: judge one, tell the others from it. Messages name
+    # the objects of the first namespace listed, so that one is judged on its own.
+    memo: dict[object, Judged] = {}
+    views: dict[str, tuple[NamespaceView, NamespaceView, bool]] = {}
     for namespace in candidates:
         if namespace is None or namespace.terminating:
             continue
@@ -189,30 +196,63 @@ def _lost(
         # it yet cannot hide what the change removes.
         was = _changed(stack, home, before, before).for_namespace(namespace)
         now = _changed(stack, home, before, after).for_namespace(namespace)
-        _judge(was, now, settings, lost, literals, anchored)
+        key = (equivalence(was), equivalence(now), anchor_ranks(was), anchor_ranks(now))
+        found = memo.get(key)
+        exact = found is None
+        if found is None:
+            # One namespace is enough to refuse for the anchor's sake (and the message names
+            # one); losing isolation outright is looked for everywhere, and counted.
+            found = memo[key] = _judge(was, now, settings, anchors=not lost and not anchored)
+        losses, moved = found
+        name = namespace.name
+        if losses:
+            lost[name] = [dataclasses.replace(loss, namespace=name) for loss in losses]
+            views[name] = (was, now, exact)
+        elif moved and not lost:
+            anchored[name] = [dataclasses.replace(m, namespace=name) for m in moved]
+            views[name] = (was, now, exact)
+    if lost:
+        anchored.clear()
+    if lost or anchored:
+        _judge_shown(min(lost or anchored), views, settings, lost, anchored, literals)
     return lost
 
 
-def _judge(
-    was: NamespaceView,
-    now: NamespaceView,
+def _judge_shown(
+    shown: str,
+    views: Mapping[str, tuple[NamespaceView, NamespaceView, bool]],
     settings: Settings,
     lost: Lost,
-    literals: dict[str, dict[str, set[str]]],
     anchored: Anchored,
+    literals: dict[str, dict[str, set[str]]],
 ) -> None:
-    """Record what going from `was` to `now` loses: isolation itself, or (with every pod
-    still isolated in the judge's view) the anchor that keeps concurrent changes safe."""
-    name = now.namespace.name
+    """Judge the namespace the message details on its own, if its result was shared."""
+    was, now, exact = views[shown]
+    if not exact:
+        losses, moved = _judge(was, now, settings, anchors=not lost)
+        if lost:
+            lost[shown] = losses
+        else:
+            anchored[shown] = moved
+    literals[shown] = pod_literals(was, now)
+
+
+def _judge(
+    was: NamespaceView, now: NamespaceView, settings: Settings, *, anchors: bool = True
+) -> Judged:
+    """What going from `was` to `now` loses: isolation itself, or (with every pod still
+    isolated in the judge's view, and `anchors`) what keeps concurrent changes safe."""
+    losses: list[IsolationLoss] = []
+    moved: list[AnchorLoss] = []
     for direction in settings.get(DIRECTIONS):
         loss = compare_views(was, now, direction)
         if loss is not None:
-            lost.setdefault(name, []).append(loss)
-            literals.setdefault(name, pod_literals(was, now))
-        elif not lost:
-            moved = anchor_loss(was, now, direction)
-            if moved is not None:
-                anchored.setdefault(name, []).append(moved)
+            losses.append(loss)
+        elif anchors and not losses:
+            anchor = anchor_loss(was, now, direction)
+            if anchor is not None:
+                moved.append(anchor)
+    return losses, ([] if losses else moved)
 
 
 def _relabel(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:  # noqa: PLR0911 - each request it does not judge returns early
@@ -230,15 +270,13 @@ def _relabel(request: Request, state: ClusterState, settings: Settings) -> list[
         return []
     stack = state.stack(name)
     was, now = stack.for_namespace(old), stack.for_namespace(new)
-    lost: Lost = {}
-    literals: dict[str, dict[str, set[str]]] = {}
-    anchored: Anchored = {}
-    _judge(was, now, settings, lost, literals, anchored)
+    losses, moved = _judge(was, now, settings)
     subject = reviewed_object(request)
-    if lost:
-        return [_finding(request, subject, lost, settings, literals)]
-    if anchored:
-        return [_anchor_finding(request, subject, anchored, settings, None)]
+    if losses:
+        literals = {name: pod_literals(was, now)}
+        return [_finding(request, subject, {name: losses}, settings, literals)]
+    if moved:
+        return [_anchor_finding(request, subject, {name: moved}, settings, None)]
     return []
 
 
@@ -313,8 +351,6 @@ def _anchor_finding(
         more = first.count - len(first.pods)
         who = f"pods labelled {shown}" + (f" and {more} more" if more > 0 else "")
         who += f' in namespace "{names[0]}"'
-    if len(names) > 1:
-        who += f" (and {len(names) - 1} more namespaces)"
     count = len(first.others) + 1
     itself = isinstance(before, CompiledPolicy) and before.key == first.anchor.key
     others = and_join([str(p.ref) for p in first.others[:3]])
