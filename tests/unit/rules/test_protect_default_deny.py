@@ -103,7 +103,7 @@ def test_deleting_the_newer_of_two_default_denies_is_refused_naming_the_other() 
     assert finding.message == (
         '[protect-default-deny] Deleting NetworkPolicy "backup" in namespace "shop" is refused: '
         'of the 2 policies that each isolate every pod of namespace "shop" for Ingress and '
-        "Egress, it is the newest, kept so that changes at the same instant cannot remove them "
+        "Egress, it is the one kept (the newest) so that changes at the same instant cannot remove them "
         'all. Delete NetworkPolicy "default-deny" in namespace "shop" instead, or apply a newer '
         "default-deny first."
     )
@@ -215,7 +215,7 @@ def test_weakening_the_anchor_is_refused_naming_the_other() -> None:
         '[protect-default-deny] Updating NetworkPolicy "default-deny" in namespace "shop" is '
         "refused: it would stop isolating pods labelled {} (none of the labels the policies "
         'name), {app=(any other value)} in namespace "shop" for Ingress and Egress, and of the 2 '
-        "policies that each do, it is the newest, kept so that changes at the same instant "
+        "policies that each do, it is the one kept (the newest) so that changes at the same instant "
         'cannot remove them all. Change NetworkPolicy "backup" in namespace "shop" instead, or '
         "apply a newer default-deny first."
     )
@@ -360,7 +360,7 @@ def test_a_namespace_default_deny_under_a_global_one_may_always_go() -> None:
     assert finding.message == (
         '[protect-default-deny] Deleting GlobalNetworkPolicy "default-deny" is refused: of the '
         '2 policies that each isolate every pod of namespace "team-00" for Ingress and Egress, '
-        "it is kept (cluster-scoped ones first, then the newest) so that changes at the same "
+        "it is the one kept (cluster-scoped ones come first) so that changes at the same "
         'instant cannot remove them all. Delete NetworkPolicy "default-deny" in namespace '
         '"team-00" instead, or apply a newer cluster-scoped default-deny first.'
     )
@@ -376,7 +376,7 @@ def test_each_pod_has_its_own_anchor() -> None:
     [finding] = protect(request(None, Operation.DELETE, newer), indexed, settings)
     assert (
         'of the 2 policies that each isolate pods labelled {app=web} in namespace "shop" for '
-        "Ingress, it is the newest"
+        "Ingress, it is the one kept (the newest)"
     ) in finding.message
 
 
@@ -458,3 +458,32 @@ def test_namespaces_judged_alike_are_each_named() -> None:
         '"team-02", "team-03", "team-04", "team-05", "team-06", "team-07", "team-08", '
         '"team-09" and 2 more.'
     ) in finding.message
+
+
+def test_allow_policies_newer_than_the_default_deny_come_and_go() -> None:
+    """Every NetworkPolicy isolates the pods it selects, but the anchor is the default-deny:
+    one selecting every pod and opening nothing comes before newer allow policies."""
+    deny = created(netpol("default-deny", DENY_ALL), 1)
+    web = created(
+        netpol(
+            "web-from-frontend",
+            {
+                "podSelector": {"matchLabels": {"app": "web"}},
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "frontend"}}}]}],
+            },
+        ),
+        5,
+    )
+    everyone = created(
+        netpol(
+            "from-monitoring",
+            {
+                "podSelector": {},
+                "ingress": [{"from": [{"podSelector": {"matchLabels": {"m": "1"}}}]}],
+            },
+        ),
+        6,
+    )
+    indexed = state(namespace("shop"), deny, web, everyone)
+    assert protect(request(None, Operation.DELETE, web), indexed) == []
+    assert protect(request(None, Operation.DELETE, everyone), indexed) == []

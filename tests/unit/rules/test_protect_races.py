@@ -214,7 +214,7 @@ def test_a_pass_that_relies_on_a_policy_that_may_go_is_refused() -> None:
         'while NetworkPolicy "default-deny" in namespace "shop" exists'
     ), finding.message
     assert (
-        'but one, NetworkPolicy "lockdown" in namespace "shop" (the newest of them). With that '
+        'but one, NetworkPolicy "lockdown" in namespace "shop" (the newest). With that '
         'one alone: NetworkPolicy "pass-all" in namespace "shop" (tier "security") rule '
         "spec.ingress[0] passes it on and no policy in a later tier selects it."
     ) in finding.message

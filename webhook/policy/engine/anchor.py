@@ -11,9 +11,11 @@ replicas; it keeps an invariant instead:
 
 "On its own" means: in a view of the namespace holding only that policy (and its tier), the
 pod is isolated. Cluster-scoped policies come first (a tenant cannot change them, so deleting
-a namespace's own default-deny under a cluster-wide one is always allowed), then the newest
-by `creationTimestamp`, then flavor, kind, namespace, name and key: every worker and replica
-picks the same anchor from the same objects. Why it holds:
+a namespace's own default-deny under a cluster-wide one is always allowed), then those that
+select every pod of the namespace, then those that open nothing (default-denies before
+allow policies, which come and go), then the newest by `creationTimestamp`, then flavor,
+kind, namespace, name and key: every worker and replica picks the same anchor from the same
+objects, each policy ranked by its own content. Why it holds:
 a change may remove a pod's isolation by a policy only when its judge knows a policy ahead of
 it that isolates that pod, and a judge knows only objects that exist or existed. The first
 policy that ever isolated the pod has none ahead of it, so no judge, however stale, lets it
@@ -30,13 +32,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from webhook.policy.engine.core import CompiledPolicy, Endpoint, Labels, Tier, Verdict
+from webhook.policy.engine.core import Action, CompiledPolicy, Endpoint, Labels, Tier, Verdict
 from webhook.policy.engine.explain import Decision
 from webhook.policy.engine.impact import representatives, signature
 from webhook.policy.engine.stack import NamespaceView, PolicyStack
 from webhook.policy.model import Direction
 
 MAX_LISTED = 5
+_CLOSED = frozenset({Action.DENY, Action.LOG})
 # Distinct sets of policies that may go at once, each costing two views, before the union of
 # them all stands in for each.
 MAX_GROUPS = 32
@@ -61,13 +64,31 @@ class AnchorLoss:
     count: int
     # The first such pod's decision after the change with those others gone.
     after: Decision
+    # Why the anchor comes before the others ("the newest", "cluster-scoped ones first", ...).
+    reason: str = "the newest"
 
 
-def anchor_order(policy: CompiledPolicy) -> tuple[bool, str, str, str, str, str, str]:
-    """Greater is the anchor; the same order in every worker and replica."""
+AnchorKey = tuple[bool, bool, bool, str, str, str, str, str, str]
+# Why one policy comes before another, by the first part of their keys that differs.
+_REASONS = (
+    "cluster-scoped ones come first",
+    "one selecting every pod comes first",
+    "a default-deny comes before policies that allow traffic",
+)
+
+
+def anchor_order(policy: CompiledPolicy, view: NamespaceView, direction: Direction) -> AnchorKey:
+    """Greater is the anchor; the same order in every worker and replica.
+
+    Cluster-scoped first (a tenant cannot change them), then one selecting every pod of the
+    namespace, then one that opens nothing (a default-deny, not an allow policy: allow
+    policies come and go, and each isolates the pods it selects), then the newest.
+    """
     ref = policy.ref
     return (
         not policy.home,
+        id(policy) in view.preselected,
+        all(r.action in _CLOSED or r.restricted for r in policy.rules_for(direction)),
         policy.created,
         ref.flavor,
         ref.kind,
@@ -77,11 +98,14 @@ def anchor_order(policy: CompiledPolicy) -> tuple[bool, str, str, str, str, str,
     )
 
 
-def anchor_ranks(view: NamespaceView) -> tuple[int, ...]:
-    """The view's policies (by position) in anchor order: equal for two namespaces whose
-    policies would choose the same anchors."""
+def anchor_ranks(view: NamespaceView) -> tuple[tuple[int, ...], ...]:
+    """The view's policies (by position) in anchor order per direction: equal for two
+    namespaces whose policies would choose the same anchors."""
     policies = list(view.policies())
-    return tuple(sorted(range(len(policies)), key=lambda i: anchor_order(policies[i])))
+    return tuple(
+        tuple(sorted(range(len(policies)), key=lambda i: anchor_order(policies[i], view, d)))
+        for d in Direction
+    )
 
 
 class _Alone:
@@ -139,7 +163,7 @@ def anchor_loss(
     candidates = [p for p in before.policies() if direction in p.directions]
     if len(candidates) < 2:
         return None  # no second policy that could go at the same instant
-    ordered = sorted(candidates, key=anchor_order, reverse=True)
+    ordered = sorted(candidates, key=lambda p: anchor_order(p, before, direction), reverse=True)
     pods = _pods(before, after)
     groups = _groups(before, ordered, pods, direction)
     if not groups:
@@ -164,6 +188,12 @@ def anchor_loss(
         return None
     (_, anchor, dropped, decision) = losing[0]
     others = tuple(p for p in ordered if p.key in dropped)
+    first_key = anchor_order(anchor, before, direction)
+    second_key = anchor_order(others[0], before, direction) if others else first_key
+    differs = next(
+        (i for i, (a, b) in enumerate(zip(first_key, second_key, strict=True)) if a != b), 3
+    )
+    reason = _REASONS[differs] if differs < len(_REASONS) else "the newest"
     shown: list[Mapping[str, str]] = []
     for (labels, _), *_ in losing:
         if labels not in shown:
@@ -177,6 +207,7 @@ def anchor_loss(
         tuple(shown[:MAX_LISTED]),
         len(shown),
         decision,
+        reason,
     )
 
 

@@ -360,10 +360,9 @@ def _anchor_finding(
     action = _action(request)
     where = f"{who} for {and_join(directions)}"
     cluster_wide = not first.anchor.home
-    kept = (
-        "kept (cluster-scoped ones first, then the newest)" if cluster_wide else "the newest, kept"
+    why = (
+        f"the one kept ({first.reason}) so that changes at the same instant cannot remove them all"
     )
-    why = f"{kept} so that changes at the same instant cannot remove them all"
     if itself and deleting:
         what = f"of the {count} policies that each isolate {where}, it is {why}"
     elif itself:
@@ -373,11 +372,10 @@ def _anchor_finding(
         )
     else:
         exist = "exists" if len(first.others) == 1 else "exist"
-        reason = "cluster-scoped ones come first" if cluster_wide else "the newest of them"
         what = (
             f"it would leave {where} isolated only while {others} {exist}, and the policies "
             f"that each isolate them may be deleted at the same instant but one, "
-            f"{first.anchor.ref} ({reason}). With that one alone: {first.after.text}"
+            f"{first.anchor.ref} ({first.reason}). With that one alone: {first.after.text}"
         )
     verb = "Delete" if deleting else "Change"
     replacement = "a newer cluster-scoped default-deny" if cluster_wide else "a newer default-deny"
