@@ -57,7 +57,10 @@ def check(request: Request, state: ClusterState, settings: Settings) -> list[Fin
     copy wins over a cache that has not seen it yet) and `object`, and judges the change by its
     effect: for each non-exempt, live namespace the policy may apply to, the isolation engine's
     verdict for every possible pod before and after (SPEC 2.6). Denies when some pods lose
-    isolation for a required direction. Always allows requests of the namespace controller
+    isolation for a required direction, or when they would stay isolated only through
+    policies that are not their anchor (engine/anchor.py: what keeps changes judged at the
+    same instant against stale caches from together removing isolation). Always allows
+    requests of the namespace controller
     and changes in a namespace that is terminating or gone, so namespace deletion never hangs.
     Collection deletes are judged item by item (each item's `oldObject`). Example:
 
