@@ -3,6 +3,8 @@ Dockerfile: the security, availability and webhook settings the install promises
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
 import shutil
 import subprocess
@@ -13,7 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from webhook import registration
+from webhook.cli import main
 from webhook.config import load_config
 from webhook.policy.workloads import is_workload
 from webhook.server import GRACEFUL_TIMEOUT_SECONDS
@@ -46,8 +51,8 @@ def _render(directory: Path) -> list[Doc]:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
-    """Each overlay rendered from a copy of deploy/ with freshly generated certificates."""
+def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of deploy/ with freshly generated certificates (never the checkout's own)."""
     deploy = tmp_path_factory.mktemp("deploy") / "deploy"
     shutil.copytree(REPO / "deploy", deploy, ignore=shutil.ignore_patterns("tls"))
     done = subprocess.run(
@@ -64,10 +69,16 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return deploy
+
+
+@pytest.fixture(scope="module")
+def rendered(deploy_dir: Path) -> dict[str, list[Doc]]:
+    """Each overlay rendered from that copy of deploy/."""
     return {
-        "default": _render(deploy),
-        "self-signed": _render(deploy / "overlays" / "self-signed"),
-        "cert-manager": _render(deploy / "overlays" / "cert-manager"),
+        "default": _render(deploy_dir),
+        "self-signed": _render(deploy_dir / "overlays" / "self-signed"),
+        "cert-manager": _render(deploy_dir / "overlays" / "cert-manager"),
     }
 
 
@@ -279,6 +290,127 @@ def test_namespace_selector_excludes_exactly_the_exempt_namespaces(
         assert expression["operator"] == ("In" if reverse else "NotIn")
         assert set(expression["values"]) == exempt, webhook["name"]
         assert "objectSelector" not in webhook  # labels on the object could opt it out
+
+
+BASE_CONFIG = "deploy/base/config.yaml"
+BASE_WEBHOOK = "deploy/base/webhook.yaml"
+
+
+def test_webhook_yaml_is_rendered_from_the_config() -> None:
+    """deploy/base/webhook.yaml is exactly `guardrail manifests webhook` of deploy/base/config.yaml:
+    the exempt namespaces are listed once, in the config (SPEC 3.2)."""
+    config = load_config(REPO / BASE_CONFIG, own_namespace=NAMESPACE)
+    expected = registration.render(config, source=BASE_CONFIG, namespace=NAMESPACE)
+    found = (REPO / BASE_WEBHOOK).read_text()
+    diff = "".join(
+        difflib.unified_diff(
+            found.splitlines(keepends=True),
+            expected.splitlines(keepends=True),
+            fromfile=BASE_WEBHOOK,
+            tofile="rendered",
+            n=1,
+        )
+    )
+    assert found == expected, (
+        f"{BASE_WEBHOOK} is out of step with {BASE_CONFIG} or with the template "
+        f"webhook/templates/{registration.TEMPLATE}: run `make manifests`, never edit it by "
+        f"hand.\n{diff[:3000]}"
+    )
+
+
+def _write_overlay(directory: Path, base: Path, config_text: str) -> Path:
+    """An admin's own overlay as the README describes it: their config, and the selectors
+    rendered from it as a patch by the CLI."""
+    directory.mkdir()
+    (directory / "config.yaml").write_text(config_text)
+    (directory / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        # kustomize takes relative paths only.
+        f"resources: [{os.path.relpath(base, directory)}]\n"
+        "configMapGenerator:\n"
+        "  - {name: guardrail-config, namespace: guardrail-system, behavior: replace,"
+        " files: [config.yaml]}\n"
+        "patches:\n"
+        "  - path: namespace-selectors.yaml\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "manifests",
+            "webhook",
+            "--config",
+            str(directory / "config.yaml"),
+            "--patch",
+            "--out",
+            str(directory / "namespace-selectors.yaml"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return directory
+
+
+def test_selector_patch_moves_every_selector_of_an_overlay(
+    deploy_dir: Path, rendered: dict[str, list[Doc]], tmp_path: Path
+) -> None:
+    """An overlay whose config adds one exempt namespace and drops another, with the patch of
+    `guardrail manifests webhook --patch`: all four selectors follow, and nothing else of the
+    webhook configuration changes (caBundle, rules, order)."""
+    config_text = (REPO / BASE_CONFIG).read_text().replace("tigera-operator]", "cert-manager]")
+    assert "cert-manager]" in config_text
+    overlay = _write_overlay(tmp_path / "mine", deploy_dir, config_text)
+    docs = _render(overlay)
+    webhooks = _one(docs, "ValidatingWebhookConfiguration", "guardrail")["webhooks"]
+    base = _one(rendered["default"], "ValidatingWebhookConfiguration", "guardrail")["webhooks"]
+    assert tuple(w["name"] for w in webhooks) == WEBHOOK_NAMES
+    exempt = {"kube-system", "kube-public", "kube-node-lease", "calico-system"}
+    exempt |= {"calico-apiserver", "cert-manager", NAMESPACE}
+    for webhook, before in zip(webhooks, base, strict=True):
+        (expression,) = webhook["namespaceSelector"]["matchExpressions"]
+        (was,) = before["namespaceSelector"]["matchExpressions"]
+        assert set(expression["values"]) == exempt, webhook["name"]
+        assert (expression["key"], expression["operator"]) == (was["key"], was["operator"])
+        assert {k: v for k, v in webhook.items() if k != "namespaceSelector"} == {
+            k: v for k, v in before.items() if k != "namespaceSelector"
+        }
+    loaded = tmp_path / "loaded.yaml"
+    loaded.write_text(_one(docs, "ConfigMap")["data"]["config.yaml"])
+    config = load_config(loaded, own_namespace=NAMESPACE)
+    assert set(config.exemptions.namespaces) == exempt
+
+
+def test_manifests_check_reports_a_stale_file(tmp_path: Path) -> None:
+    """`--check FILE` exits 0 for the checked-in file, 1 with a diff for a stale one; a name
+    that is no namespace name, or --out with --check, is bad input (2)."""
+    args = ["manifests", "webhook", "--config", str(REPO / BASE_CONFIG)]
+    good = tmp_path / "good.yaml"
+    assert CliRunner().invoke(main, [*args, "--out", str(good)]).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "--check", str(good)]).exit_code == 0
+    stale = tmp_path / "stale.yaml"
+    stale.write_text(good.read_text().replace("            - tigera-operator\n", "", 1))
+    result = CliRunner().invoke(main, [*args, "--check", str(stale)])
+    assert result.exit_code == 1
+    assert "+            - tigera-operator" in result.output
+    both = CliRunner().invoke(main, [*args, "--out", str(good), "--check", str(good)])
+    assert both.exit_code == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("exemptions: {namespaces: [kube-system, Kube_Public]}\n")
+    result = CliRunner().invoke(main, ["manifests", "webhook", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "exemptions.namespaces: 'Kube_Public' is not a namespace name" in result.output
+
+
+def test_rendered_names_stay_strings(tmp_path: Path) -> None:
+    """Namespace names that YAML would read as a boolean or a number are quoted."""
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("exemptions: {namespaces: ['yes', '123', 'off', kube-system]}\n")
+    config = load_config(config_file, own_namespace="on")
+    text = registration.render(config, source=str(config_file), namespace="on")
+    document = yaml.safe_load(text)
+    for webhook in document["webhooks"]:
+        values = webhook["namespaceSelector"]["matchExpressions"][0]["values"]
+        assert values == ["123", "kube-system", "off", "on", "yes"]
+        assert webhook["clientConfig"]["service"]["namespace"] == "on"
 
 
 def test_match_conditions_only_narrow_with_named_cel(rendered: dict[str, list[Doc]]) -> None:
