@@ -4,6 +4,7 @@ Dockerfile: the security, availability and webhook settings the install promises
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import shutil
@@ -561,16 +562,163 @@ def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]]) ->
         ]
 
 
-def test_guardrail_namespace_is_restricted_and_isolated(rendered: dict[str, list[Doc]]) -> None:
-    """guardrail-system enforces Pod Security `restricted` and denies ingress but the webhook
-    port."""
-    docs = rendered["default"]
-    labels = _one(docs, "Namespace", NAMESPACE)["metadata"]["labels"]
+def test_guardrail_namespace_is_restricted(rendered: dict[str, list[Doc]]) -> None:
+    """guardrail-system enforces Pod Security `restricted`."""
+    labels = _one(rendered["default"], "Namespace", NAMESPACE)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    policy = _one(docs, "NetworkPolicy", "guardrail")["spec"]
-    assert policy["podSelector"] == {}
-    assert policy["policyTypes"] == ["Ingress"]
-    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8443}]}]
+
+
+# -- who can reach the webhook (the NetworkPolicies) ----------------------------------------------
+WEBHOOK_PORT = 8443
+
+
+def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A LabelSelector's verdict on a set of labels (matchLabels and the four operators)."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values", [])
+        verdict = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not verdict:
+            return False
+    return True
+
+
+def _address_admits(peer: Mapping[str, Any], source: str) -> bool:
+    if "ipBlock" not in peer:
+        return False
+    address = ipaddress.ip_address(source)
+    block = peer["ipBlock"]
+    if address not in ipaddress.ip_network(block["cidr"]):
+        return False
+    return not any(address in ipaddress.ip_network(e) for e in block.get("except", []))
+
+
+def _peer_admits(peer: Mapping[str, Any], source: str | tuple[str, Mapping[str, str]]) -> bool:
+    """An ingress peer's verdict on a source: an address (matched by ipBlock only) or a pod,
+    (namespace, labels) (matched by namespaceSelector/podSelector only; whether an ipBlock
+    also matches pod addresses is the network plugin's choice, so it is not assumed here)."""
+    if isinstance(source, str):
+        return _address_admits(peer, source)
+    if "ipBlock" in peer:
+        return False
+    namespace, labels = source
+    if "namespaceSelector" in peer:
+        namespace_labels = {"kubernetes.io/metadata.name": namespace}
+        in_namespace = _selects(peer["namespaceSelector"], namespace_labels)
+    else:
+        in_namespace = namespace == NAMESPACE  # a podSelector alone: the policy's namespace
+    return in_namespace and _selects(peer.get("podSelector", {}), labels)
+
+
+def _admitted(
+    docs: list[Doc], source: str | tuple[str, Mapping[str, str]], port: int = WEBHOOK_PORT
+) -> list[str]:
+    """The NetworkPolicies of guardrail-system that admit `source` to a guardrail pod's port."""
+    pod = _one(docs, "Deployment", "guardrail")["spec"]["template"]["metadata"]["labels"]
+    names = []
+    for policy in (d for d in docs if d["kind"] == "NetworkPolicy"):
+        spec = policy["spec"]
+        if policy["metadata"]["namespace"] != NAMESPACE or not _selects(spec["podSelector"], pod):
+            continue
+        for rule in spec.get("ingress", []):
+            ports = rule.get("ports")
+            if ports is not None and not any(p.get("port") == port for p in ports):
+                continue
+            peers = rule.get("from")
+            if peers is None or any(_peer_admits(peer, source) for peer in peers):
+                names.append(policy["metadata"]["name"])
+                break
+    return names
+
+
+CALLERS = {
+    "calico-apiserver (Calico 3.31+)": ("calico-system", {"apiserver": "true"}),
+    "calico-apiserver (before 3.31)": ("calico-apiserver", {"apiserver": "true"}),
+    "konnectivity agent (AKS)": ("kube-system", {"app": "konnectivity-agent"}),
+    "konnectivity agent (GKE)": ("kube-system", {"k8s-app": "konnectivity-agent"}),
+    "Prometheus": ("monitoring", {"app.kubernetes.io/name": "prometheus", "prometheus": "k8s"}),
+}
+NOT_CALLERS = {
+    "a tenant's pod": ("shop", {"app": "web", "role": "frontend"}),
+    "a tenant's pod labelled as calico-apiserver": ("shop", {"apiserver": "true"}),
+    "a tenant's pod labelled as a konnectivity agent": ("shop", {"app": "konnectivity-agent"}),
+    "a tenant's pod labelled as Prometheus": ("shop", {"app.kubernetes.io/name": "prometheus"}),
+    "another kube-system pod": ("kube-system", {"k8s-app": "kube-dns"}),
+    "a pod of guardrail's own namespace": (NAMESPACE, {"app": "other"}),
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_network_policies_admit_the_callers_and_only_the_webhook_port(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """Every pod in guardrail-system is isolated for ingress; only 8443 is open; pod callers
+    are admitted by namespace name and labels, other pods are not; the API server's policy
+    admits addresses (every address until narrowed per cluster). Egress stays open."""
+    docs = rendered[overlay]
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert {p["metadata"]["name"] for p in policies} == {"guardrail", "guardrail-pod-callers"}
+    for policy in policies:
+        assert policy["spec"]["podSelector"] == {}
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        for rule in policy["spec"]["ingress"]:
+            assert rule["ports"] == [{"protocol": "TCP", "port": WEBHOOK_PORT}]
+            assert rule["from"], "a rule without `from` admits every source"
+    for caller, source in CALLERS.items():
+        assert _admitted(docs, source) == ["guardrail-pod-callers"], caller
+        assert _admitted(docs, source, port=9090) == [], caller
+    for other, source in NOT_CALLERS.items():
+        assert _admitted(docs, source) == [], other
+    # The API server's addresses differ per cluster: open to all until an overlay narrows it.
+    for address in ("10.0.0.10", "203.0.113.7", "2001:db8::1"):
+        assert _admitted(docs, address) == ["guardrail"], address
+        assert _admitted(docs, address, port=22) == [], address
+
+
+# The README's narrowing patch ("Who can reach the webhook"), for a kubeadm cluster whose
+# control-plane nodes are 10.0.0.10-10.0.0.12 and whose API server reaches pods from them.
+NARROWING_PATCH = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: guardrail, namespace: guardrail-system}
+spec:
+  ingress:
+    - from:
+        - ipBlock: {cidr: 10.0.0.10/31}
+        - ipBlock: {cidr: 10.0.0.12/32}
+      ports:
+        - {protocol: TCP, port: 8443}
+"""
+
+
+def test_narrowed_api_server_policy_admits_only_the_control_plane(
+    deploy_dir: Path, tmp_path: Path
+) -> None:
+    """With the README's patch in an overlay, the API server's policy admits the control
+    plane's addresses only, and the pod callers keep their own policy."""
+    overlay = tmp_path / "narrowed"
+    overlay.mkdir()
+    (overlay / "api-server-cidrs.yaml").write_text(NARROWING_PATCH)
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources: [{os.path.relpath(deploy_dir, overlay)}]\n"
+        "patches: [{path: api-server-cidrs.yaml}]\n"
+    )
+    docs = _render(overlay)
+    for address in ("10.0.0.10", "10.0.0.11", "10.0.0.12"):
+        assert _admitted(docs, address) == ["guardrail"], address
+    for address in ("10.0.0.13", "10.0.0.9", "203.0.113.7", "2001:db8::1"):
+        assert _admitted(docs, address) == [], address
+    for caller, source in CALLERS.items():
+        assert _admitted(docs, source) == ["guardrail-pod-callers"], caller
 
 
 # -- the image ------------------------------------------------------------------------------------
