@@ -19,8 +19,9 @@ import yaml
 from click.testing import CliRunner
 
 from webhook import registration
-from webhook.cli import main
+from webhook.cli import main, serve
 from webhook.config import load_config
+from webhook.policy.selector import matches, parse_selector
 from webhook.policy.workloads import is_workload
 from webhook.server import GRACEFUL_TIMEOUT_SECONDS
 
@@ -623,7 +624,9 @@ def _admitted(
     """The NetworkPolicies of guardrail-system that admit `source` to a guardrail pod's port."""
     pod = _one(docs, "Deployment", "guardrail")["spec"]["template"]["metadata"]["labels"]
     names = []
-    for policy in (d for d in docs if d["kind"] == "NetworkPolicy"):
+    for policy in (d for d in docs if d["apiVersion"] == "networking.k8s.io/v1"):
+        if policy["kind"] != "NetworkPolicy":
+            continue
         spec = policy["spec"]
         if policy["metadata"]["namespace"] != NAMESPACE or not _selects(spec["podSelector"], pod):
             continue
@@ -665,6 +668,7 @@ def test_network_policies_admit_the_callers_and_only_the_webhook_port(
     docs = rendered[overlay]
     policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
     assert {p["metadata"]["name"] for p in policies} == {"guardrail", "guardrail-pod-callers"}
+    assert {p["apiVersion"] for p in policies} == {"networking.k8s.io/v1"}
     for policy in policies:
         assert policy["spec"]["podSelector"] == {}
         assert policy["spec"]["policyTypes"] == ["Ingress"]
@@ -719,6 +723,105 @@ def test_narrowed_api_server_policy_admits_only_the_control_plane(
         assert _admitted(docs, address) == [], address
     for caller, source in CALLERS.items():
         assert _admitted(docs, source) == ["guardrail-pod-callers"], caller
+
+
+def _overlay(directory: Path, deploy: Path, body: str) -> Path:
+    directory.mkdir()
+    (directory / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources: [{os.path.relpath(deploy, directory)}]\n"
+        + body.replace("DEPLOY", os.path.relpath(deploy, directory))
+    )
+    return directory
+
+
+def _calico_verdict(policy: Doc, source: str | tuple[str, Mapping[str, str]], port: int) -> str:
+    """The first matching rule's action of a Calico policy for a source, or "none" (the next
+    policy decides). A pod's workload endpoint carries its labels plus Calico's own; an address
+    that is no pod matches no rule whose source has a selector (and these rules all have one)."""
+    if isinstance(source, str):
+        assert all("selector" in rule["source"] for rule in policy["spec"]["ingress"])
+        return "none"
+    namespace, labels = source
+    endpoint = {**labels, "projectcalico.org/orchestrator": "k8s"}
+    endpoint["projectcalico.org/namespace"] = namespace
+    namespace_labels = {"kubernetes.io/metadata.name": namespace}
+    for rule in policy["spec"]["ingress"]:
+        ports = rule.get("destination", {}).get("ports")
+        if ports is not None and port not in ports:
+            continue
+        source_rule = rule["source"]
+        if matches(parse_selector(source_rule["namespaceSelector"]), namespace_labels) and matches(
+            parse_selector(source_rule["selector"]), endpoint
+        ):
+            return str(rule["action"])
+    return "none"
+
+
+def test_calico_component_denies_every_pod_but_the_callers(
+    deploy_dir: Path, tmp_path: Path
+) -> None:
+    """deploy/components/calico-deny-pods: a Calico policy ahead of the Kubernetes ones allows
+    the callers that are pods and denies every other pod; anything else (addresses) goes on to
+    the Kubernetes policy `guardrail`. It replaces guardrail-pod-callers (one caller list)."""
+    overlay = _overlay(
+        tmp_path / "calico", deploy_dir, "components: [DEPLOY/components/calico-deny-pods]\n"
+    )
+    docs = _render(overlay)
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"guardrail", "guardrail-deny-pods"}
+    calico = policies["guardrail-deny-pods"]
+    assert calico["apiVersion"] == "projectcalico.org/v3"
+    assert calico["metadata"]["namespace"] == NAMESPACE
+    # Calico orders Kubernetes NetworkPolicies at 1000 in the default tier: this comes first.
+    assert "tier" not in calico["spec"]
+    assert calico["spec"]["order"] < 1000
+    assert calico["spec"]["selector"] == "all()"
+    assert calico["spec"]["types"] == ["Ingress"]
+    actions = [rule["action"] for rule in calico["spec"]["ingress"]]
+    assert actions == ["Allow", "Allow", "Allow", "Deny"]
+    for caller, source in CALLERS.items():
+        assert _calico_verdict(calico, source, WEBHOOK_PORT) == "Allow", caller
+        assert _calico_verdict(calico, source, 9090) == "Deny", caller
+    for other, source in NOT_CALLERS.items():
+        assert _calico_verdict(calico, source, WEBHOOK_PORT) == "Deny", other
+    assert _calico_verdict(calico, "10.0.0.10", WEBHOOK_PORT) == "none"
+    assert _admitted(docs, "10.0.0.10") == ["guardrail"]
+
+
+def test_client_ca_component_requires_the_api_servers_certificate(
+    deploy_dir: Path, tmp_path: Path
+) -> None:
+    """deploy/components/client-ca: the container gets --client-ca on a file of the mounted
+    ConfigMap directory (no subPath), the overlay's generated ConfigMap is the one mounted,
+    and the real `serve` command accepts the rendered arguments."""
+    overlay = _overlay(
+        tmp_path / "client-ca",
+        deploy_dir,
+        "components: [DEPLOY/components/client-ca]\n"
+        "configMapGenerator:\n"
+        "  - {name: guardrail-client-ca, namespace: guardrail-system, files: [ca.crt]}\n",
+    )
+    ca_pem = (deploy_dir / "overlays" / "self-signed" / "tls" / "ca.crt").read_text()
+    (overlay / "ca.crt").write_text(ca_pem)
+    docs = _render(overlay)
+    pod = _one(docs, "Deployment", "guardrail")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (flag,) = [a for a in container["args"] if a.startswith("--client-ca=")]
+    ca_file = Path(flag.removeprefix("--client-ca="))
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    mount = mounts[str(ca_file.parent)]
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount
+    volume = {v["name"]: v for v in pod["volumes"]}[mount["name"]]
+    config_map = _one(docs, "ConfigMap", volume["configMap"]["name"])
+    assert config_map["metadata"]["name"].startswith("guardrail-client-ca-")
+    assert config_map["data"][ca_file.name] == ca_pem
+    context = serve.make_context("serve", container["args"][1:])
+    assert context.params["client_ca"] == str(ca_file)
+    # The rest of the pod's hardening is untouched.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 # -- the image ------------------------------------------------------------------------------------
