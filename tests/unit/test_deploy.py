@@ -686,30 +686,28 @@ def test_network_policies_admit_the_callers_and_only_the_webhook_port(
         assert _admitted(docs, address, port=22) == [], address
 
 
-# The README's narrowing patch ("Who can reach the webhook"), for a kubeadm cluster whose
-# control-plane nodes are 10.0.0.10-10.0.0.12 and whose API server reaches pods from them.
-NARROWING_PATCH = """\
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata: {name: guardrail, namespace: guardrail-system}
-spec:
-  ingress:
-    - from:
-        - ipBlock: {cidr: 10.0.0.10/31}
-        - ipBlock: {cidr: 10.0.0.12/32}
-      ports:
-        - {protocol: TCP, port: 8443}
-"""
+def readme_block(first_line: str) -> str:
+    """The README's fenced block whose first line starts with `first_line`: its examples are
+    tested as written."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"^```\w*\n({re.escape(first_line)}.*?)^```$", text, re.M | re.S)
+    assert found, f"README.md: no block starting with {first_line!r}"
+    return found.group(1)
+
+
+# The README's narrowing patch ("Who can reach the webhook"): three control-plane nodes at
+# 10.0.0.10-10.0.0.12.
+NARROWING_PATCH_FIRST_LINE = "# my-guardrail/api-server-cidrs.yaml"
 
 
 def test_narrowed_api_server_policy_admits_only_the_control_plane(
     deploy_dir: Path, tmp_path: Path
 ) -> None:
-    """With the README's patch in an overlay, the API server's policy admits the control
-    plane's addresses only, and the pod callers keep their own policy."""
+    """With the README's narrowing patch in an overlay, the API server's policy admits the
+    control plane's addresses only, and the pod callers keep their own policy."""
     overlay = tmp_path / "narrowed"
     overlay.mkdir()
-    (overlay / "api-server-cidrs.yaml").write_text(NARROWING_PATCH)
+    (overlay / "api-server-cidrs.yaml").write_text(readme_block(NARROWING_PATCH_FIRST_LINE))
     (overlay / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\n"
         "kind: Kustomization\n"
