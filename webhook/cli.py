@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import yaml
 
 from webhook import __version__
 from webhook.config import OWN_NAMESPACE, Config, load_config
@@ -338,14 +339,19 @@ def manifests_webhook(
 
 
 def _check_file(path: Path, expected: str) -> int:
-    """0 when the file holds `expected`; else a unified diff on stdout and 1."""
+    """0 when the file holds the same objects as `expected` (comments aside: the header names
+    the config's path as it was typed); else a unified diff on stdout and 1."""
     import difflib  # noqa: PLC0415 - only --check diffs
 
     try:
         found = path.read_text("utf-8")
     except OSError as exc:
         raise GuardrailError(f"cannot read: {exc.strerror or exc}", str(path)) from exc
-    if found == expected:
+    try:
+        same = found == expected or yaml.safe_load(found) == yaml.safe_load(expected)
+    except yaml.YAMLError:
+        same = False
+    if same:
         return EXIT_OK
     diff = difflib.unified_diff(
         found.splitlines(keepends=True),

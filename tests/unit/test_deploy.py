@@ -382,12 +382,17 @@ def test_selector_patch_moves_every_selector_of_an_overlay(
 
 
 def test_manifests_check_reports_a_stale_file(tmp_path: Path) -> None:
-    """`--check FILE` exits 0 for the checked-in file, 1 with a diff for a stale one; a name
-    that is no namespace name, or --out with --check, is bad input (2)."""
+    """`--check FILE` exits 0 for a file holding the same objects (comments aside), 1 with a
+    diff for a stale one; a name that is no namespace name, or --out with --check, is bad
+    input (2)."""
     args = ["manifests", "webhook", "--config", str(REPO / BASE_CONFIG)]
     good = tmp_path / "good.yaml"
     assert CliRunner().invoke(main, [*args, "--out", str(good)]).exit_code == 0
     assert CliRunner().invoke(main, [*args, "--check", str(good)]).exit_code == 0
+    # The same objects under another header (the config's path typed otherwise) are in step.
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(good.read_text().replace("--config ", "--config ./", 1))
+    assert CliRunner().invoke(main, [*args, "--check", str(moved)]).exit_code == 0
     stale = tmp_path / "stale.yaml"
     stale.write_text(good.read_text().replace("            - tigera-operator\n", "", 1))
     result = CliRunner().invoke(main, [*args, "--check", str(stale)])
