@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import yaml
 
 from webhook import __version__
-from webhook.config import Config, load_config
+from webhook.config import OWN_NAMESPACE, Config, load_config
 from webhook.policy.errors import GuardrailError
 
 EXIT_OK = 0
@@ -280,6 +281,98 @@ def explain(
         result = explain_lib.explain(state, target)
     click.echo(explain_lib.render(result, fmt), nl=False)
     sys.exit(EXIT_OK if all(d.isolated for d in result.decisions) else EXIT_VIOLATION)
+
+
+@main.group()
+def manifests() -> None:
+    """Print install manifests that follow from the config (deploy/, your own overlay)."""
+
+
+@manifests.command("webhook")
+@config_option
+@click.option(
+    "--namespace",
+    default=OWN_NAMESPACE,
+    show_default=True,
+    help="The namespace guardrail runs in: its Service's, and always exempt.",
+)
+@click.option(
+    "--patch",
+    is_flag=True,
+    help="Only the webhooks' namespaceSelectors, as a kustomize patch for your own overlay.",
+)
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Write to this file.")
+@click.option(
+    "--check",
+    "check_file",
+    type=click.Path(dir_okay=False),
+    help="Write nothing; exit 1 with a diff unless this file holds exactly the output.",
+)
+def manifests_webhook(
+    config_path: str | None,
+    namespace: str,
+    patch: bool,
+    out_file: str | None,
+    check_file: str | None,
+) -> None:
+    """The ValidatingWebhookConfiguration, its namespaceSelectors from exemptions.namespaces.
+
+    \b
+    Examples:
+      guardrail manifests webhook --config deploy/base/config.yaml --out deploy/base/webhook.yaml
+      guardrail manifests webhook --config my-guardrail/config.yaml --patch \\
+          --out my-guardrail/namespace-selectors.yaml
+    """
+    from webhook import registration  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
+
+    with bad_input():
+        if out_file is not None and check_file is not None:
+            raise GuardrailError("give --out or --check, not both", "manifests webhook")
+        config = load_config(config_path, own_namespace=namespace)
+        text = registration.render(config, source=config_path, namespace=namespace, patch=patch)
+        if check_file is not None:
+            sys.exit(_check_file(Path(check_file), text))
+        if out_file is not None:
+            _write_atomically(Path(out_file), text)
+            return
+    click.echo(text, nl=False)
+
+
+def _check_file(path: Path, expected: str) -> int:
+    """0 when the file holds the same objects as `expected` (comments aside: the header names
+    the config's path as it was typed); else a unified diff on stdout and 1."""
+    import difflib  # noqa: PLC0415 - only --check diffs
+
+    try:
+        found = path.read_text("utf-8")
+    except OSError as exc:
+        raise GuardrailError(f"cannot read: {exc.strerror or exc}", str(path)) from exc
+    try:
+        same = found == expected or yaml.safe_load(found) == yaml.safe_load(expected)
+    except yaml.YAMLError:
+        same = False
+    if same:
+        return EXIT_OK
+    diff = difflib.unified_diff(
+        found.splitlines(keepends=True),
+        expected.splitlines(keepends=True),
+        fromfile=str(path),
+        tofile="guardrail manifests webhook",
+    )
+    click.echo("".join(diff), nl=False)
+    click.echo(f"{path}: out of step with the config; regenerate it with --out", err=True)
+    return EXIT_VIOLATION
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A failed run never leaves a half-written or empty manifest (as `> file` would).
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        temporary.write_text(text, "utf-8")
+        temporary.replace(path)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise GuardrailError(f"cannot write: {exc.strerror or exc}", str(path)) from exc
 
 
 @main.command()

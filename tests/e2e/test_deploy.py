@@ -13,6 +13,7 @@ import base64
 import contextlib
 import datetime
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -24,8 +25,10 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from click.testing import CliRunner
 
 from tests.e2e.harness import Cluster, eventually, free_port
+from webhook.cli import main
 
 pytestmark = pytest.mark.e2e
 
@@ -233,6 +236,91 @@ def test_self_signed_install_creates_everything(cluster: Cluster, installed: Pat
     assert count == 2
     warnings = cluster.kubectl("get", "events", "-n", NAMESPACE, "-o", "json").stdout
     assert "violates PodSecurity" not in warnings
+
+
+def test_network_policies_are_stored_as_rendered(cluster: Cluster, installed: Path) -> None:
+    """Both NetworkPolicies of guardrail-system pass the API server's validation as written
+    (the IPv6 ipBlock too) and keep every rule on the webhook port."""
+    del installed
+    stored = _get(cluster, "networkpolicies", "-n", NAMESPACE)["items"]
+    policies = {p["metadata"]["name"]: p["spec"] for p in stored}
+    assert set(policies) == {"guardrail", "guardrail-pod-callers"}
+    blocks = [peer["ipBlock"]["cidr"] for peer in policies["guardrail"]["ingress"][0]["from"]]
+    assert blocks == ["0.0.0.0/0", "::/0"]
+    for spec in policies.values():
+        for rule in spec["ingress"]:
+            assert rule["ports"] == [{"protocol": "TCP", "port": 8443}]
+
+
+def test_admins_overlay_with_components_and_patches_applies(
+    cluster: Cluster, installed: Path, tmp_path: Path
+) -> None:
+    """An admin's overlay as the README builds it (its own exempt list rendered as a patch by
+    `guardrail manifests webhook --patch`, the API server's policy narrowed, the client-ca
+    component and its ConfigMap) passes a server-side dry run: the API server accepts every
+    object, and Pod Security `restricted` has nothing to warn about in the Deployment."""
+    overlay = tmp_path / "mine"
+    overlay.mkdir()
+    base = os.path.relpath(installed, overlay)
+    config = (installed / "base" / "config.yaml").read_text()
+    (overlay / "config.yaml").write_text(
+        config.replace("tigera-operator]", "tigera-operator, cert-manager]")
+    )
+    (overlay / "ca.crt").write_bytes(
+        (installed / "overlays" / "self-signed" / "tls" / "ca.crt").read_bytes()
+    )
+    (overlay / "api-server-cidrs.yaml").write_text(
+        "apiVersion: networking.k8s.io/v1\n"
+        "kind: NetworkPolicy\n"
+        "metadata: {name: guardrail, namespace: guardrail-system}\n"
+        "spec:\n"
+        "  ingress:\n"
+        "    - from: [{ipBlock: {cidr: 10.0.0.10/31}}]\n"
+        "      ports: [{protocol: TCP, port: 8443}]\n"
+    )
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources: [{base}]\n"
+        f"components: [{base}/components/client-ca]\n"
+        "configMapGenerator:\n"
+        "  - {name: guardrail-config, namespace: guardrail-system, behavior: replace,"
+        " files: [config.yaml]}\n"
+        "  - {name: guardrail-client-ca, namespace: guardrail-system, files: [ca.crt]}\n"
+        "patches:\n"
+        "  - path: namespace-selectors.yaml\n"
+        "  - path: api-server-cidrs.yaml\n"
+    )
+    rendered = CliRunner().invoke(
+        main,
+        [
+            "manifests",
+            "webhook",
+            "--config",
+            str(overlay / "config.yaml"),
+            "--patch",
+            "--out",
+            str(overlay / "namespace-selectors.yaml"),
+        ],
+    )
+    assert rendered.exit_code == 0, rendered.output
+    applied = cluster.kubectl("apply", "--dry-run=server", "-k", str(overlay))
+    assert "validatingwebhookconfiguration.admissionregistration.k8s.io/guardrail configured" in (
+        applied.stdout
+    )
+    assert "configmap/guardrail-client-ca-" in applied.stdout
+    assert "would violate PodSecurity" not in applied.stderr, applied.stderr
+    # What the dry run would have stored: every selector carries the overlay's own list.
+    dry = cluster.kubectl("apply", "--dry-run=server", "-k", str(overlay), "-o", "json").stdout
+    items = json.loads(dry)["items"]
+    (webhook,) = [i for i in items if i["kind"] == "ValidatingWebhookConfiguration"]
+    for entry in webhook["webhooks"]:
+        (expression,) = entry["namespaceSelector"]["matchExpressions"]
+        assert "cert-manager" in expression["values"], entry["name"]
+        assert NAMESPACE in expression["values"], entry["name"]
+    (deployment,) = [i for i in items if i["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert "--client-ca=/etc/guardrail/client-ca/ca.crt" in container["args"]
 
 
 ALLOWED = [

@@ -3,6 +3,9 @@ Dockerfile: the security, availability and webhook settings the install promises
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import os
 import re
 import shutil
 import subprocess
@@ -13,8 +16,12 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from webhook import registration
+from webhook.cli import main, serve
 from webhook.config import load_config
+from webhook.policy.selector import matches, parse_selector
 from webhook.policy.workloads import is_workload
 from webhook.server import GRACEFUL_TIMEOUT_SECONDS
 
@@ -46,8 +53,8 @@ def _render(directory: Path) -> list[Doc]:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
-    """Each overlay rendered from a copy of deploy/ with freshly generated certificates."""
+def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of deploy/ with freshly generated certificates (never the checkout's own)."""
     deploy = tmp_path_factory.mktemp("deploy") / "deploy"
     shutil.copytree(REPO / "deploy", deploy, ignore=shutil.ignore_patterns("tls"))
     done = subprocess.run(
@@ -64,10 +71,16 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Doc]]:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return deploy
+
+
+@pytest.fixture(scope="module")
+def rendered(deploy_dir: Path) -> dict[str, list[Doc]]:
+    """Each overlay rendered from that copy of deploy/."""
     return {
-        "default": _render(deploy),
-        "self-signed": _render(deploy / "overlays" / "self-signed"),
-        "cert-manager": _render(deploy / "overlays" / "cert-manager"),
+        "default": _render(deploy_dir),
+        "self-signed": _render(deploy_dir / "overlays" / "self-signed"),
+        "cert-manager": _render(deploy_dir / "overlays" / "cert-manager"),
     }
 
 
@@ -281,6 +294,132 @@ def test_namespace_selector_excludes_exactly_the_exempt_namespaces(
         assert "objectSelector" not in webhook  # labels on the object could opt it out
 
 
+BASE_CONFIG = "deploy/base/config.yaml"
+BASE_WEBHOOK = "deploy/base/webhook.yaml"
+
+
+def test_webhook_yaml_is_rendered_from_the_config() -> None:
+    """deploy/base/webhook.yaml is exactly `guardrail manifests webhook` of deploy/base/config.yaml:
+    the exempt namespaces are listed once, in the config (SPEC 3.2)."""
+    config = load_config(REPO / BASE_CONFIG, own_namespace=NAMESPACE)
+    expected = registration.render(config, source=BASE_CONFIG, namespace=NAMESPACE)
+    found = (REPO / BASE_WEBHOOK).read_text()
+    diff = "".join(
+        difflib.unified_diff(
+            found.splitlines(keepends=True),
+            expected.splitlines(keepends=True),
+            fromfile=BASE_WEBHOOK,
+            tofile="rendered",
+            n=1,
+        )
+    )
+    assert found == expected, (
+        f"{BASE_WEBHOOK} is out of step with {BASE_CONFIG} or with the template "
+        f"webhook/templates/{registration.TEMPLATE}: run `make manifests`, never edit it by "
+        f"hand.\n{diff[:3000]}"
+    )
+
+
+def _write_overlay(directory: Path, base: Path, config_text: str) -> Path:
+    """An admin's own overlay as the README describes it: their config, and the selectors
+    rendered from it as a patch by the CLI."""
+    directory.mkdir()
+    (directory / "config.yaml").write_text(config_text)
+    (directory / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        # kustomize takes relative paths only.
+        f"resources: [{os.path.relpath(base, directory)}]\n"
+        "configMapGenerator:\n"
+        "  - {name: guardrail-config, namespace: guardrail-system, behavior: replace,"
+        " files: [config.yaml]}\n"
+        "patches:\n"
+        "  - path: namespace-selectors.yaml\n"
+    )
+    result = CliRunner().invoke(
+        main,
+        [
+            "manifests",
+            "webhook",
+            "--config",
+            str(directory / "config.yaml"),
+            "--patch",
+            "--out",
+            str(directory / "namespace-selectors.yaml"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return directory
+
+
+def test_selector_patch_moves_every_selector_of_an_overlay(
+    deploy_dir: Path, rendered: dict[str, list[Doc]], tmp_path: Path
+) -> None:
+    """An overlay whose config adds one exempt namespace and drops another, with the patch of
+    `guardrail manifests webhook --patch`: all four selectors follow, and nothing else of the
+    webhook configuration changes (caBundle, rules, order)."""
+    config_text = (REPO / BASE_CONFIG).read_text().replace("tigera-operator]", "cert-manager]")
+    assert "cert-manager]" in config_text
+    overlay = _write_overlay(tmp_path / "mine", deploy_dir, config_text)
+    docs = _render(overlay)
+    webhooks = _one(docs, "ValidatingWebhookConfiguration", "guardrail")["webhooks"]
+    base = _one(rendered["default"], "ValidatingWebhookConfiguration", "guardrail")["webhooks"]
+    assert tuple(w["name"] for w in webhooks) == WEBHOOK_NAMES
+    exempt = {"kube-system", "kube-public", "kube-node-lease", "calico-system"}
+    exempt |= {"calico-apiserver", "cert-manager", NAMESPACE}
+    for webhook, before in zip(webhooks, base, strict=True):
+        (expression,) = webhook["namespaceSelector"]["matchExpressions"]
+        (was,) = before["namespaceSelector"]["matchExpressions"]
+        assert set(expression["values"]) == exempt, webhook["name"]
+        assert (expression["key"], expression["operator"]) == (was["key"], was["operator"])
+        assert {k: v for k, v in webhook.items() if k != "namespaceSelector"} == {
+            k: v for k, v in before.items() if k != "namespaceSelector"
+        }
+    loaded = tmp_path / "loaded.yaml"
+    loaded.write_text(_one(docs, "ConfigMap")["data"]["config.yaml"])
+    config = load_config(loaded, own_namespace=NAMESPACE)
+    assert set(config.exemptions.namespaces) == exempt
+
+
+def test_manifests_check_reports_a_stale_file(tmp_path: Path) -> None:
+    """`--check FILE` exits 0 for a file holding the same objects (comments aside), 1 with a
+    diff for a stale one; a name that is no namespace name, or --out with --check, is bad
+    input (2)."""
+    args = ["manifests", "webhook", "--config", str(REPO / BASE_CONFIG)]
+    good = tmp_path / "good.yaml"
+    assert CliRunner().invoke(main, [*args, "--out", str(good)]).exit_code == 0
+    assert CliRunner().invoke(main, [*args, "--check", str(good)]).exit_code == 0
+    # The same objects under another header (the config's path typed otherwise) are in step.
+    moved = tmp_path / "moved.yaml"
+    moved.write_text(good.read_text().replace("--config ", "--config ./", 1))
+    assert CliRunner().invoke(main, [*args, "--check", str(moved)]).exit_code == 0
+    stale = tmp_path / "stale.yaml"
+    stale.write_text(good.read_text().replace("            - tigera-operator\n", "", 1))
+    result = CliRunner().invoke(main, [*args, "--check", str(stale)])
+    assert result.exit_code == 1
+    assert "+            - tigera-operator" in result.output
+    both = CliRunner().invoke(main, [*args, "--out", str(good), "--check", str(good)])
+    assert both.exit_code == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("exemptions: {namespaces: [kube-system, Kube_Public]}\n")
+    result = CliRunner().invoke(main, ["manifests", "webhook", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "exemptions.namespaces: 'Kube_Public' is not a namespace name" in result.output
+
+
+def test_rendered_names_stay_strings(tmp_path: Path) -> None:
+    """Namespace names that YAML would read as a boolean or a number are quoted."""
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("exemptions: {namespaces: ['yes', '123', 'off', kube-system]}\n")
+    config = load_config(config_file, own_namespace="on")
+    text = registration.render(config, source=str(config_file), namespace="on")
+    document = yaml.safe_load(text)
+    for webhook in document["webhooks"]:
+        values = webhook["namespaceSelector"]["matchExpressions"][0]["values"]
+        assert values == ["123", "kube-system", "off", "on", "yes"]
+        assert webhook["clientConfig"]["service"]["namespace"] == "on"
+
+
 def test_match_conditions_only_narrow_with_named_cel(rendered: dict[str, list[Doc]]) -> None:
     """The matchConditions are named CEL expressions on pods and on DELETEs, guarded with has()
     so that an absent field never turns into an evaluation error (which would fail closed)."""
@@ -429,16 +568,263 @@ def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]]) ->
         ]
 
 
-def test_guardrail_namespace_is_restricted_and_isolated(rendered: dict[str, list[Doc]]) -> None:
-    """guardrail-system enforces Pod Security `restricted` and denies ingress but the webhook
-    port."""
-    docs = rendered["default"]
-    labels = _one(docs, "Namespace", NAMESPACE)["metadata"]["labels"]
+def test_guardrail_namespace_is_restricted(rendered: dict[str, list[Doc]]) -> None:
+    """guardrail-system enforces Pod Security `restricted`."""
+    labels = _one(rendered["default"], "Namespace", NAMESPACE)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
-    policy = _one(docs, "NetworkPolicy", "guardrail")["spec"]
-    assert policy["podSelector"] == {}
-    assert policy["policyTypes"] == ["Ingress"]
-    assert policy["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8443}]}]
+
+
+# -- who can reach the webhook (the NetworkPolicies) ----------------------------------------------
+WEBHOOK_PORT = 8443
+
+
+def _selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A LabelSelector's verdict on a set of labels (matchLabels and the four operators)."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values", [])
+        verdict = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not verdict:
+            return False
+    return True
+
+
+def _address_admits(peer: Mapping[str, Any], source: str) -> bool:
+    if "ipBlock" not in peer:
+        return False
+    address = ipaddress.ip_address(source)
+    block = peer["ipBlock"]
+    if address not in ipaddress.ip_network(block["cidr"]):
+        return False
+    return not any(address in ipaddress.ip_network(e) for e in block.get("except", []))
+
+
+def _peer_admits(peer: Mapping[str, Any], source: str | tuple[str, Mapping[str, str]]) -> bool:
+    """An ingress peer's verdict on a source: an address (matched by ipBlock only) or a pod,
+    (namespace, labels) (matched by namespaceSelector/podSelector only; whether an ipBlock
+    also matches pod addresses is the network plugin's choice, so it is not assumed here)."""
+    if isinstance(source, str):
+        return _address_admits(peer, source)
+    if "ipBlock" in peer:
+        return False
+    namespace, labels = source
+    if "namespaceSelector" in peer:
+        namespace_labels = {"kubernetes.io/metadata.name": namespace}
+        in_namespace = _selects(peer["namespaceSelector"], namespace_labels)
+    else:
+        in_namespace = namespace == NAMESPACE  # a podSelector alone: the policy's namespace
+    return in_namespace and _selects(peer.get("podSelector", {}), labels)
+
+
+def _admitted(
+    docs: list[Doc], source: str | tuple[str, Mapping[str, str]], port: int = WEBHOOK_PORT
+) -> list[str]:
+    """The NetworkPolicies of guardrail-system that admit `source` to a guardrail pod's port."""
+    pod = _one(docs, "Deployment", "guardrail")["spec"]["template"]["metadata"]["labels"]
+    names = []
+    for policy in (d for d in docs if d["apiVersion"] == "networking.k8s.io/v1"):
+        if policy["kind"] != "NetworkPolicy":
+            continue
+        spec = policy["spec"]
+        if policy["metadata"]["namespace"] != NAMESPACE or not _selects(spec["podSelector"], pod):
+            continue
+        for rule in spec.get("ingress", []):
+            ports = rule.get("ports")
+            if ports is not None and not any(p.get("port") == port for p in ports):
+                continue
+            peers = rule.get("from")
+            if peers is None or any(_peer_admits(peer, source) for peer in peers):
+                names.append(policy["metadata"]["name"])
+                break
+    return names
+
+
+CALLERS = {
+    "calico-apiserver (Calico 3.31+)": ("calico-system", {"apiserver": "true"}),
+    "calico-apiserver (before 3.31)": ("calico-apiserver", {"apiserver": "true"}),
+    "konnectivity agent (AKS)": ("kube-system", {"app": "konnectivity-agent"}),
+    "konnectivity agent (GKE)": ("kube-system", {"k8s-app": "konnectivity-agent"}),
+    "Prometheus": ("monitoring", {"app.kubernetes.io/name": "prometheus", "prometheus": "k8s"}),
+}
+NOT_CALLERS = {
+    "a tenant's pod": ("shop", {"app": "web", "role": "frontend"}),
+    "a tenant's pod labelled as calico-apiserver": ("shop", {"apiserver": "true"}),
+    "a tenant's pod labelled as a konnectivity agent": ("shop", {"app": "konnectivity-agent"}),
+    "a tenant's pod labelled as Prometheus": ("shop", {"app.kubernetes.io/name": "prometheus"}),
+    "another kube-system pod": ("kube-system", {"k8s-app": "kube-dns"}),
+    "a pod of guardrail's own namespace": (NAMESPACE, {"app": "other"}),
+}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_network_policies_admit_the_callers_and_only_the_webhook_port(
+    rendered: dict[str, list[Doc]], overlay: str
+) -> None:
+    """Every pod in guardrail-system is isolated for ingress; only 8443 is open; pod callers
+    are admitted by namespace name and labels, other pods are not; the API server's policy
+    admits addresses (every address until narrowed per cluster). Egress stays open."""
+    docs = rendered[overlay]
+    policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+    assert {p["metadata"]["name"] for p in policies} == {"guardrail", "guardrail-pod-callers"}
+    assert {p["apiVersion"] for p in policies} == {"networking.k8s.io/v1"}
+    for policy in policies:
+        assert policy["spec"]["podSelector"] == {}
+        assert policy["spec"]["policyTypes"] == ["Ingress"]
+        for rule in policy["spec"]["ingress"]:
+            assert rule["ports"] == [{"protocol": "TCP", "port": WEBHOOK_PORT}]
+            assert rule["from"], "a rule without `from` admits every source"
+    for caller, source in CALLERS.items():
+        assert _admitted(docs, source) == ["guardrail-pod-callers"], caller
+        assert _admitted(docs, source, port=9090) == [], caller
+    for other, source in NOT_CALLERS.items():
+        assert _admitted(docs, source) == [], other
+    # The API server's addresses differ per cluster: open to all until an overlay narrows it.
+    for address in ("10.0.0.10", "203.0.113.7", "2001:db8::1"):
+        assert _admitted(docs, address) == ["guardrail"], address
+        assert _admitted(docs, address, port=22) == [], address
+
+
+def readme_block(first_line: str) -> str:
+    """The README's fenced block whose first line starts with `first_line`: its examples are
+    tested as written."""
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"^```\w*\n({re.escape(first_line)}.*?)^```$", text, re.M | re.S)
+    assert found, f"README.md: no block starting with {first_line!r}"
+    return found.group(1)
+
+
+# The README's narrowing patch ("Who can reach the webhook"): three control-plane nodes at
+# 10.0.0.10-10.0.0.12.
+NARROWING_PATCH_FIRST_LINE = "# my-guardrail/api-server-cidrs.yaml"
+
+
+def test_narrowed_api_server_policy_admits_only_the_control_plane(
+    deploy_dir: Path, tmp_path: Path
+) -> None:
+    """With the README's narrowing patch in an overlay, the API server's policy admits the
+    control plane's addresses only, and the pod callers keep their own policy."""
+    overlay = tmp_path / "narrowed"
+    overlay.mkdir()
+    (overlay / "api-server-cidrs.yaml").write_text(readme_block(NARROWING_PATCH_FIRST_LINE))
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources: [{os.path.relpath(deploy_dir, overlay)}]\n"
+        "patches: [{path: api-server-cidrs.yaml}]\n"
+    )
+    docs = _render(overlay)
+    for address in ("10.0.0.10", "10.0.0.11", "10.0.0.12"):
+        assert _admitted(docs, address) == ["guardrail"], address
+    for address in ("10.0.0.13", "10.0.0.9", "203.0.113.7", "2001:db8::1"):
+        assert _admitted(docs, address) == [], address
+    for caller, source in CALLERS.items():
+        assert _admitted(docs, source) == ["guardrail-pod-callers"], caller
+
+
+def _overlay(directory: Path, deploy: Path, body: str) -> Path:
+    directory.mkdir()
+    (directory / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        f"resources: [{os.path.relpath(deploy, directory)}]\n"
+        + body.replace("DEPLOY", os.path.relpath(deploy, directory))
+    )
+    return directory
+
+
+def _calico_verdict(policy: Doc, source: str | tuple[str, Mapping[str, str]], port: int) -> str:
+    """The first matching rule's action of a Calico policy for a source, or "none" (the next
+    policy decides). A pod's workload endpoint carries its labels plus Calico's own; an address
+    that is no pod matches no rule whose source has a selector (and these rules all have one)."""
+    if isinstance(source, str):
+        assert all("selector" in rule["source"] for rule in policy["spec"]["ingress"])
+        return "none"
+    namespace, labels = source
+    endpoint = {**labels, "projectcalico.org/orchestrator": "k8s"}
+    endpoint["projectcalico.org/namespace"] = namespace
+    namespace_labels = {"kubernetes.io/metadata.name": namespace}
+    for rule in policy["spec"]["ingress"]:
+        ports = rule.get("destination", {}).get("ports")
+        if ports is not None and port not in ports:
+            continue
+        source_rule = rule["source"]
+        if matches(parse_selector(source_rule["namespaceSelector"]), namespace_labels) and matches(
+            parse_selector(source_rule["selector"]), endpoint
+        ):
+            return str(rule["action"])
+    return "none"
+
+
+def test_calico_component_denies_every_pod_but_the_callers(
+    deploy_dir: Path, tmp_path: Path
+) -> None:
+    """deploy/components/calico-deny-pods: a Calico policy ahead of the Kubernetes ones allows
+    the callers that are pods and denies every other pod; anything else (addresses) goes on to
+    the Kubernetes policy `guardrail`. It replaces guardrail-pod-callers (one caller list)."""
+    overlay = _overlay(
+        tmp_path / "calico", deploy_dir, "components: [DEPLOY/components/calico-deny-pods]\n"
+    )
+    docs = _render(overlay)
+    policies = {d["metadata"]["name"]: d for d in docs if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"guardrail", "guardrail-deny-pods"}
+    calico = policies["guardrail-deny-pods"]
+    assert calico["apiVersion"] == "projectcalico.org/v3"
+    assert calico["metadata"]["namespace"] == NAMESPACE
+    # Calico orders Kubernetes NetworkPolicies at 1000 in the default tier: this comes first.
+    assert "tier" not in calico["spec"]
+    assert calico["spec"]["order"] < 1000
+    assert calico["spec"]["selector"] == "all()"
+    assert calico["spec"]["types"] == ["Ingress"]
+    actions = [rule["action"] for rule in calico["spec"]["ingress"]]
+    assert actions == ["Allow", "Allow", "Allow", "Deny"]
+    for caller, source in CALLERS.items():
+        assert _calico_verdict(calico, source, WEBHOOK_PORT) == "Allow", caller
+        assert _calico_verdict(calico, source, 9090) == "Deny", caller
+    for other, source in NOT_CALLERS.items():
+        assert _calico_verdict(calico, source, WEBHOOK_PORT) == "Deny", other
+    assert _calico_verdict(calico, "10.0.0.10", WEBHOOK_PORT) == "none"
+    assert _admitted(docs, "10.0.0.10") == ["guardrail"]
+
+
+def test_client_ca_component_requires_the_api_servers_certificate(
+    deploy_dir: Path, tmp_path: Path
+) -> None:
+    """deploy/components/client-ca: the container gets --client-ca on a file of the mounted
+    ConfigMap directory (no subPath), the overlay's generated ConfigMap is the one mounted,
+    and the real `serve` command accepts the rendered arguments."""
+    overlay = _overlay(
+        tmp_path / "client-ca",
+        deploy_dir,
+        "components: [DEPLOY/components/client-ca]\n"
+        "configMapGenerator:\n"
+        "  - {name: guardrail-client-ca, namespace: guardrail-system, files: [ca.crt]}\n",
+    )
+    ca_pem = (deploy_dir / "overlays" / "self-signed" / "tls" / "ca.crt").read_text()
+    (overlay / "ca.crt").write_text(ca_pem)
+    docs = _render(overlay)
+    pod = _one(docs, "Deployment", "guardrail")["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    (flag,) = [a for a in container["args"] if a.startswith("--client-ca=")]
+    ca_file = Path(flag.removeprefix("--client-ca="))
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    mount = mounts[str(ca_file.parent)]
+    assert mount["readOnly"] is True
+    assert "subPath" not in mount
+    volume = {v["name"]: v for v in pod["volumes"]}[mount["name"]]
+    config_map = _one(docs, "ConfigMap", volume["configMap"]["name"])
+    assert config_map["metadata"]["name"].startswith("guardrail-client-ca-")
+    assert config_map["data"][ca_file.name] == ca_pem
+    context = serve.make_context("serve", container["args"][1:])
+    assert context.params["client_ca"] == str(ca_file)
+    # The rest of the pod's hardening is untouched.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
 
 
 # -- the image ------------------------------------------------------------------------------------
