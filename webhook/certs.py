@@ -98,12 +98,12 @@ def write_certificates(
     existing = _load_ca(out_dir, valid_until=not_after)
     if existing is None:
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_cert = _make_ca(ca_key, now, now + datetime.timedelta(days=max(days, CA_MIN_DAYS)))
+        ca_cert = make_ca(ca_key, now, now + datetime.timedelta(days=max(days, CA_MIN_DAYS)))
     else:
         ca_cert, ca_key = existing
 
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _make_serving_cert(
+    cert = make_serving_cert(
         key,
         ca_cert=ca_cert,
         ca_key=ca_key,
@@ -118,12 +118,12 @@ def write_certificates(
     ca_pem = ca_cert.public_bytes(serialization.Encoding.PEM)
     paths = {name: out_dir / name for name in (CA_CERT, CA_KEY, TLS_CERT, TLS_KEY)}
     if existing is None:
-        _write_atomically(paths[CA_KEY], _key_pem(ca_key), mode=0o600)
-        _write_atomically(paths[CA_CERT], ca_pem, mode=0o644)
+        write_atomically(paths[CA_KEY], key_pem(ca_key), mode=0o600)
+        write_atomically(paths[CA_CERT], ca_pem, mode=0o644)
     # Key before certificate: a server watching the files sees a mismatched pair for an
     # instant at most, which it rejects and retries, never a certificate without its key.
-    _write_atomically(paths[TLS_KEY], _key_pem(key), mode=0o600)
-    _write_atomically(paths[TLS_CERT], cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
+    write_atomically(paths[TLS_KEY], key_pem(key), mode=0o600)
+    write_atomically(paths[TLS_CERT], cert.public_bytes(serialization.Encoding.PEM), mode=0o644)
 
     return CertBundle(
         ca_bundle=base64.b64encode(ca_pem).decode("ascii"),
@@ -179,7 +179,7 @@ def _subject_alt_names(
 
 
 # -- building ---------------------------------------------------------------------------------
-def _make_ca(
+def make_ca(
     key: ec.EllipticCurvePrivateKey, now: datetime.datetime, not_after: datetime.datetime
 ) -> x509.Certificate:
     name = x509.Name(
@@ -207,7 +207,7 @@ def _make_ca(
     )
 
 
-def _make_serving_cert(
+def make_serving_cert(
     key: ec.EllipticCurvePrivateKey,
     *,
     ca_cert: x509.Certificate,
@@ -278,7 +278,7 @@ def _load_ca(
     return cert, key
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -286,7 +286,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _write_atomically(path: Path, data: bytes, *, mode: int) -> None:
+def write_atomically(path: Path, data: bytes, *, mode: int) -> None:
     """Write via a temporary file in the same directory and rename it over path.
 
     A reader (the running server) sees the old file or the new one, never half of one; the
