@@ -1,19 +1,21 @@
-"""Faults under a real API server and under load: the watch connection cut mid-stream, a
-gunicorn worker killed, SIGTERM while requests flow. Guardrail must keep answering, never
-answer wrongly, and lose no request it could have saved (README "Reliability" lists what a
-fault costs and why).
+"""Faults under a real API server and under load: the watch connection cut mid-stream, the
+API server killed and restarted under open watches, 1,000 namespaces created while reviews
+flow, a gunicorn worker killed, SIGTERM while requests flow. Guardrail must keep answering,
+never answer wrongly, and lose no request it could have saved (README "Reliability" lists what
+a fault costs and why).
 
-The API server restart itself is covered by test_live_webhook.py
-(test_apiserver_down_cache_keeps_answering); here the connection is cut instead, by a TCP
-proxy between guardrail and the API server that the test severs.
+The watch cut goes through a TCP proxy between guardrail and the API server that the test
+severs; the restart kills the API server itself, with guardrail registered as its webhook.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import ssl
@@ -30,7 +32,9 @@ from typing import Any
 
 import pytest
 import requests
+import yaml
 
+from tests.e2e.guardrail import EXEMPT_USER, registration
 from tests.e2e.harness import Cluster, eventually
 from tests.http.support import GUARDRAIL, Server, as_json, free_port, make_certs, pod, review
 
@@ -144,7 +148,14 @@ def proxy(cluster: Cluster) -> Iterator[CuttableProxy]:
     running.close()
 
 
-def _serve(workdir: Path, *, kubeconfig: Path, workers: int = 2, threads: int = 4) -> Server:
+def _serve(
+    workdir: Path,
+    *,
+    kubeconfig: Path,
+    workers: int = 2,
+    threads: int = 4,
+    config: str | None = None,
+) -> Server:
     """Start `guardrail serve` on the live state through kubeconfig; wait for /readyz."""
     workdir.mkdir(parents=True, exist_ok=True)
     cert_dir = workdir / "certs"
@@ -163,6 +174,9 @@ def _serve(workdir: Path, *, kubeconfig: Path, workers: int = 2, threads: int = 
         str(threads),
     ]
     args += ["--kubeconfig", str(kubeconfig)]
+    if config is not None:
+        (workdir / "config.yaml").write_text(config)
+        args += ["--config", str(workdir / "config.yaml")]
     log_path = workdir / "server.log"
     log_file = log_path.open("wb")
     env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "POD_NAMESPACE")}
@@ -266,6 +280,195 @@ def test_watch_cut_mid_stream_then_policy_deleted_is_seen(
         assert "watch of" in server.log()  # the failure was logged, with its retry
     finally:
         server.stop()
+
+
+# -- the API server restarted under open watches -------------------------------------------------
+# allowNamespaceModeLabel: a namespace labelled guardrail.dev/mode=warn is judged in warn mode,
+# which only the namespace watch can tell guardrail (no live read confirms an allowed answer).
+LIVE_CONFIG = f"allowNamespaceModeLabel: true\nexemptions:\n  usernames: [{EXEMPT_USER}]\n"
+MODE_LABEL = "guardrail.dev/mode"
+LABELS = "app=web,role=frontend"
+
+
+@contextlib.contextmanager
+def _registered(cluster: Cluster, server: Server) -> Iterator[None]:
+    """deploy/'s webhooks calling this server (its own registration) until the block ends."""
+    ca_bundle = base64.b64encode(Path(server.ca).read_bytes()).decode()
+    doc = registration(server.url, ca_bundle)
+    name = f"guardrail-faults-{uuid.uuid4().hex[:6]}"
+    doc["metadata"] = {"name": name}
+    cluster.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc))
+    try:
+        eventually(
+            lambda: (
+                'admission webhook "workloads.guardrail.dev" denied'
+                in _run_pod(cluster, "default", labels=None).stderr
+            ),
+            what="the API server calling guardrail",
+        )
+        yield
+    finally:
+        cluster.kubectl("delete", "validatingwebhookconfiguration", name, "--ignore-not-found")
+
+
+def _run_pod(
+    cluster: Cluster, namespace: str, labels: str | None = LABELS
+) -> subprocess.CompletedProcess[str]:
+    """`kubectl run --dry-run=server`: the API server admits a Pod, calling its webhooks."""
+    args = ["run", "web", "-n", namespace, "--image=registry.invalid/web:1", "--dry-run=server"]
+    if labels is not None:
+        args.append(f"--labels={labels}")
+    return cluster.kubectl(*args, check=False)
+
+
+def _admitted(run: subprocess.CompletedProcess[str]) -> bool:
+    return run.returncode == 0 and "pod/web created (server dry run)" in run.stdout
+
+
+def _denied_by(run: subprocess.CompletedProcess[str], policy: str) -> bool:
+    return run.returncode != 0 and f"denied the request: [{policy}]" in run.stderr
+
+
+def _metric(server: Server, name: str, **labels: str) -> float:
+    """A sample of /metrics (summed over the samples whose labels include `labels`), or -1."""
+    total = None
+    for line in server.get("/metrics").text.splitlines():
+        found = re.match(r"^([^{ ]+)(?:\{([^}]*)\})? (\S+)$", line)
+        if found is None or found.group(1) != name:
+            continue
+        present = dict(re.findall(r'([\w.]+)="([^"]*)"', found.group(2) or ""))
+        if all(present.get(k) == v for k, v in labels.items()):
+            total = (total or 0.0) + float(found.group(3))
+    return -1.0 if total is None else total
+
+
+def _deletion_verdict(server: Server, namespace: str, name: str) -> dict[str, Any]:
+    policy = yaml.safe_load(DEFAULT_DENY)
+    policy["metadata"] = {"name": name, "namespace": namespace}
+    return server.review(review(None, operation="DELETE", old=policy))
+
+
+def _apply_namespace(cluster: Cluster, name: str, labels: dict[str, str]) -> None:
+    manifest = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+    manifest["metadata"]["labels"] = labels
+    cluster.kubectl("apply", "-f", "-", *AS_ADMIN, input=json.dumps(manifest))
+
+
+def test_apiserver_restarted_under_open_watches(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """guardrail (2 workers) is the API server's webhook; the API server is killed while every
+    watch is open. Down, guardrail answers from its synced cache and stays ready. Restarted,
+    changes made afterwards reach every worker through the resumed watches, each through an
+    answer only the watch can change (live reads only ever confirm a denial): a deleted
+    default-deny denies pods, an added one makes its twin deletable, a new namespace's mode
+    label relaxes it."""
+    bare = f"faults-bare-{uuid.uuid4().hex[:6]}"
+    twins = f"faults-twins-{uuid.uuid4().hex[:6]}"
+    relaxed = f"faults-warn-{uuid.uuid4().hex[:6]}"
+    cluster.create_namespace(bare)
+    cluster.create_namespace(twins)
+    cluster.kubectl("apply", "-n", twins, "-f", "-", *AS_ADMIN, input=DEFAULT_DENY)
+    server = _serve(tmp_path / "serve", kubeconfig=cluster.kubeconfig, config=LIVE_CONFIG)
+    try:
+        with _registered(cluster, server):
+            before = _workers(server)
+            assert _admitted(_run_pod(cluster, namespace))
+            assert _denied_by(_run_pod(cluster, bare), "require-default-deny")
+            assert _denied_by(
+                cluster.kubectl(
+                    "delete",
+                    "networkpolicy",
+                    "default-deny",
+                    "-n",
+                    twins,
+                    "--dry-run=server",
+                    check=False,
+                ),
+                "protect-default-deny",
+            )
+            restarts = _metric(server, "guardrail_watch_restarts_total")
+
+            cluster.stop_apiserver()
+            try:
+                # Down: the synced cache answers, and guardrail stays ready (SPEC 3.3).
+                assert _allowed(server, namespace)
+                assert _denied_for_default_deny(server, bare)
+                unlabelled = server.review(review(pod(namespace=namespace, labels={"app": "x"})))
+                assert unlabelled["status"]["message"].startswith("[require-role-labels]")
+                assert server.get("/readyz").status_code == 200
+                eventually(
+                    lambda: (
+                        _metric(server, "guardrail_cache_age_seconds") >= 3
+                        and _metric(server, "guardrail_watch_restarts_total") >= restarts + 4
+                    ),
+                    what="the watches failing and retrying while the API server is down",
+                )
+            finally:
+                cluster.start_apiserver()
+            restarted = time.monotonic()
+
+            cluster.kubectl("delete", "networkpolicy", "default-deny", "-n", namespace, *AS_ADMIN)
+            second = DEFAULT_DENY.replace("name: default-deny", "name: default-deny-2")
+            cluster.kubectl("apply", "-n", twins, "-f", "-", *AS_ADMIN, input=second)
+            _apply_namespace(cluster, relaxed, {MODE_LABEL: "warn"})
+
+            def seen_by_every_worker() -> bool:
+                return (
+                    _denied_for_default_deny(server, namespace)
+                    and all(
+                        _deletion_verdict(server, twins, "default-deny")["allowed"]
+                        for _ in range(8)
+                    )
+                    and all(
+                        server.review(review(pod(namespace=relaxed, labels={"app": "x"})))[
+                            "allowed"
+                        ]
+                        for _ in range(8)
+                    )
+                )
+
+            try:
+                eventually(seen_by_every_worker, what="every change on every worker", timeout=90)
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; server log:\n{server.log()[-4000:]}") from exc
+            print(
+                f"\nAPI server restart: changes seen by every worker "
+                f"{time.monotonic() - restarted:.1f} s after /readyz of the API server"
+            )
+
+            # The same, as users see them through the API server.
+            assert _denied_by(_run_pod(cluster, namespace), "require-default-deny")
+            dry_delete = cluster.kubectl(
+                "delete", "networkpolicy", "default-deny", "-n", twins, "--dry-run=server"
+            )
+            assert "deleted (server dry run)" in dry_delete.stdout
+            eventually(
+                lambda: (
+                    cluster.kubectl(
+                        "get", "serviceaccount", "default", "-n", relaxed, check=False
+                    ).returncode
+                    == 0
+                ),
+                what=f"serviceaccount default in {relaxed}",
+            )
+            warned = _run_pod(cluster, relaxed, labels="app=web")
+            assert _admitted(warned), warned.stderr
+            assert "Warning: [require-role-labels]" in warned.stderr
+
+            assert server.get("/readyz").status_code == 200
+            eventually(
+                lambda: _metric(server, "guardrail_cache_age_seconds") == 0,
+                what="every worker's watches streaming again",
+            )
+            assert sorted(_workers(server)) == sorted(before)  # no worker died or was replaced
+            log = server.log()
+            assert "Traceback" not in log
+            assert "watch of namespaces failed" in log
+    finally:
+        server.stop()
+        for name in (bare, twins, relaxed):
+            cluster.kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found")
 
 
 # -- load ----------------------------------------------------------------------------------------
