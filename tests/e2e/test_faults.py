@@ -11,6 +11,7 @@ severs; the restart kills the API server itself, with guardrail registered as it
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import http.client
 import json
@@ -560,6 +561,165 @@ def live_server(cluster: Cluster, tmp_path: Path) -> Iterator[Server]:
     server = _serve(tmp_path / "serve", kubeconfig=cluster.kubeconfig)
     yield server
     server.stop()
+
+
+# -- 1,000 namespaces created while serving ---------------------------------------------------------
+BULK = 1000
+CREATORS = 4  # kubectl processes creating them, in parallel (one alone takes 4 times as long)
+
+
+def _bulk_lists(prefix: str) -> list[dict[str, Any]]:
+    """BULK namespaces in CREATORS Lists: all but the last two labelled guardrail.dev/mode=warn;
+    the last one isolated by a default-deny (created after it, in the same List), the one
+    before it bare."""
+    items: list[dict[str, Any]] = []
+    for i in range(BULK):
+        labels = {"faults-bulk": prefix}
+        if i < BULK - 2:
+            labels[MODE_LABEL] = "warn"
+        items.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": f"{prefix}-{i}", "labels": labels},
+            }
+        )
+    policy = yaml.safe_load(DEFAULT_DENY)
+    policy["metadata"] = {"name": "default-deny", "namespace": f"{prefix}-{BULK - 1}"}
+    items.append(policy)
+    size = -(-len(items) // CREATORS)
+    return [
+        {"apiVersion": "v1", "kind": "List", "items": items[at : at + size]}
+        for at in range(0, len(items), size)
+    ]
+
+
+def _review_all(server: Server, docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """POST each review on a new connection (either worker), four at a time, in order."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(server.review, docs))
+
+
+@dataclass
+class NewNamespaceProbe:
+    """Reviews unlabelled Pods in the namespaces being created, round and round: each answer
+    is right either way, warn (the namespace and its mode label are in the cache) or enforce
+    (not yet); anything else (an error, no answer) is wrong."""
+
+    server: Server
+    prefix: str
+    stopping: threading.Event = field(default_factory=threading.Event)
+    answers: Counter[str] = field(default_factory=Counter)
+    wrong: list[str] = field(default_factory=list)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stopping.is_set():
+            namespace = f"{self.prefix}-{i % (BULK - 2)}"
+            i += 37  # coprime with BULK - 2: every namespace in turn, scattered
+            try:
+                response = self.server.review(review(pod(namespace=namespace, labels={"app": "x"})))
+            except (AssertionError, requests.RequestException, ValueError) as exc:
+                self.wrong.append(repr(exc))
+                continue
+            if response["allowed"] and response["warnings"][0].startswith("[require-role-labels]"):
+                self.answers["warn"] += 1
+            elif (
+                not response["allowed"] and "[require-role-labels]" in response["status"]["message"]
+            ):
+                self.answers["enforce"] += 1
+            else:
+                self.wrong.append(str(response)[:300])
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self.thread is not None:
+            self.thread.join(timeout=60)
+
+
+def test_thousand_namespaces_created_while_serving(cluster: Cluster, tmp_path: Path) -> None:
+    """Reviews flow while 1,000 namespaces (and a default-deny in the last) are created by
+    parallel `kubectl create`s: every review is answered, rightly, including reviews in the
+    namespaces being created; no worker dies; afterwards every new namespace is judged by its
+    own state: the mode label relaxes it to warn (which only the namespace watch can tell
+    guardrail), the isolated one admits a labelled pod and the bare one denies it.
+
+    The namespaces are left in place: deleting 1,000 namespaces keeps the namespace controller
+    and the API server busy for minutes (about 150 s and 170 CPU-seconds measured on this
+    2-core machine), and the session's cluster is thrown away at its end anyway.
+    """
+    prefix = f"bulk-{uuid.uuid4().hex[:5]}"
+    server = _serve(tmp_path / "serve", kubeconfig=cluster.kubeconfig, config=LIVE_CONFIG)
+    load = Load(server, clients=3)
+    probe = NewNamespaceProbe(server, prefix)
+    try:
+        before = _workers(server)
+        namespaces_before = _metric(server, "guardrail_cache_objects", resource="namespaces")
+        load.start()
+        eventually(lambda: load.ok() >= 50, what="load flowing", timeout=60)
+        answered_before = load.ok()
+        probe.start()
+        started = time.monotonic()
+        with concurrent.futures.ThreadPoolExecutor(max_workers=CREATORS) as pool:
+            done = list(
+                pool.map(
+                    lambda doc: cluster.kubectl(
+                        "create", "-f", "-", *AS_ADMIN, input=json.dumps(doc), timeout=180
+                    ),
+                    _bulk_lists(prefix),
+                )
+            )
+        created = time.monotonic() - started
+        assert sum(run.stdout.count(" created") for run in done) == BULK + 1
+        answered_during = load.ok() - answered_before
+        eventually(
+            lambda: (
+                _metric(server, "guardrail_cache_objects", resource="namespaces")
+                >= namespaces_before + BULK
+            ),
+            what="the namespaces in the cache",
+            timeout=60,
+        )
+        cached = time.monotonic() - started
+        probe.stop()
+        outcomes = load.stop()
+
+        # Every new namespace, judged by whichever worker takes the connection.
+        relaxed = _review_all(
+            server,
+            [review(pod(namespace=f"{prefix}-{i}", labels={"app": "x"})) for i in range(BULK - 2)],
+        )
+        strict = [i for i, response in enumerate(relaxed) if not response["allowed"]]
+        assert strict == [], f"judged in enforce mode, not warn: {prefix}-{strict[:10]}"
+        assert all(r["warnings"][0].startswith("[require-role-labels]") for r in relaxed)
+        assert _allowed(server, f"{prefix}-{BULK - 1}")
+        assert _denied_for_default_deny(server, f"{prefix}-{BULK - 2}")
+        judged = time.monotonic() - started
+        after = _workers(server)
+    finally:
+        probe.stop()
+        load.stop()
+        server.stop()
+    assert load.wrong == []
+    assert load.lost == []
+    assert set(outcomes) == {"ok"}, dict(outcomes)
+    assert answered_during >= 20, "reviews stalled while the namespaces were created"
+    assert probe.wrong == []
+    assert probe.answers["warn"] > 0  # namespaces were seen while others were being created
+    assert sorted(after) == sorted(before)  # no worker died
+    log = server.log()
+    assert log.count("Booting worker with pid") == 2
+    assert "Traceback" not in log
+    print(
+        f"\n{BULK} namespaces: created in {created:.1f} s, {answered_during} reviews answered "
+        f"meanwhile ({dict(outcomes)}; in the new namespaces {dict(probe.answers)}), all in the "
+        f"cache {cached:.1f} s after the start, every one judged {judged:.1f} s after it"
+    )
 
 
 def test_worker_killed_under_load_loses_only_its_in_flight_requests(
