@@ -563,6 +563,79 @@ def live_server(cluster: Cluster, tmp_path: Path) -> Iterator[Server]:
     server.stop()
 
 
+# -- the config file replaced while serving ---------------------------------------------------------
+def _replace_config(server: Server, text: str) -> None:
+    path = server.log_path.parent / "config.yaml"
+    temporary = path.with_name("config.yaml.new")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def _reload_errors(server: Server) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == "config_reload_failed"]
+
+
+def test_invalid_config_reload_keeps_the_config_in_use(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """guardrail is the API server's webhook: its config file turns require-role-labels to
+    warn, and kubectl's next unlabelled Pod is created with a warning instead of denied; an
+    invalid file then changes nothing (kubectl still sees warnings; each worker logs the exact
+    error once), and a fixed file denies again. No restart."""
+    rule = "policies:\n  require-role-labels: {mode: %s}\n"
+    server = _serve(
+        tmp_path / "serve", kubeconfig=cluster.kubeconfig, config=LIVE_CONFIG + rule % "enforce"
+    )
+    try:
+        with _registered(cluster, server):
+            before = _workers(server)
+            assert _denied_by(_run_pod(cluster, namespace, "app=web"), "require-role-labels")
+
+            def warned() -> bool:
+                run = _run_pod(cluster, namespace, "app=web")
+                return _admitted(run) and "Warning: [require-role-labels]" in run.stderr
+
+            _replace_config(server, LIVE_CONFIG + rule % "warn")
+            eventually(lambda: warned() and _allowed_with_warning(server, namespace), what="warn")
+
+            _replace_config(server, LIVE_CONFIG + rule % "loud")
+            eventually(lambda: len(_reload_errors(server)) == 2, what="both workers' errors")
+            assert all(warned() for _ in range(4))
+            assert _allowed_with_warning(server, namespace)
+            path = server.log_path.parent / "config.yaml"
+            assert {line["error"] for line in _reload_errors(server)} == {
+                f"{path}: policies.require-role-labels.mode: must be one of enforce, warn, "
+                "audit, off"
+            }
+            assert _metric(server, "guardrail_config_reload_errors_total") == 2
+            assert _metric(server, "guardrail_config_last_reload_successful") == 0
+
+            _replace_config(server, LIVE_CONFIG + rule % "enforce")
+            eventually(
+                lambda: (
+                    _denied_by(_run_pod(cluster, namespace, "app=web"), "require-role-labels")
+                    and _metric(server, "guardrail_config_last_reload_successful") == 1
+                ),
+                what="the fixed config",
+            )
+            assert sorted(_workers(server)) == sorted(before)
+            assert "Traceback" not in server.log()
+    finally:
+        server.stop()
+
+
+def _allowed_with_warning(server: Server, namespace: str, times: int = 8) -> bool:
+    """Unlabelled pods, on new connections (both workers), allowed with the rule's warning."""
+    for _ in range(times):
+        response = server.review(review(pod(namespace=namespace, labels={"app": "web"})))
+        if not response["allowed"] or not response.get("warnings", [""])[0].startswith(
+            "[require-role-labels]"
+        ):
+            return False
+    return True
+
+
 # -- 1,000 namespaces created while serving ---------------------------------------------------------
 BULK = 1000
 CREATORS = 4  # kubectl processes creating them, in parallel (one alone takes 4 times as long)
