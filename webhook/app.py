@@ -158,46 +158,48 @@ class Metrics:
             ("outcome",),
             registry=self.registry,
         )
-        # The config file (`serve --config`), re-read when it changes; per worker, as each
-        # worker reads the file itself.
-        self.config_reload_errors = Counter(
+        # Called before each scrape, to refresh gauges computed from live values.
+        self.before_scrape: Callable[[], None] = lambda: None
+
+    def config_hooks(self) -> ConfigHooks:
+        """The config file's metrics, and hooks that export a ConfigFile's reloads to them.
+
+        Called once per process, by a server with a config file to reload: without one the
+        metrics do not exist (an unlabelled gauge would otherwise read 0, "failed").
+        """
+        reload_errors = Counter(
             "guardrail_config_reload_errors",
             "Versions of the config file that failed to load (the config in use stayed), "
             "counted once per worker.",
             registry=self.registry,
         )
-        self.config_reload_successful = Gauge(
+        successful = Gauge(
             "guardrail_config_last_reload_successful",
             "1 if the config in use is what the config file holds, 0 if the file's newest "
             "version failed to load (the worst worker).",
             registry=self.registry,
             multiprocess_mode="livemin",
         )
-        self.config_reload_time = Gauge(
+        loaded_at = Gauge(
             "guardrail_config_last_reload_success_timestamp_seconds",
             "Unix time the config in use was loaded (the oldest worker's).",
             registry=self.registry,
             multiprocess_mode="livemin",
         )
-        self.config_hash = Gauge(
+        digest = Gauge(
             "guardrail_config_hash",
             "The config in use: the first 52 bits of its file's SHA-256, per worker (pid).",
             registry=self.registry,
             multiprocess_mode="liveall",
         )
-        # Called before each scrape, to refresh gauges computed from live values.
-        self.before_scrape: Callable[[], None] = lambda: None
-
-    def config_hooks(self) -> ConfigHooks:
-        """Hooks that export a ConfigFile's reloads through these metrics."""
 
         def in_use(loaded: Loaded, current: bool) -> None:
-            self.config_reload_successful.set(1 if current else 0)
-            self.config_reload_time.set(loaded.loaded_at)
-            self.config_hash.set(loaded.hash_value)
+            successful.set(1 if current else 0)
+            loaded_at.set(loaded.loaded_at)
+            digest.set(loaded.hash_value)
 
         def failed(_error: ConfigError) -> None:
-            self.config_reload_errors.inc()
+            reload_errors.inc()
 
         return ConfigHooks(in_use=in_use, failed=failed)
 

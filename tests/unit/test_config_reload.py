@@ -357,3 +357,8 @@ def test_app_judges_each_request_with_the_config_in_use(path: Path) -> None:
     assert samples["guardrail_config_last_reload_success_timestamp_seconds"] == (
         file.loaded.loaded_at
     )
+
+
+def test_no_config_file_no_reload_metrics() -> None:
+    """Without a config file nothing is reloaded: no gauge claims a failed reload."""
+    assert b"guardrail_config_" not in Metrics().render()
