@@ -187,6 +187,8 @@ def _serve(
     )
     try:
         server.wait_ready()
+        # Ready once one worker is: the others may not be forked yet.
+        eventually(lambda: len(_workers(server)) == workers, what=f"{workers} workers")
     except BaseException:
         server.stop()
         raise

@@ -144,9 +144,10 @@ def test_changed_config_is_served_without_a_restart(
 ) -> None:
     """The ConfigMap flips the rule to warn: within seconds every worker allows with a
     warning what it denied, no process restarted, and the metrics name the new config."""
+    # Both workers up (the server is ready once one is) and serving the first version.
+    wait_for("both workers", lambda: every_worker_serves(served, volume.digest()))
     before = workers(served)
     assert denied(served)
-    assert every_worker_serves(served, volume.digest())
 
     volume.publish(WARN)
     wait_for("the warn config on every worker", lambda: warned(served), deadline=15)
