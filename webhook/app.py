@@ -33,8 +33,9 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from webhook.admission import judge, review
 from webhook.admission.judge import Confirmer, Judge
 from webhook.config import Config
+from webhook.config_reload import ConfigHooks, Loaded
 from webhook.policy.cluster import ClusterState
-from webhook.policy.errors import GuardrailError
+from webhook.policy.errors import ConfigError, GuardrailError
 from webhook.policy.model import Request, Violation
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -160,6 +161,48 @@ class Metrics:
         # Called before each scrape, to refresh gauges computed from live values.
         self.before_scrape: Callable[[], None] = lambda: None
 
+    def config_hooks(self) -> ConfigHooks:
+        """The config file's metrics, and hooks that export a ConfigFile's reloads to them.
+
+        Called once per process, by a server with a config file to reload: without one the
+        metrics do not exist (an unlabelled gauge would otherwise read 0, "failed").
+        """
+        reload_errors = Counter(
+            "guardrail_config_reload_errors",
+            "Versions of the config file that failed to load (the config in use stayed), "
+            "counted once per worker.",
+            registry=self.registry,
+        )
+        successful = Gauge(
+            "guardrail_config_last_reload_successful",
+            "1 if the config in use is what the config file holds, 0 if the file's newest "
+            "version failed to load (the worst worker).",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        loaded_at = Gauge(
+            "guardrail_config_last_reload_success_timestamp_seconds",
+            "Unix time the config in use was loaded (the oldest worker's).",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+        digest = Gauge(
+            "guardrail_config_hash",
+            "The config in use: the first 52 bits of its file's SHA-256, per worker (pid).",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+
+        def in_use(loaded: Loaded, current: bool) -> None:
+            successful.set(1 if current else 0)
+            loaded_at.set(loaded.loaded_at)
+            digest.set(loaded.hash_value)
+
+        def failed(_error: ConfigError) -> None:
+            reload_errors.inc()
+
+        return ConfigHooks(in_use=in_use, failed=failed)
+
     def render(self) -> bytes:
         try:
             self.before_scrape()
@@ -175,8 +218,26 @@ class Metrics:
 
 
 # -- the application ----------------------------------------------------------------------------
+class _Judges:
+    """The Judge of the config in use, built anew when the config changes (a reload)."""
+
+    def __init__(self, config: Callable[[], Config], build: Callable[[Config], Judge]) -> None:
+        self._config = config
+        self._build = build
+        self._judge = build(config())
+
+    def current(self) -> Judge:
+        """The Judge for a request that starts now: one call and one comparison per request."""
+        config = self._config()
+        judge = self._judge
+        if judge.config is not config:
+            # Threads racing here build equal Judges; the last one stored wins, harmlessly.
+            judge = self._judge = self._build(config)
+        return judge
+
+
 def create_app(
-    config: Config,
+    config: Config | Callable[[], Config],
     state: ClusterState,
     confirmer: Confirmer | None = None,
     *,
@@ -185,6 +246,8 @@ def create_app(
 ) -> Flask:
     """The webhook's Flask app, judging with `config` against `state`.
 
+    `config` is a Config, or a function returning the config in use (a reloaded config file,
+    `ConfigFile.current`): each request is judged with the config in use when it starts.
     `confirmer` (the live cache; None for state read from files, which is always complete)
     says whether the state is synced and re-reads a namespace before a default-deny denial.
     Unsynced, verdicts that depend on the state follow `onError`; verdicts on the object
@@ -192,11 +255,15 @@ def create_app(
     """
     app = Flask("guardrail", static_folder=None)
     metrics = metrics or Metrics(multiprocess_dir)
-    judging = Judge(
-        config,
-        state,
-        confirmer,
-        on_confirmation=lambda outcome: metrics.confirmations.labels(outcome).inc(),
+    fixed = config
+    judges = _Judges(
+        (lambda: fixed) if isinstance(fixed, Config) else fixed,
+        lambda current: Judge(
+            current,
+            state,
+            confirmer,
+            on_confirmation=lambda outcome: metrics.confirmations.labels(outcome).inc(),
+        ),
     )
 
     @app.post("/validate")
@@ -215,6 +282,7 @@ def create_app(
             return _error(400, str(exc))
 
         req = parsed.request
+        judging = judges.current()
         try:
             decision = judging.decide(req)
         except GuardrailError as exc:
@@ -225,13 +293,13 @@ def create_app(
                 extra={"fields": {**_request_fields(req), "error": str(exc)}},
             )
             metrics.errors.inc()
-            decision = judge.failure(config.on_error, str(exc))
+            decision = judge.failure(judging.config.on_error, str(exc))
         except Exception:
             log.exception(
                 "internal error while judging a request", extra={"fields": _request_fields(req)}
             )
             metrics.errors.inc()
-            decision = judge.failure(config.on_error, "internal error, see guardrail's log")
+            decision = judge.failure(judging.config.on_error, "internal error, see guardrail's log")
 
         if decision.violations:
             try:
@@ -249,7 +317,7 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> Response:
-        if judging.ready:
+        if judges.current().ready:
             return _json(200, {"status": "ready"})
         return _json(503, {"status": "not ready", "error": "cluster state not synced yet"})
 

@@ -295,8 +295,17 @@ class AuditGauges:
 class BackgroundAudit:
     """The elector loop and the audit loop of one process."""
 
-    def __init__(self, config: Config, client: kube.Client, gauges: AuditGauges) -> None:
+    def __init__(
+        self,
+        config: Config,
+        client: kube.Client,
+        gauges: AuditGauges,
+        current: Callable[[], Config] | None = None,
+    ) -> None:
+        # The Lease's namespace and the interval are the start's; the scans judge with the
+        # config in use (`current`, a reloaded config file), reportApi and includePasses too.
         self.config = config
+        self.current = current or (lambda: config)
         self.client = client
         self.gauges = gauges
         self.elector = LeaseElector(client, config.own_namespace)
@@ -342,11 +351,10 @@ class BackgroundAudit:
         from webhook.report.policyreport import REPORT_APIS  # noqa: PLC0415 - see above
 
         started = time.monotonic()
-        api = REPORT_APIS[self.config.audit.report_api]
+        config = self.current()
+        api = REPORT_APIS[config.audit.report_api]
         try:
-            result = audit.sweep(
-                self.client, self.config, include_passes=self.config.audit.include_passes
-            )
+            result = audit.sweep(self.client, config, include_passes=config.audit.include_passes)
             if not self.elector.is_leader():
                 return True  # lost the Lease while scanning: the new holder reports
             documents = audit.reports(result, api=api, now=time.time())
@@ -390,12 +398,22 @@ class BackgroundAudit:
         return True
 
 
-def start(config: Config, kubeconfig: str | None, metrics: Metrics) -> BackgroundAudit | None:
-    """Start the background audit in this process when `audit.interval` is set."""
+def start(
+    config: Config,
+    kubeconfig: str | None,
+    metrics: Metrics,
+    *,
+    current: Callable[[], Config] | None = None,
+) -> BackgroundAudit | None:
+    """Start the background audit in this process when `audit.interval` is set.
+
+    `current` returns the config in use when the config file is reloaded: each scan judges
+    with it. The interval is `config`'s: turning the audit on or off takes a restart.
+    """
     if config.audit.interval_seconds <= 0:
         return None
     gauges = AuditGauges(metrics.registry, multiprocess=metrics.multiprocess_dir is not None)
-    background = BackgroundAudit(config, kube.KubeClient(kubeconfig), gauges)
+    background = BackgroundAudit(config, kube.KubeClient(kubeconfig), gauges, current)
     background.start()
     atexit.register(background.stop)
     return background

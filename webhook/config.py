@@ -1,6 +1,8 @@
-"""The configuration file: read once at start, validated with exact paths, frozen.
+"""The configuration file: validated with exact paths, frozen.
 
 config.yaml: policies.require-role-labels.mode: must be one of enforce, warn, audit, off
+
+A command reads it once; `guardrail serve` re-reads it when it changes (config_reload.py).
 """
 
 from __future__ import annotations
@@ -139,10 +141,23 @@ def load_config(path: str | os.PathLike[str] | None, own_namespace: str | None =
     if path is None:
         return default_config(own_namespace)
     source = str(path)
+    return config_from_bytes(read_config_bytes(path), source, own_namespace=own_namespace)
+
+
+def read_config_bytes(path: str | os.PathLike[str]) -> bytes:
+    """The config file's bytes; ConfigError when it cannot be read or is too large."""
+    source = str(path)
     try:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", source) from exc
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"file is larger than {MAX_CONFIG_BYTES} bytes", source)
+    return raw
+
+
+def config_from_bytes(raw: bytes, source: str, own_namespace: str | None = None) -> Config:
+    """Parse and validate a config file's bytes; errors name `source` (and the line or path)."""
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"file is larger than {MAX_CONFIG_BYTES} bytes", source)
     try:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from webhook.certs import TLS_CERT, TLS_KEY, write_certificates
 from webhook.config import OWN_NAMESPACE, Config
+from webhook.config_reload import ConfigFile
 from webhook.policy.errors import GuardrailError
 
 if TYPE_CHECKING:
@@ -350,20 +351,34 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
     if client_ca is not None and not client_ca.is_file():
         raise GuardrailError("no such file", str(client_ca))
     tls = ReloadingTLS(cert_dir / TLS_CERT, cert_dir / TLS_KEY, client_ca=client_ca)
+    # The config file is re-read by each worker when it changes (config_reload.py); the last
+    # valid one is kept beside the metrics files for workers started later (SIGHUP, a crash).
+    config_file = (
+        ConfigFile.open(
+            options.config_path,
+            own_namespace=config.own_namespace,
+            keep_dir=metrics_dir / "config",
+        )
+        if options.config_path is not None
+        else None
+    )
 
     def factory() -> Any:
         # Runs in each worker after fork (no preload): watch threads do not survive a fork.
         metrics = Metrics(metrics_dir)
+        if config_file is not None:
+            config_file.start(metrics.config_hooks())
+        current = config_file.current if config_file is not None else lambda: config
         if files_state is not None:
             # State read from files is complete once loaded: always ready.
-            app = create_app(config, files_state, metrics=metrics)
+            app = create_app(current, files_state, metrics=metrics)
         else:
             state = live_state(KubeClient(kubeconfig), metrics)
-            app = create_app(config, state, state, metrics=metrics)
+            app = create_app(current, state, state, metrics=metrics)
             # Every worker competes for the audit Lease; one process runs it (background.py).
             from webhook import background  # noqa: PLC0415 - in the worker, after the env var
 
-            background.start(config, kubeconfig, metrics)
+            background.start(current(), kubeconfig, metrics, current=current)
         if client_ca is not None:
             # Flask's documented way to wrap the WSGI callable in middleware.
             app.wsgi_app = require_client_certificate(app.wsgi_app)  # type: ignore[method-assign]  # Flask documents wrapping wsgi_app
