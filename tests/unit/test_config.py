@@ -326,3 +326,11 @@ def test_only_exempt_requesters_may_create_an_exempt_namespace(
     """Creating a Namespace named in exemptions.namespaces is a privilege (SPEC 3.2)."""
     config = parse_config({"exemptions": {"usernames": ["ci-bot"]}}, "config.yaml")
     assert config.exemptions.claims_exempt_name(request_) is claims
+
+
+def test_a_bare_off_is_the_off_mode(tmp_path: Path) -> None:
+    """`mode: off` unquoted is what people write; YAML reads it as false, Guardrail as off."""
+    path = tmp_path / "config.yaml"
+    path.write_text("policies:\n  restrict-allow-all: {mode: off}\n")
+    config = load_config(str(path))
+    assert config.modes["restrict-allow-all"].value == "off"

@@ -48,6 +48,9 @@ def known(value: Mapping[str, Any], source: str, path: str, fields: Collection[s
 
 def enum(value: object, kind: type[E], source: str, path: str) -> E:
     choices = ", ".join(m.value for m in kind)
+    if value is False and "off" in {m.value for m in kind}:
+        # YAML 1.1 (PyYAML, and Kubernetes' own parser) reads a bare `off` as false.
+        return kind("off")
     if isinstance(value, str):
         try:
             return kind(value)
