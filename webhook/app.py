@@ -243,8 +243,12 @@ def create_app(
     *,
     multiprocess_dir: Path | None = None,
     metrics: Metrics | None = None,
+    not_ready: Callable[[], str | None] | None = None,
 ) -> Flask:
     """The webhook's Flask app, judging with `config` against `state`.
+
+    `not_ready`, when given, says why the server is not ready beyond the state (the
+    self-managed certificate not served or not trusted yet), or None.
 
     `config` is a Config, or a function returning the config in use (a reloaded config file,
     `ConfigFile.current`): each request is judged with the config in use when it starts.
@@ -317,9 +321,12 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> Response:
-        if judges.current().ready:
-            return _json(200, {"status": "ready"})
-        return _json(503, {"status": "not ready", "error": "cluster state not synced yet"})
+        if not judges.current().ready:
+            return _json(503, {"status": "not ready", "error": "cluster state not synced yet"})
+        why = not_ready() if not_ready is not None else None
+        if why is not None:
+            return _json(503, {"status": "not ready", "error": why})
+        return _json(200, {"status": "ready"})
 
     @app.get("/metrics")
     def metrics_endpoint() -> Response:

@@ -7,6 +7,7 @@ Each command parses its flags, calls the library and maps the result to an exit 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -106,6 +107,32 @@ def main() -> None:
     type=click.Path(dir_okay=False),
     help="CA file: /validate then requires a client certificate it signed (the API server's).",
 )
+@click.option(
+    "--certificates",
+    type=click.Choice(["files", "self-managed"]),
+    default="files",
+    show_default=True,
+    help="files: serve the pair in --cert-dir. self-managed: keep a CA and serving certificate "
+    "in the Secret guardrail-tls and the webhooks' caBundle current (in the cluster).",
+)
+@click.option(
+    "--service",
+    default="guardrail",
+    show_default=True,
+    help="The Service the API server calls (the self-managed certificate names it).",
+)
+@click.option(
+    "--cert-validity",
+    default="90d",
+    show_default=True,
+    help="Self-managed serving certificates' validity (s, m, h or d; renewed at a third left).",
+)
+@click.option(
+    "--ca-validity",
+    default="3650d",
+    show_default=True,
+    help="Self-managed CA's validity (renewed at a third left, trusted beside the old one).",
+)
 def serve(
     config_path: str | None,
     state_path: str | None,
@@ -115,12 +142,26 @@ def serve(
     threads: int,
     kubeconfig: str | None,
     client_ca: str | None,
+    certificates: str,
+    service: str,
+    cert_validity: str,
+    ca_validity: str,
 ) -> None:
     """Serve the admission webhook over TLS (gunicorn, gthread workers)."""
     from webhook import server  # noqa: PLC0415 - keeps `guardrail check` free of gunicorn
+    from webhook.selfcerts import Lifetimes  # noqa: PLC0415 - keeps `--help` fast
+
+    try:
+        lifetimes = Lifetimes(
+            ca=_duration(ca_validity, "--ca-validity"),
+            cert=_duration(cert_validity, "--cert-validity"),
+        )
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--cert-validity") from exc
+    config = _load_config(config_path)
 
     options = server.ServeOptions(
-        config=_load_config(config_path),
+        config=config,
         config_path=config_path,
         state_path=state_path,
         cert_dir=Path(cert_dir),
@@ -129,9 +170,26 @@ def serve(
         threads=threads,
         kubeconfig=kubeconfig,
         client_ca=Path(client_ca) if client_ca is not None else None,
+        certificates=certificates,
+        namespace=config.own_namespace,
+        service=service,
+        lifetimes=lifetimes,
     )
     with bad_input():
         server.serve(options)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str, flag: str) -> datetime.timedelta:
+    """'90d', '12h', '30m', '45s' as a timedelta; a click error naming the flag otherwise."""
+    number, unit = text[:-1], text[-1:]
+    if unit not in _UNITS or not number.isdigit() or int(number) <= 0:
+        raise click.BadParameter(
+            f"{text!r} is not a duration like 90d, 12h, 30m or 45s", param_hint=flag
+        )
+    return datetime.timedelta(seconds=int(number) * _UNITS[unit])
 
 
 @main.command()

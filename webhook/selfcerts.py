@@ -72,6 +72,7 @@ CERT_VALIDITY = datetime.timedelta(days=90)
 MAX_OVERLAP = datetime.timedelta(minutes=1)
 TICK_SECONDS = 10.0
 SYNC_SECONDS = 5.0
+NOT_READY = "the self-managed serving certificate is not served or not in the caBundle yet"
 WEBHOOKS_API = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
 
 
@@ -409,6 +410,7 @@ def run(
     namespace: str,
     cert_dir: Path,
     *,
+    service: str = "guardrail",
     lifetimes: Lifetimes = Lifetimes(),
     stop: threading.Event | None = None,
 ) -> CertificateSync:
@@ -417,7 +419,7 @@ def run(
     from webhook.background import LeaseElector  # noqa: PLC0415 - the audit's module pulls in prometheus_client, which must wait for the metrics directory
 
     sync = CertificateSync(client, namespace, cert_dir)
-    controller = CertificateController(client, namespace, lifetimes=lifetimes)
+    controller = CertificateController(client, namespace, service=service, lifetimes=lifetimes)
     elector = LeaseElector(client, namespace, name=LEASE_NAME)
     halt = stop or threading.Event()
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     # is set (see serve), nor the Kubernetes client in a process serving state from files.
     from webhook.app import Metrics
     from webhook.kube import Client
+    from webhook.selfcerts import Lifetimes
     from webhook.state.live import LiveState
 
 log = logging.getLogger("guardrail.server")
@@ -52,6 +53,8 @@ GRACEFUL_TIMEOUT_SECONDS = 30
 CERT_CHECK_INTERVAL = 1.0
 TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SELF_MANAGED = "self-managed"
+CERTIFICATE_MODES = ("files", SELF_MANAGED)
 
 # -- TLS ----------------------------------------------------------------------------------------
 FileIdentity = tuple[tuple[int, int, int, int], ...]
@@ -312,6 +315,11 @@ class ServeOptions:
     state_path: str | os.PathLike[str] | None = None
     kubeconfig: str | None = None
     client_ca: Path | None = None
+    # "files" (the pair in cert_dir) or "self-managed" (selfcerts.py: the Secret, renewed).
+    certificates: str = "files"
+    namespace: str = OWN_NAMESPACE
+    service: str = DEFAULT_SERVICE
+    lifetimes: Lifetimes | None = None
 
 
 def serve(options: ServeOptions) -> None:
@@ -366,15 +374,30 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
     def factory() -> Any:
         # Runs in each worker after fork (no preload): watch threads do not survive a fork.
         metrics = Metrics(metrics_dir)
+        not_ready = None
+        if options.certificates == SELF_MANAGED:
+            from webhook import selfcerts  # noqa: PLC0415 - in the worker, after the env var
+
+            sync = selfcerts.run(
+                KubeClient(kubeconfig),
+                options.namespace,
+                cert_dir,
+                service=options.service,
+                lifetimes=options.lifetimes or selfcerts.Lifetimes(),
+            )
+
+            def not_ready() -> str | None:
+                return None if sync.ready else selfcerts.NOT_READY
+
         if config_file is not None:
             config_file.start(metrics.config_hooks())
         current = config_file.current if config_file is not None else lambda: config
         if files_state is not None:
             # State read from files is complete once loaded: always ready.
-            app = create_app(current, files_state, metrics=metrics)
+            app = create_app(current, files_state, metrics=metrics, not_ready=not_ready)
         else:
             state = live_state(KubeClient(kubeconfig), metrics)
-            app = create_app(current, state, state, metrics=metrics)
+            app = create_app(current, state, state, metrics=metrics, not_ready=not_ready)
             # Every worker competes for the audit Lease; one process runs it (background.py).
             from webhook import background  # noqa: PLC0415 - in the worker, after the env var
 
