@@ -1,0 +1,599 @@
+"""The gunicorn worker of `guardrail serve`: gthread, with slow and excess clients cut off.
+
+gunicorn's gthread worker hands a connection to a thread as soon as its socket is readable; the
+thread then does the TLS handshake and reads the request with blocking reads and no deadline,
+so a few dozen clients that connect and dawdle hold every thread, and the API server's reviews
+queue behind them until it gives up (and with failurePolicy Fail, every pod create fails).
+
+`DeadlineWorker` keeps gthread's threads, keep-alive and graceful stop, and changes what a
+thread is given: its event loop does the TLS handshake without blocking and buffers the whole
+request (headers to the blank line, then Content-Length bytes, or a chunked body to its last
+chunk) before the connection goes to a thread with those bytes. A client that trickles or
+stays silent costs a file descriptor and a few bytes, never a thread.
+
+- Deadlines: the handshake within `TLS_HANDSHAKE_SECONDS` of the accept; the request (line,
+  headers, body) within `REQUEST_SECONDS` of the handshake, or of its first byte on a kept-alive
+  connection. The API server sends a review at once, so seconds are plenty. Past either, the
+  loop closes the connection (checked every `SWEEP_INTERVAL`).
+- Idle keep-alive connections stay `keepalive` seconds (gunicorn's setting), as before.
+- Bodies over the app's 4 MiB limit, and requests the loop cannot frame (header blocks over
+  `HEADER_BUFFER_LIMIT`, contradictory framing), go to a thread before they are whole so that
+  gunicorn and the app answer them as they always have (413, 400, 431); the thread then reads
+  from the socket within the same request deadline, and the connection closes afterwards.
+- Caps: at most `worker_connections` per worker (lowered to fit RLIMIT_NOFILE); a connection
+  accepted past the cap is closed at once (the newest is shed) rather than accepts stopping,
+  which would let held connections lock everyone out. Buffered requests share
+  `BUFFER_BUDGET_BYTES` per worker; a connection that would exceed it is closed.
+- Closing after a response drains what the client still sends (RFC 9112 9.6) in the loop, for
+  at most `LINGER_SECONDS`, instead of gunicorn's blocking close in the loop thread.
+- Every connection cut this way is counted in `guardrail_connections_dropped_total{reason}` and
+  logged, a summary line at most once a second.
+
+HTTP/1.1 only: the TLS context offers no other ALPN protocol (see ReloadingTLS).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import resource
+import selectors
+import socket
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future
+from enum import Enum
+from typing import Any
+
+from gunicorn import http, util
+from gunicorn import sock as gunicorn_sock
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
+
+log = logging.getLogger("guardrail.server")
+
+TLS_HANDSHAKE_SECONDS = 5.0
+REQUEST_SECONDS = 5.0
+MAX_CONNECTIONS_PER_WORKER = 1000
+# The app's MAX_BODY_BYTES (webhook.app, which must not be imported before the metrics
+# directory is set; tests/http/test_slow_clients.py checks they agree): a larger body is the
+# app's to refuse with 413, so it is not buffered.
+BODY_BUFFER_LIMIT = 4 * 1024 * 1024
+HEADER_BUFFER_LIMIT = 64 * 1024
+CHUNK_LINE_LIMIT = 8 * 1024
+BUFFER_BUDGET_BYTES = 64 * 1024 * 1024
+LINGER_SECONDS = 2.0
+LINGER_DRAIN_BYTES = 64 * 1024
+SWEEP_INTERVAL = 0.25
+DROP_LOG_INTERVAL = 1.0
+ACCEPT_PAUSE_SECONDS = 0.5
+RECV_BYTES = 64 * 1024
+ACCEPT_BATCH = 64
+# Descriptors a worker needs besides its connections: listeners, pipes, the poller, log and
+# metrics files, the watch connections to the API server.
+FD_RESERVE = 128
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+# -- framing ------------------------------------------------------------------------------------
+class Framing(Enum):
+    INCOMPLETE = "incomplete"
+    COMPLETE = "complete"
+    # Hand the request to gunicorn now, the rest to be read from the socket: it is too large to
+    # buffer, or framed in a way gunicorn must judge (and refuse) itself.
+    UNBUFFERED = "unbuffered"
+
+
+class RequestFramer:
+    """Where one HTTP/1.1 request ends in a growing buffer, without parsing more than framing.
+
+    Only what decides the request's length is read (Content-Length, Transfer-Encoding) and
+    Expect; gunicorn parses the request for real once it is whole. Anything doubtful is
+    UNBUFFERED, so that gunicorn's parser, not this one, gives the answer.
+    """
+
+    def __init__(
+        self,
+        *,
+        body_limit: int = BODY_BUFFER_LIMIT,
+        header_limit: int = HEADER_BUFFER_LIMIT,
+    ) -> None:
+        self.body_limit = body_limit
+        self.header_limit = header_limit
+        self.reset()
+
+    def reset(self) -> None:
+        self.body_start = -1
+        self.content_length: int | None = None
+        self.chunked = False
+        self.expects_continue = False
+        self._scanned = 0
+        self._chunk_pos = 0
+        self._chunk_body = 0
+
+    def feed(self, buffer: bytes | bytearray) -> Framing:
+        """Judge `buffer`, the request's bytes so far (it only grows between calls)."""
+        if self.body_start < 0:
+            verdict = self._headers(buffer)
+            if verdict is not None:
+                return verdict
+        if self.chunked:
+            return self._chunks(buffer)
+        assert self.content_length is not None
+        if len(buffer) - self.body_start >= self.content_length:
+            return Framing.COMPLETE
+        return Framing.INCOMPLETE
+
+    def _headers(self, buffer: bytes | bytearray) -> Framing | None:
+        # Empty lines before a request line are allowed (RFC 9112 2.2); gunicorn skips them.
+        start = 0
+        while buffer.startswith(b"\r\n", start):
+            start += 2
+        begin = max(start, self._scanned - 3)
+        end = buffer.find(b"\r\n\r\n", begin)
+        bare = buffer.find(b"\n\n", begin)
+        if bare >= 0 and (end < 0 or bare < end):
+            return Framing.UNBUFFERED  # bare LF line ends: gunicorn's to refuse
+        if end < 0:
+            self._scanned = len(buffer)
+            return Framing.UNBUFFERED if len(buffer) > self.header_limit else Framing.INCOMPLETE
+        if end > self.header_limit:
+            return Framing.UNBUFFERED
+        self.body_start = end + 4
+        return self._framing(bytes(buffer[start:end]).split(b"\r\n")[1:])
+
+    def _framing(self, lines: list[bytes]) -> Framing | None:
+        lengths: list[bytes] = []
+        codings: list[bytes] = []
+        for line in lines:
+            name, colon, value = line.partition(b":")
+            if not colon or not name or name != name.strip(b" \t"):
+                return Framing.UNBUFFERED  # a folded or malformed field
+            key = name.lower()
+            if key == b"content-length":
+                lengths.append(value.strip(b" \t"))
+            elif key == b"transfer-encoding":
+                codings += [c.strip(b" \t").lower() for c in value.split(b",")]
+            elif key == b"expect" and value.strip(b" \t").lower() == b"100-continue":
+                self.expects_continue = True
+        if codings:
+            if lengths or codings != [b"chunked"]:
+                return Framing.UNBUFFERED
+            self.chunked = True
+            self._chunk_pos = self.body_start
+            return None
+        if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
+            return Framing.UNBUFFERED
+        self.content_length = int(lengths[0]) if lengths else 0
+        if self.content_length > self.body_limit:
+            return Framing.UNBUFFERED
+        return None
+
+    def _chunks(self, buffer: bytes | bytearray) -> Framing:
+        while True:
+            pos = self._chunk_pos
+            line_end = buffer.find(b"\r\n", pos)
+            if line_end < 0:
+                too_long = len(buffer) - pos > CHUNK_LINE_LIMIT
+                return Framing.UNBUFFERED if too_long else Framing.INCOMPLETE
+            size_field = bytes(buffer[pos:line_end]).split(b";", 1)[0].rstrip(b" \t")
+            if not size_field or not _HEX.issuperset(size_field):
+                return Framing.UNBUFFERED
+            size = int(size_field, 16)
+            if size == 0:
+                # The last chunk, then trailer fields up to an empty line.
+                trailer_end = buffer.find(b"\r\n\r\n", line_end)
+                if trailer_end >= 0:
+                    return Framing.COMPLETE
+                too_long = len(buffer) - line_end > CHUNK_LINE_LIMIT
+                return Framing.UNBUFFERED if too_long else Framing.INCOMPLETE
+            if self._chunk_body + size > self.body_limit:
+                return Framing.UNBUFFERED
+            following = line_end + 2 + size + 2
+            if len(buffer) < following:
+                return Framing.INCOMPLETE
+            self._chunk_body += size
+            self._chunk_pos = following
+
+
+# -- connections --------------------------------------------------------------------------------
+class Phase(Enum):
+    HANDSHAKE = "handshake"
+    REQUEST = "request"  # buffering a request in the loop
+    THREAD = "thread"  # a thread has it
+    IDLE = "idle"  # kept alive between requests, in gthread's keepalived_conns
+    LINGER = "linger"  # answered, write side shut, draining what the client still sends
+    CLOSED = "closed"
+
+
+class Connection(TConn):  # type: ignore[misc]  # gunicorn is untyped
+    """gthread's connection, with what the loop needs to buffer a request within its deadline."""
+
+    def __init__(
+        self,
+        cfg: Any,
+        sock: socket.socket,
+        client: Any,
+        server: Any,
+        dispatch: Callable[[Connection], None],
+    ) -> None:
+        super().__init__(cfg, sock, client, server)
+        self.dispatch = dispatch
+        self.phase = Phase.HANDSHAKE
+        self.deadline = 0.0
+        self.buffer = bytearray()
+        self.framer = RequestFramer()
+        self.continued = False
+        self.unbuffered = False
+        self.expired = False
+        self.drained = 0
+        self.events = 0
+
+    def ready(self, _fileobj: object) -> None:
+        """The poller's callback: the socket can be read (or written, mid-handshake)."""
+        self.dispatch(self)
+
+
+class DeadlineSource:
+    """What gunicorn's parser reads a connection from: its socket, within the request deadline.
+
+    A fully buffered request never reaches the socket; an unbuffered one (see the module
+    docstring) is read from it in the thread, and this bounds how long that can take. At the
+    deadline a read returns end of file: the request ends short and the connection is closed.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def recv(self, size: int) -> bytes:
+        conn = self.conn
+        remaining = conn.deadline - time.monotonic()
+        if remaining <= 0:
+            conn.expired = True
+            return b""
+        sock: socket.socket = conn.sock
+        sock.settimeout(remaining)
+        try:
+            return sock.recv(size)
+        except TimeoutError:
+            conn.expired = True
+            return b""
+        finally:
+            sock.settimeout(None)
+
+
+# -- the worker ---------------------------------------------------------------------------------
+class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
+    """gunicorn's gthread worker whose threads only ever get whole requests (module docstring)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connection_cap = int(self.cfg.worker_connections)
+        self._waiting: set[Connection] = set()
+        self._buffered = 0
+        self._next_sweep = 0.0
+        self._accept_paused_until = 0.0
+        self._drops: Counter[str] = Counter()
+        self._drops_logged = -DROP_LOG_INTERVAL  # the first drop is logged at once
+        self._drop_counter: Any = None
+
+    def init_process(self) -> None:
+        self.connection_cap = _fit_descriptor_limit(int(self.cfg.worker_connections))
+        # gthread stops accepting at worker_connections; here the cap sheds instead (see
+        # accept), so that limit must never be reached.
+        self.worker_connections = self.connection_cap + 1
+        # After fork, with the metrics directory set (server.serve): this process's own file.
+        from prometheus_client import Counter as PromCounter  # noqa: PLC0415 - see above
+
+        self._drop_counter = PromCounter(
+            "guardrail_connections_dropped",
+            "Connections closed before a whole request arrived: over the per-worker cap "
+            "(over_capacity), TLS handshake or request past its deadline (handshake_timeout, "
+            "request_timeout), or over the request buffer budget (buffer_budget).",
+            ("reason",),
+            registry=None,
+        )
+        super().init_process()  # runs the loop: last, as gunicorn requires
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            self._log_drops(time.monotonic(), now_or_never=True)
+
+    # -- accepting ------------------------------------------------------------------------------
+    def set_accept_enabled(self, enabled: bool) -> None:
+        if enabled and time.monotonic() < self._accept_paused_until:
+            return
+        super().set_accept_enabled(enabled)
+
+    def accept(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                raw, client = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.ECONNABORTED:
+                    continue
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: leave the rest in the backlog for a moment rather
+                    # than spin on a listener that stays readable.
+                    self._accept_paused_until = time.monotonic() + ACCEPT_PAUSE_SECONDS
+                    super().set_accept_enabled(False)
+                    self._drop("accept_failed")
+                    return
+                raise
+            if self.nr_conns >= self.connection_cap:
+                raw.close()
+                self._drop("over_capacity")
+                continue
+            self.nr_conns += 1
+            conn = Connection(self.cfg, raw, client, listener.getsockname(), self._on_event)
+            self._start(conn)
+
+    def _start(self, conn: Connection) -> None:
+        if not self.cfg.is_ssl:
+            self._begin_request(conn, b"")
+            return
+        try:
+            # The ssl_context hook (ReloadingTLS): certificates replaced on disk still apply.
+            context = gunicorn_sock.ssl_context(self.cfg)
+            conn.sock = context.wrap_socket(
+                conn.sock,
+                server_side=True,
+                do_handshake_on_connect=False,
+                suppress_ragged_eofs=self.cfg.suppress_ragged_eofs,
+            )
+        except (OSError, ValueError) as exc:
+            log.debug("cannot start TLS on a new connection: %s", exc)
+            self._close(conn)
+            return
+        conn.phase = Phase.HANDSHAKE
+        conn.deadline = time.monotonic() + TLS_HANDSHAKE_SECONDS
+        self._waiting.add(conn)
+        self._handshake(conn)
+
+    # -- the loop's side of a connection --------------------------------------------------------
+    def _on_event(self, conn: Connection) -> None:
+        if conn.phase is Phase.HANDSHAKE:
+            self._handshake(conn)
+        elif conn.phase is Phase.REQUEST:
+            self._read(conn)
+        elif conn.phase is Phase.IDLE:
+            self.keepalived_conns.remove(conn)
+            self._begin_request(conn, b"")
+        elif conn.phase is Phase.LINGER:
+            self._drain(conn)
+
+    def _handshake(self, conn: Connection) -> None:
+        try:
+            conn.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._watch(conn, selectors.EVENT_READ)
+            return
+        except ssl.SSLWantWriteError:
+            self._watch(conn, selectors.EVENT_WRITE)
+            return
+        except OSError as exc:  # SSLError too: no common protocol, a client cert refused, ...
+            log.debug("TLS handshake failed: %s", exc)
+            self._close(conn)
+            return
+        self._begin_request(conn, b"")
+
+    def _begin_request(self, conn: Connection, initial: bytes) -> None:
+        conn.phase = Phase.REQUEST
+        conn.deadline = time.monotonic() + REQUEST_SECONDS
+        conn.framer.reset()
+        conn.continued = False
+        self._waiting.add(conn)
+        if initial and self._absorb(conn, initial):
+            return
+        self._read(conn)
+
+    def _read(self, conn: Connection) -> None:
+        while True:
+            try:
+                data = conn.sock.recv(RECV_BYTES)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                break
+            except OSError as exc:
+                log.debug("connection failed while its request was read: %s", exc)
+                self._close(conn)
+                return
+            if not data:
+                self._close(conn)
+                return
+            if self._absorb(conn, data):
+                return
+        self._watch(conn, selectors.EVENT_READ)
+
+    def _absorb(self, conn: Connection, data: bytes) -> bool:
+        """Add data to the request; True once the connection has left the loop's hands."""
+        if self._buffered + len(data) > BUFFER_BUDGET_BYTES:
+            self._drop("buffer_budget")
+            self._close(conn)
+            return True
+        conn.buffer += data
+        self._buffered += len(data)
+        verdict = conn.framer.feed(conn.buffer)
+        if verdict is not Framing.INCOMPLETE:
+            self._hand_over(conn, unbuffered=verdict is Framing.UNBUFFERED)
+            return True
+        if conn.framer.expects_continue and not conn.continued and conn.framer.body_start >= 0:
+            # The client waits for this before it sends the body. gunicorn sends its own once
+            # the request is whole: a second 1xx, which clients must accept (RFC 9110 15.2).
+            conn.continued = True
+            try:
+                conn.sock.send(CONTINUE)
+            except OSError:
+                self._close(conn)
+                return True
+        return False
+
+    def _hand_over(self, conn: Connection, *, unbuffered: bool) -> None:
+        self._unwatch(conn)
+        self._waiting.discard(conn)
+        self._buffered -= len(conn.buffer)
+        data, conn.buffer = bytes(conn.buffer), bytearray()
+        conn.sock.setblocking(True)
+        if conn.parser is None:
+            conn.parser = http.get_parser(self.cfg, DeadlineSource(conn), conn.client)
+        conn.parser.unreader.unread(data)
+        conn.unbuffered = unbuffered
+        conn.expired = False
+        # gthread's handle() then neither waits for data nor wraps the socket again.
+        conn.initialized = True
+        conn.data_ready = True
+        conn.phase = Phase.THREAD
+        self.enqueue_req(conn)
+
+    # -- back from a thread ---------------------------------------------------------------------
+    def _keepalive_after(self, conn: Connection, keepalive: bool) -> bool:
+        # An unbuffered request may have been cut short, or its body left on the socket: where
+        # the next request would start is unknown. Such a client is not the API server anyway.
+        if conn.unbuffered or conn.expired:
+            return False
+        return bool(super()._keepalive_after(conn, keepalive))
+
+    def finish_request(self, conn: Connection, fs: Future[Any]) -> None:
+        try:
+            keep = not fs.cancelled() and fs.result() is True
+        except Exception:  # noqa: BLE001 - handle() failed: the connection is unusable
+            keep = False
+        if not keep:
+            self._linger(conn)
+            return
+        try:
+            conn.sock.setblocking(False)
+            # Bytes of a pipelined request the parser read ahead, or decrypted ones waiting in
+            # the TLS layer: neither makes the socket readable to the poller.
+            ahead: bytes = conn.parser.unreader.take_buffered()
+            pending = isinstance(conn.sock, ssl.SSLSocket) and conn.sock.pending() > 0
+        except OSError:
+            self._close(conn)
+            return
+        if ahead or pending:
+            self._begin_request(conn, ahead)
+            return
+        conn.phase = Phase.IDLE
+        conn.set_timeout()
+        if not self.alive:
+            conn.timeout = min(conn.timeout, time.monotonic() + STOP_KEEPALIVE_LINGER)
+        # gthread's own deque: its murder_keepalived closes connections idle past keepalive.
+        self.keepalived_conns.append(conn)
+        self._watch(conn, selectors.EVENT_READ)
+
+    # -- closing --------------------------------------------------------------------------------
+    def _linger(self, conn: Connection) -> None:
+        """Close after a response: FIN first, then drain what the client still sends, so that
+        unread bytes do not turn the close into a reset that loses the response's end."""
+        try:
+            conn.sock.setblocking(False)
+            conn.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close(conn)
+            return
+        conn.phase = Phase.LINGER
+        conn.deadline = time.monotonic() + LINGER_SECONDS
+        conn.drained = 0
+        self._waiting.add(conn)
+        self._drain(conn)
+
+    def _drain(self, conn: Connection) -> None:
+        while conn.drained < LINGER_DRAIN_BYTES:
+            try:
+                data = conn.sock.recv(RECV_BYTES)
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError):
+                self._watch(conn, selectors.EVENT_READ)
+                return
+            except OSError:
+                break
+            if not data:
+                break
+            conn.drained += len(data)
+        self._close(conn)
+
+    def _close(self, conn: Connection) -> None:
+        if conn.phase is Phase.CLOSED:
+            return
+        self._unwatch(conn)
+        self._waiting.discard(conn)
+        self._buffered -= len(conn.buffer)
+        conn.buffer = bytearray()
+        conn.phase = Phase.CLOSED
+        self.nr_conns -= 1
+        util.close(conn.sock)
+
+    def murder_pending(self) -> None:
+        """Each loop turn (gthread calls it with murder_keepalived): past-deadline connections."""
+        super().murder_pending()
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + SWEEP_INTERVAL
+        for conn in [c for c in self._waiting if c.deadline <= now]:
+            if conn.phase is Phase.HANDSHAKE:
+                self._drop("handshake_timeout")
+            elif conn.phase is Phase.REQUEST:
+                self._drop("request_timeout")
+            self._close(conn)
+        self._log_drops(now)
+
+    def _drop(self, reason: str) -> None:
+        self._drops[reason] += 1
+        if self._drop_counter is not None:
+            self._drop_counter.labels(reason).inc()
+
+    def _log_drops(self, now: float, *, now_or_never: bool = False) -> None:
+        if not self._drops or (now - self._drops_logged < DROP_LOG_INTERVAL and not now_or_never):
+            return
+        log.warning(
+            "closed slow or excess connections",
+            extra={
+                "fields": {
+                    "dropped": dict(self._drops),
+                    "open": self.nr_conns,
+                    "cap": self.connection_cap,
+                }
+            },
+        )
+        self._drops.clear()
+        self._drops_logged = now
+
+    # -- the poller -----------------------------------------------------------------------------
+    def _watch(self, conn: Connection, events: int) -> None:
+        if conn.events == events:
+            return
+        if conn.events:
+            self.poller.modify(conn.sock, events, conn.ready)
+        else:
+            self.poller.register(conn.sock, events, conn.ready)
+        conn.events = events
+
+    def _unwatch(self, conn: Connection) -> None:
+        if conn.events:
+            # Before the socket closes: the selector keys by descriptor number, which the next
+            # accepted socket may reuse.
+            self.poller.unregister(conn.sock)
+            conn.events = 0
+
+
+def _fit_descriptor_limit(wanted: int) -> int:
+    """The connection cap this process can hold: raise RLIMIT_NOFILE's soft limit towards what
+    `wanted` connections need (up to the hard limit), and lower the cap to what it allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = wanted + FD_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < need:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):
+            pass  # keep the soft limit we have, and fit the cap to it
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - FD_RESERVE))
