@@ -11,13 +11,20 @@ lasts as long as the fleet runs:
 All of them run in one asyncio loop on a thread of their own. Each connection records when it
 became what the server's deadline counts from (TCP connected for `no-tls`, handshake done for
 the others) and when it saw the server close it (end of file or reset).
+
+    python -m tests.http.slowloris PORT CA_FILE PER_KIND    # a fleet in a process of its own
+
+runs one until its standard input closes, prints `held N` once connected, then one JSON line:
+every connection cut by the server, as [kind, seconds held].
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import ssl
+import sys
 import threading
 import time
 from collections import Counter
@@ -61,6 +68,9 @@ class SlowFleet:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True, name="slow-fleet")
         self._tasks: list[asyncio.Task[None]] = []
+        # Besides cancelling: a task may miss its cancellation (asyncio.wait_for in Python
+        # 3.11 can swallow one), and then sees this before its next connection.
+        self._stopping = False
         self._transports: set[asyncio.WriteTransport] = set()
 
     @property
@@ -94,11 +104,12 @@ class SlowFleet:
             self._loop.close()
 
     def _cancel(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
 
     async def _client(self, kind: str) -> None:
-        while True:
+        while not self._stopping:
             await self._hold_one(kind)
 
     async def _hold_one(self, kind: str) -> None:
@@ -127,16 +138,18 @@ class SlowFleet:
             self.open -= 1
             writer.transport.abort()
             self._transports.discard(writer.transport)
-        self.holds.append(Hold(kind, opened, time.monotonic()))
+        if not self._stopping:
+            self.holds.append(Hold(kind, opened, time.monotonic()))
 
     async def _dawdle(
         self, kind: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         """Misbehave until the server closes the connection."""
         trickle = _trickle(kind, writer, self.port)
-        while True:
+        while not self._stopping:
             try:
-                data = await asyncio.wait_for(reader.read(4096), TRICKLE_SECONDS)
+                async with asyncio.timeout(TRICKLE_SECONDS):
+                    data = await reader.read(4096)
             except TimeoutError:
                 if trickle is not None:
                     writer.write(next(trickle))
@@ -160,3 +173,20 @@ def _trickle(kind: str, writer: asyncio.StreamWriter, port: int) -> Iterator[byt
         )
         return itertools.repeat(b" ")
     return None
+
+
+def main(argv: list[str]) -> None:
+    port, ca, per_kind = int(argv[0]), argv[1], int(argv[2])
+    fleet = SlowFleet(port, ca, per_kind)
+    fleet.start()
+    deadline = time.monotonic() + 30
+    while fleet.open < fleet.total and time.monotonic() < deadline:
+        time.sleep(0.1)
+    print(f"held {fleet.open}", flush=True)
+    sys.stdin.read()
+    fleet.stop()
+    print(json.dumps([[hold.kind, hold.held] for hold in fleet.holds]), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
