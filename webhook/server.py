@@ -15,8 +15,8 @@
   connection); past either the connection is closed. The API server sends a review at once.
 - Caps and shedding: at most 1000 connections per worker (fewer if RLIMIT_NOFILE allows
   fewer); one accepted past the cap is closed at once, the newest shed, instead of accepts
-  stopping. Buffered requests share 64 MiB per worker. Bodies over the app's 4 MiB limit are
-  not buffered: the app answers 413 as before, reading within the same deadline.
+  stopping. Buffered requests share 64 MiB per worker. A thread never reads from a client:
+  a body over the app's 4 MiB limit is drained by the loop, then the app answers 413 as before.
 - Dropped connections are counted in `guardrail_connections_dropped_total{reason}` and logged
   in a summary line at most once a second per worker.
 - Keep-alive: the API server reuses its connections to the webhook between calls, so admission

@@ -16,10 +16,12 @@ stays silent costs a file descriptor and a few bytes, never a thread.
   connection. The API server sends a review at once, so seconds are plenty. Past either, the
   loop closes the connection (checked every `SWEEP_INTERVAL`).
 - Idle keep-alive connections stay `keepalive` seconds (gunicorn's setting), as before.
-- Bodies over the app's 4 MiB limit, and requests the loop cannot frame (header blocks over
-  `HEADER_BUFFER_LIMIT`, contradictory framing), go to a thread before they are whole so that
-  gunicorn and the app answer them as they always have (413, 400, 431); the thread then reads
-  from the socket within the same request deadline, and the connection closes afterwards.
+- A thread never waits for a client: it reads only what the loop buffered. A body over the
+  app's 4 MiB limit is read and discarded in the loop (up to the 32 MiB more the app would
+  drain, within the same deadline) and the app is handed the request's head alone, so it
+  answers its 413 as before, to a client whose upload is over. A request the loop cannot frame
+  (a head past gunicorn's limits, contradictory or malformed framing) is handed over as
+  buffered, for gunicorn to refuse from those bytes. Either way the connection then closes.
 - Caps: at most `worker_connections` per worker (lowered to fit RLIMIT_NOFILE); a connection
   accepted past the cap is closed at once (the newest is shed) rather than accepts stopping,
   which would let held connections lock everyone out. Buffered requests share
@@ -56,10 +58,13 @@ log = logging.getLogger("guardrail.server")
 TLS_HANDSHAKE_SECONDS = 5.0
 REQUEST_SECONDS = 5.0
 MAX_CONNECTIONS_PER_WORKER = 1000
-# The app's MAX_BODY_BYTES (webhook.app, which must not be imported before the metrics
-# directory is set; tests/http/test_slow_clients.py checks they agree): a larger body is the
-# app's to refuse with 413, so it is not buffered.
+# The app's MAX_BODY_BYTES, and that plus its DRAIN_BYTES (webhook.app, which must not be
+# imported before the metrics directory is set; tests/http/test_slow_clients.py checks they
+# agree): a larger body is the app's to refuse with 413, so it is drained, not buffered, and
+# one larger still is not even drained.
 BODY_BUFFER_LIMIT = 4 * 1024 * 1024
+BODY_DRAIN_LIMIT = BODY_BUFFER_LIMIT + 32 * 1024 * 1024
+# When gunicorn's limits are unknown; see _header_limit.
 HEADER_BUFFER_LIMIT = 64 * 1024
 CHUNK_LINE_LIMIT = 8 * 1024
 BUFFER_BUDGET_BYTES = 64 * 1024 * 1024
@@ -81,10 +86,20 @@ _HEX = frozenset(b"0123456789abcdefABCDEF")
 # -- framing ------------------------------------------------------------------------------------
 class Framing(Enum):
     INCOMPLETE = "incomplete"
+    # The buffer holds the whole request (perhaps the start of the next one too).
     COMPLETE = "complete"
-    # Hand the request to gunicorn now, the rest to be read from the socket: it is too large to
-    # buffer, or framed in a way gunicorn must judge (and refuse) itself.
-    UNBUFFERED = "unbuffered"
+    # Framed in a way gunicorn must judge (and refuses): handed over as buffered.
+    INVALID = "invalid"
+    # A body over the limit, now read and discarded (or past what is worth reading): handed
+    # over as its head alone, for the app to answer 413.
+    OVERSIZED = "oversized"
+
+
+class Chunk(Enum):
+    SIZE = "size"  # a chunk-size line
+    DATA = "data"
+    DATA_END = "data-end"  # the CRLF after a chunk's data
+    TRAILERS = "trailers"  # after the last chunk: trailer fields up to an empty line
 
 
 class RequestFramer:
@@ -92,16 +107,22 @@ class RequestFramer:
 
     Only what decides the request's length is read (Content-Length, Transfer-Encoding) and
     Expect; gunicorn parses the request for real once it is whole. Anything doubtful is
-    UNBUFFERED, so that gunicorn's parser, not this one, gives the answer.
+    INVALID, so that gunicorn's parser, not this one, gives the answer.
+
+    A body over `body_limit` is drained instead of buffered: `feed` then deletes body bytes
+    from the buffer as they arrive, up to `drain_limit` in all, and the request is OVERSIZED
+    once its body is over (or that much has been read).
     """
 
     def __init__(
         self,
         *,
         body_limit: int = BODY_BUFFER_LIMIT,
+        drain_limit: int = BODY_DRAIN_LIMIT,
         header_limit: int = HEADER_BUFFER_LIMIT,
     ) -> None:
         self.body_limit = body_limit
+        self.drain_limit = drain_limit
         self.header_limit = header_limit
         self.reset()
 
@@ -110,24 +131,54 @@ class RequestFramer:
         self.content_length: int | None = None
         self.chunked = False
         self.expects_continue = False
+        self.draining = False
+        self.body_seen = 0  # body bytes (chunked: chunk data) read so far
+        self._head = b""
         self._scanned = 0
+        self._chunk = Chunk.SIZE
         self._chunk_pos = 0
-        self._chunk_body = 0
+        self._chunk_left = 0
 
-    def feed(self, buffer: bytes | bytearray) -> Framing:
-        """Judge `buffer`, the request's bytes so far (it only grows between calls)."""
+    def feed(self, buffer: bytearray) -> Framing:
+        """Judge `buffer`, the request's bytes so far (grown by the caller between calls)."""
         if self.body_start < 0:
             verdict = self._headers(buffer)
             if verdict is not None:
                 return verdict
         if self.chunked:
-            return self._chunks(buffer)
+            verdict = self._chunks(buffer)
+            if self.draining:
+                # Chunk data read so far is not kept: only the position in the framing is.
+                del buffer[self.body_start : self._chunk_pos]
+                self._chunk_pos = self.body_start
+                if verdict is not Framing.INCOMPLETE or self.body_seen >= self.drain_limit:
+                    return Framing.OVERSIZED
+            return verdict
         assert self.content_length is not None
-        if len(buffer) - self.body_start >= self.content_length:
-            return Framing.COMPLETE
-        return Framing.INCOMPLETE
+        if not self.draining:
+            return (
+                Framing.COMPLETE
+                if len(buffer) - self.body_start >= self.content_length
+                else Framing.INCOMPLETE
+            )
+        self.body_seen += len(buffer) - self.body_start
+        del buffer[self.body_start :]
+        return Framing.OVERSIZED if self.body_seen >= self.content_length else Framing.INCOMPLETE
 
-    def _headers(self, buffer: bytes | bytearray) -> Framing | None:
+    def oversized_head(self) -> bytes:
+        """The head of an OVERSIZED request, framed by a Content-Length over the limit and no
+        body: what the app needs to refuse it with 413 (it reads nothing, the body is gone)."""
+        if not self.chunked:
+            return self._head
+        lines = [
+            line
+            for line in self._head.split(b"\r\n")
+            if not line.lower().startswith(b"transfer-encoding:")
+        ]
+        length = max(self.body_seen, self.body_limit + 1)
+        return b"\r\n".join([*lines[:-2], b"Content-Length: %d" % length, b"", b""])
+
+    def _headers(self, buffer: bytearray) -> Framing | None:
         # Empty lines before a request line are allowed (RFC 9112 2.2); gunicorn skips them.
         start = 0
         while buffer.startswith(b"\r\n", start):
@@ -136,14 +187,15 @@ class RequestFramer:
         end = buffer.find(b"\r\n\r\n", begin)
         bare = buffer.find(b"\n\n", begin)
         if bare >= 0 and (end < 0 or bare < end):
-            return Framing.UNBUFFERED  # bare LF line ends: gunicorn's to refuse
+            return Framing.INVALID  # bare LF line ends: gunicorn's to refuse
         if end < 0:
             self._scanned = len(buffer)
-            return Framing.UNBUFFERED if len(buffer) > self.header_limit else Framing.INCOMPLETE
+            return Framing.INVALID if len(buffer) > self.header_limit else Framing.INCOMPLETE
         if end > self.header_limit:
-            return Framing.UNBUFFERED
+            return Framing.INVALID
         self.body_start = end + 4
-        return self._framing(bytes(buffer[start:end]).split(b"\r\n")[1:])
+        self._head = bytes(buffer[: self.body_start])
+        return self._framing(self._head[start:end].split(b"\r\n")[1:])
 
     def _framing(self, lines: list[bytes]) -> Framing | None:
         lengths: list[bytes] = []
@@ -151,7 +203,7 @@ class RequestFramer:
         for line in lines:
             name, colon, value = line.partition(b":")
             if not colon or not name or name != name.strip(b" \t"):
-                return Framing.UNBUFFERED  # a folded or malformed field
+                return Framing.INVALID  # a folded or malformed field
             key = name.lower()
             if key == b"content-length":
                 lengths.append(value.strip(b" \t"))
@@ -161,42 +213,75 @@ class RequestFramer:
                 self.expects_continue = True
         if codings:
             if lengths or codings != [b"chunked"]:
-                return Framing.UNBUFFERED
+                return Framing.INVALID
             self.chunked = True
             self._chunk_pos = self.body_start
             return None
         if len(lengths) > 1 or (lengths and not lengths[0].isdigit()):
-            return Framing.UNBUFFERED
+            return Framing.INVALID
         self.content_length = int(lengths[0]) if lengths else 0
-        if self.content_length > self.body_limit:
-            return Framing.UNBUFFERED
+        if self.content_length > self.drain_limit:
+            return Framing.OVERSIZED  # not worth reading: the app refuses it at once
+        self.draining = self.content_length > self.body_limit
         return None
 
-    def _chunks(self, buffer: bytes | bytearray) -> Framing:
+    def _chunks(self, buffer: bytearray) -> Framing:
+        """Follow the chunked framing from where the last call stopped."""
+        steps = {
+            Chunk.SIZE: self._chunk_size,
+            Chunk.DATA: self._chunk_data,
+            Chunk.DATA_END: self._chunk_end,
+            Chunk.TRAILERS: self._trailers,
+        }
         while True:
-            pos = self._chunk_pos
-            line_end = buffer.find(b"\r\n", pos)
-            if line_end < 0:
-                too_long = len(buffer) - pos > CHUNK_LINE_LIMIT
-                return Framing.UNBUFFERED if too_long else Framing.INCOMPLETE
-            size_field = bytes(buffer[pos:line_end]).split(b";", 1)[0].rstrip(b" \t")
-            if not size_field or not _HEX.issuperset(size_field):
-                return Framing.UNBUFFERED
-            size = int(size_field, 16)
-            if size == 0:
-                # The last chunk, then trailer fields up to an empty line.
-                trailer_end = buffer.find(b"\r\n\r\n", line_end)
-                if trailer_end >= 0:
-                    return Framing.COMPLETE
-                too_long = len(buffer) - line_end > CHUNK_LINE_LIMIT
-                return Framing.UNBUFFERED if too_long else Framing.INCOMPLETE
-            if self._chunk_body + size > self.body_limit:
-                return Framing.UNBUFFERED
-            following = line_end + 2 + size + 2
-            if len(buffer) < following:
-                return Framing.INCOMPLETE
-            self._chunk_body += size
-            self._chunk_pos = following
+            verdict = steps[self._chunk](buffer, self._chunk_pos)
+            if verdict is not None:
+                return verdict
+
+    # Each step moves along the framing and returns None, or says why it cannot (yet).
+    def _chunk_size(self, buffer: bytearray, pos: int) -> Framing | None:
+        line_end = buffer.find(b"\r\n", pos)
+        if line_end < 0:
+            too_long = len(buffer) - pos > CHUNK_LINE_LIMIT
+            return self._bad_chunk() if too_long else Framing.INCOMPLETE
+        size_field = bytes(buffer[pos:line_end]).split(b";", 1)[0].rstrip(b" \t")
+        if not size_field or not _HEX.issuperset(size_field):
+            return self._bad_chunk()
+        self._chunk_left = int(size_field, 16)
+        self._chunk = Chunk.DATA if self._chunk_left else Chunk.TRAILERS
+        self._chunk_pos = line_end + 2
+        return None
+
+    def _chunk_data(self, buffer: bytearray, pos: int) -> Framing | None:
+        taken = min(self._chunk_left, len(buffer) - pos)
+        self._chunk_left -= taken
+        self.body_seen += taken
+        self._chunk_pos += taken
+        if self.body_seen > self.body_limit:
+            self.draining = True
+        if self._chunk_left:
+            return Framing.INCOMPLETE
+        self._chunk = Chunk.DATA_END
+        return None
+
+    def _chunk_end(self, buffer: bytearray, pos: int) -> Framing | None:
+        if len(buffer) - pos < 2:
+            return Framing.INCOMPLETE
+        if buffer[pos : pos + 2] != b"\r\n":
+            return self._bad_chunk()
+        self._chunk_pos += 2
+        self._chunk = Chunk.SIZE
+        return None
+
+    def _trailers(self, buffer: bytearray, pos: int) -> Framing:
+        if buffer.startswith(b"\r\n", pos) or buffer.find(b"\r\n\r\n", pos) >= 0:
+            return Framing.COMPLETE
+        too_long = len(buffer) - pos > CHUNK_LINE_LIMIT
+        return self._bad_chunk() if too_long else Framing.INCOMPLETE
+
+    def _bad_chunk(self) -> Framing:
+        # While draining, the app's 413 is the answer whatever the rest of the body holds.
+        return Framing.OVERSIZED if self.draining else Framing.INVALID
 
 
 # -- connections --------------------------------------------------------------------------------
@@ -219,16 +304,16 @@ class Connection(TConn):  # type: ignore[misc]  # gunicorn is untyped
         client: Any,
         server: Any,
         dispatch: Callable[[Connection], None],
+        framer: RequestFramer,
     ) -> None:
         super().__init__(cfg, sock, client, server)
         self.dispatch = dispatch
         self.phase = Phase.HANDSHAKE
         self.deadline = 0.0
         self.buffer = bytearray()
-        self.framer = RequestFramer()
+        self.framer = framer
         self.continued = False
-        self.unbuffered = False
-        self.expired = False
+        self.close_after = False
         self.drained = 0
         self.events = 0
 
@@ -237,32 +322,16 @@ class Connection(TConn):  # type: ignore[misc]  # gunicorn is untyped
         self.dispatch(self)
 
 
-class DeadlineSource:
-    """What gunicorn's parser reads a connection from: its socket, within the request deadline.
+class BufferedSource:
+    """What gunicorn's parser reads a connection from: only what the loop buffered.
 
-    A fully buffered request never reaches the socket; an unbuffered one (see the module
-    docstring) is read from it in the thread, and this bounds how long that can take. At the
-    deadline a read returns end of file: the request ends short and the connection is closed.
+    A thread never waits for a client: what it is handed is the whole request, or as much as
+    gunicorn needs to refuse it, and past that the client has, as far as the thread knows,
+    gone. The socket itself is still the response's (environ's gunicorn.socket).
     """
 
-    def __init__(self, conn: Connection) -> None:
-        self.conn = conn
-
-    def recv(self, size: int) -> bytes:
-        conn = self.conn
-        remaining = conn.deadline - time.monotonic()
-        if remaining <= 0:
-            conn.expired = True
-            return b""
-        sock: socket.socket = conn.sock
-        sock.settimeout(remaining)
-        try:
-            return sock.recv(size)
-        except TimeoutError:
-            conn.expired = True
-            return b""
-        finally:
-            sock.settimeout(None)
+    def recv(self, _size: int) -> bytes:
+        return b""
 
 
 # -- the worker ---------------------------------------------------------------------------------
@@ -272,6 +341,7 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.connection_cap = int(self.cfg.worker_connections)
+        self.header_limit = _header_limit(self.cfg)
         self._waiting: set[Connection] = set()
         self._buffered = 0
         self._next_sweep = 0.0
@@ -292,7 +362,8 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
             "guardrail_connections_dropped",
             "Connections closed before a whole request arrived: over the per-worker cap "
             "(over_capacity), TLS handshake or request past its deadline (handshake_timeout, "
-            "request_timeout), or over the request buffer budget (buffer_budget).",
+            "request_timeout), over the request buffer budget (buffer_budget), or not "
+            "accepted for want of file descriptors (accept_failed).",
             ("reason",),
             registry=None,
         )
@@ -332,7 +403,8 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
                 self._drop("over_capacity")
                 continue
             self.nr_conns += 1
-            conn = Connection(self.cfg, raw, client, listener.getsockname(), self._on_event)
+            framer = RequestFramer(header_limit=self.header_limit)
+            conn = Connection(self.cfg, raw, client, listener.getsockname(), self._on_event, framer)
             self._start(conn)
 
     def _start(self, conn: Connection) -> None:
@@ -413,15 +485,19 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
 
     def _absorb(self, conn: Connection, data: bytes) -> bool:
         """Add data to the request; True once the connection has left the loop's hands."""
-        if self._buffered + len(data) > BUFFER_BUDGET_BYTES:
+        before = len(conn.buffer)
+        conn.buffer += data
+        verdict = conn.framer.feed(conn.buffer)  # drops a drained body's bytes
+        self._buffered += len(conn.buffer) - before
+        if self._buffered > BUFFER_BUDGET_BYTES:
             self._drop("buffer_budget")
             self._close(conn)
             return True
-        conn.buffer += data
-        self._buffered += len(data)
-        verdict = conn.framer.feed(conn.buffer)
+        if verdict is Framing.OVERSIZED:
+            self._hand_over(conn, conn.framer.oversized_head(), close_after=True)
+            return True
         if verdict is not Framing.INCOMPLETE:
-            self._hand_over(conn, unbuffered=verdict is Framing.UNBUFFERED)
+            self._hand_over(conn, bytes(conn.buffer), close_after=verdict is Framing.INVALID)
             return True
         if conn.framer.expects_continue and not conn.continued and conn.framer.body_start >= 0:
             # The client waits for this before it sends the body. gunicorn sends its own once
@@ -434,17 +510,16 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
                 return True
         return False
 
-    def _hand_over(self, conn: Connection, *, unbuffered: bool) -> None:
+    def _hand_over(self, conn: Connection, data: bytes, *, close_after: bool) -> None:
         self._unwatch(conn)
         self._waiting.discard(conn)
         self._buffered -= len(conn.buffer)
-        data, conn.buffer = bytes(conn.buffer), bytearray()
+        conn.buffer = bytearray()
         conn.sock.setblocking(True)
         if conn.parser is None:
-            conn.parser = http.get_parser(self.cfg, DeadlineSource(conn), conn.client)
+            conn.parser = http.get_parser(self.cfg, BufferedSource(), conn.client)
         conn.parser.unreader.unread(data)
-        conn.unbuffered = unbuffered
-        conn.expired = False
+        conn.close_after = close_after
         # gthread's handle() then neither waits for data nor wraps the socket again.
         conn.initialized = True
         conn.data_ready = True
@@ -453,9 +528,9 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
 
     # -- back from a thread ---------------------------------------------------------------------
     def _keepalive_after(self, conn: Connection, keepalive: bool) -> bool:
-        # An unbuffered request may have been cut short, or its body left on the socket: where
-        # the next request would start is unknown. Such a client is not the API server anyway.
-        if conn.unbuffered or conn.expired:
+        # After an invalid or oversized request, where the next one would start is unknown.
+        # Such a client is not the API server anyway.
+        if conn.close_after:
             return False
         return bool(super()._keepalive_after(conn, keepalive))
 
@@ -580,6 +655,18 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
             # accepted socket may reuse.
             self.poller.unregister(conn.sock)
             conn.events = 0
+
+
+def _header_limit(cfg: Any) -> int:
+    """Past this many bytes without the blank line, gunicorn refuses a request head (its
+    limit_request_line plus limit_request_fields of limit_request_field_size): buffering more
+    would not make it acceptable."""
+    line = int(cfg.limit_request_line or 0)
+    fields = int(cfg.limit_request_fields or 0)
+    size = int(cfg.limit_request_field_size or 0)
+    if line <= 0 or fields <= 0 or size <= 0:
+        return HEADER_BUFFER_LIMIT
+    return line + 2 + fields * (size + 2) + 4
 
 
 def _fit_descriptor_limit(wanted: int) -> int:

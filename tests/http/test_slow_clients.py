@@ -171,12 +171,69 @@ def test_reviews_are_judged_while_hundreds_of_slow_clients_are_connected(
     assert "closed slow or excess connections" in log
 
 
-def test_the_buffer_limit_is_the_apps_body_limit() -> None:
-    """The worker buffers exactly the bodies the app would read, and leaves larger ones to the
-    app's 413 (the constant is duplicated: the app cannot be imported before serve sets up)."""
-    from webhook.app import MAX_BODY_BYTES  # noqa: PLC0415 - imports prometheus_client
+def test_the_buffer_limits_are_the_apps_body_limits() -> None:
+    """The worker buffers exactly the bodies the app would read and drains what the app would
+    drain (the constants are duplicated: the app cannot be imported before serve sets up)."""
+    from webhook.app import DRAIN_BYTES, MAX_BODY_BYTES  # noqa: PLC0415 - imports prometheus_client
 
     assert worker.BODY_BUFFER_LIMIT == MAX_BODY_BYTES
+    assert worker.BODY_DRAIN_LIMIT == MAX_BODY_BYTES + DRAIN_BYTES
+
+
+@pytest.fixture
+def one_worker_two_threads(tmp_path: Path) -> Iterator[Server]:
+    running = start_server(tmp_path / "serve", workers=1, threads=2)
+    yield running
+    running.stop()
+
+
+def test_a_trickled_body_over_the_limit_holds_no_thread(one_worker_two_threads: Server) -> None:
+    """Four clients announce a 5 MiB body and trickle it, against 2 threads: a review is
+    judged while all four are still connected (the loop drains their bodies, no thread
+    reads them), and each is then cut at the request deadline."""
+    server = one_worker_two_threads
+    oversized = []
+    try:
+        for _ in range(4):
+            tls = _tls(server)
+            tls.sendall(_head(server, length=5 * 1024 * 1024) + b" ")
+            oversized.append((tls, time.monotonic()))
+        reply = server.post(as_json(review(pod())), timeout=REVIEW_TIMEOUT)
+        assert reply.status_code == 200
+        assert reply.json()["response"]["allowed"] is True
+        assert all(_still_open(tls) for tls, _ in oversized)
+        for tls, started in oversized:
+            _trickle_until_cut(tls)
+            assert time.monotonic() - started <= worker.REQUEST_SECONDS + CLOSE_MARGIN
+    finally:
+        for tls, _ in oversized:
+            tls.close()
+
+
+def _still_open(tls: ssl.SSLSocket) -> bool:
+    tls.settimeout(0)
+    try:
+        return tls.recv(1) != b""
+    except ssl.SSLWantReadError:  # nothing to read, and no end of file either
+        return True
+    except OSError:
+        return False
+
+
+def _trickle_until_cut(tls: ssl.SSLSocket) -> None:
+    """Send a byte every half second until the server closes the connection."""
+    tls.settimeout(0.5)
+    deadline = time.monotonic() + worker.REQUEST_SECONDS + CLOSE_MARGIN + 5
+    while time.monotonic() < deadline:
+        try:
+            tls.sendall(b" ")
+            if tls.recv(1) == b"":
+                return
+        except TimeoutError:
+            continue
+        except OSError:  # reset, broken pipe
+            return
+    raise AssertionError("the server never cut a trickled oversized body")
 
 
 # -- framing through the real server ------------------------------------------------------------
@@ -327,8 +384,12 @@ def test_connections_over_the_cap_are_shed_at_once(tmp_path: Path) -> None:
 def _connect(port: int, context: ssl.SSLContext) -> ssl.SSLSocket | None:
     try:
         raw = socket.create_connection(("127.0.0.1", port), timeout=30)
-        return context.wrap_socket(raw, server_hostname="127.0.0.1")
     except OSError:
+        return None
+    try:
+        return context.wrap_socket(raw, server_hostname="127.0.0.1")
+    except OSError:  # shed: closed before the handshake
+        raw.close()
         return None
 
 
