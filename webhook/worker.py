@@ -22,6 +22,8 @@ stays silent costs a file descriptor and a few bytes, never a thread.
   answers its 413 as before, to a client whose upload is over. A request the loop cannot frame
   (a head past gunicorn's limits, contradictory or malformed framing) is handed over as
   buffered, for gunicorn to refuse from those bytes. Either way the connection then closes.
+- A response is written within `RESPONSE_SECONDS`, or the connection closes: a client that
+  stops reading holds the thread writing to it that long at most.
 - Caps: at most `worker_connections` per worker (lowered to fit RLIMIT_NOFILE); a connection
   accepted past the cap is closed at once (the newest is shed) rather than accepts stopping,
   which would let held connections lock everyone out. Buffered requests share
@@ -57,6 +59,9 @@ log = logging.getLogger("guardrail.server")
 
 TLS_HANDSHAKE_SECONDS = 5.0
 REQUEST_SECONDS = 5.0
+# Writing a response: a review's is a few hundred bytes, so only a client that stopped
+# reading fills the socket buffers this long.
+RESPONSE_SECONDS = 10.0
 MAX_CONNECTIONS_PER_WORKER = 1000
 # The app's MAX_BODY_BYTES, and that plus its DRAIN_BYTES (webhook.app, which must not be
 # imported before the metrics directory is set; tests/http/test_slow_clients.py checks they
@@ -362,8 +367,9 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
             "guardrail_connections_dropped",
             "Connections closed before a whole request arrived: over the per-worker cap "
             "(over_capacity), TLS handshake or request past its deadline (handshake_timeout, "
-            "request_timeout), over the request buffer budget (buffer_budget), or not "
-            "accepted for want of file descriptors (accept_failed).",
+            "request_timeout), over the request buffer budget (buffer_budget), not accepted "
+            "for want of file descriptors (accept_failed), or a response not read within its "
+            "deadline (response_timeout).",
             ("reason",),
             registry=None,
         )
@@ -525,6 +531,17 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         conn.data_ready = True
         conn.phase = Phase.THREAD
         self.enqueue_req(conn)
+
+    # -- in a thread ----------------------------------------------------------------------------
+    def handle_request(self, req: Any, conn: Connection) -> bool:
+        # gthread's handle() has just made the socket blocking; the thread only writes to it.
+        conn.sock.settimeout(RESPONSE_SECONDS)
+        try:
+            return bool(super().handle_request(req, conn))
+        except TimeoutError as exc:
+            self.method_queue.defer(self._drop, "response_timeout")
+            # What gthread's handle() takes for a client gone (logged at debug, closed).
+            raise OSError(errno.EPIPE, "the client did not read its response") from exc
 
     # -- back from a thread ---------------------------------------------------------------------
     def _keepalive_after(self, conn: Connection, keepalive: bool) -> bool:

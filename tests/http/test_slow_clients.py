@@ -236,6 +236,42 @@ def _trickle_until_cut(tls: ssl.SSLSocket) -> None:
     raise AssertionError("the server never cut a trickled oversized body")
 
 
+@pytest.mark.slow
+def test_a_client_that_reads_no_responses_is_cut(one_worker_two_threads: Server) -> None:
+    """A client pipelines requests and never reads an answer: once the socket buffers are
+    full, the thread writing to it gives up after RESPONSE_SECONDS and the connection closes;
+    meanwhile the other thread judges a review, and the worker lives on."""
+    server = one_worker_two_threads
+    workers_before = _workers(server)
+    context = ssl.create_default_context(cafile=server.ca)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fills sooner
+    raw.connect(("127.0.0.1", server.port))
+    request = f"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    cut = threading.Event()
+
+    def pipeline() -> None:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            with contextlib.suppress(OSError):  # reset or broken pipe: the server closed it
+                while True:
+                    tls.sendall(request * 500)
+            cut.set()
+
+    sender = threading.Thread(target=pipeline, daemon=True)
+    sender.start()
+    try:
+        reply = server.post(as_json(review(pod())), timeout=REVIEW_TIMEOUT)
+        assert reply.status_code == 200
+        assert reply.json()["response"]["allowed"] is True
+        assert cut.wait(timeout=worker.RESPONSE_SECONDS + 30)
+    finally:
+        raw.close()
+        sender.join(timeout=10)
+    assert _dropped(server).get("response_timeout", 0) >= 1
+    assert _workers(server) == workers_before
+    assert "Traceback" not in server.log()
+
+
 # -- framing through the real server ------------------------------------------------------------
 def _tls(server: Server) -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=server.ca)
