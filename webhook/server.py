@@ -13,6 +13,7 @@
 - Deadlines: the TLS handshake within 5 s of the accept, then the request line, headers and
   body within 5 s (of the handshake, or of the request's first byte on a kept-alive
   connection); past either the connection is closed. The API server sends a review at once.
+  A response not read within 10 s (the client stopped reading) closes its connection too.
 - Caps and shedding: at most 1000 connections per worker (fewer if RLIMIT_NOFILE allows
   fewer); one accepted past the cap is closed at once, the newest shed, instead of accepts
   stopping. Buffered requests share 64 MiB per worker. A thread never reads from a client:
