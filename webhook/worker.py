@@ -361,7 +361,7 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         # accept), so that limit must never be reached.
         self.worker_connections = self.connection_cap + 1
         # After fork, with the metrics directory set (server.serve): this process's own file.
-        from prometheus_client import Counter as PromCounter  # noqa: PLC0415 - see above
+        from prometheus_client import Counter as PromCounter  # noqa: PLC0415 - after fork
 
         self._drop_counter = PromCounter(
             "guardrail_connections_dropped",
