@@ -6,12 +6,27 @@
   with a cached context that it rebuilds when the files' identity changes (checked at most once
   a second). A half-replaced pair (new certificate, old key) fails to load and the previous
   context stays in use until the pair is whole again, so no handshake ever fails for it.
+- Workers are `webhook.worker.DeadlineWorker`, gthread whose event loop does the TLS handshake
+  and buffers each whole request before a thread sees it: a client that trickles its headers
+  or body, or connects and sends nothing, holds no thread, so the API server's reviews are
+  answered while such clients are connected (SPEC 3.4).
+- Deadlines: the TLS handshake within 5 s of the accept, then the request line, headers and
+  body within 5 s (of the handshake, or of the request's first byte on a kept-alive
+  connection); past either the connection is closed. The API server sends a review at once.
+  A response not read within 10 s (the client stopped reading) closes its connection too.
+- Caps and shedding: at most 1000 connections per worker (fewer if RLIMIT_NOFILE allows
+  fewer); one accepted past the cap is closed at once, the newest shed, instead of accepts
+  stopping. Buffered requests share 64 MiB per worker. A thread never reads from a client:
+  a body over the app's 4 MiB limit is drained by the loop, then the app answers 413 as before.
+- Dropped connections are counted in `guardrail_connections_dropped_total{reason}` and logged
+  in a summary line at most once a second per worker.
 - Keep-alive: the API server reuses its connections to the webhook between calls, so admission
   calls do not pay a TLS handshake each. Idle connections are kept longer (120 s) than Go's
   HTTP client keeps them (90 s): the client closes first, and never sends a request on a
-  connection the server is closing at that moment.
-- SIGTERM: gunicorn's gthread worker stops accepting, finishes every connection it holds
-  (including a request whose body is still arriving) within `graceful_timeout`, then exits.
+  connection the server is closing at that moment. After each response a connection goes back
+  to the event loop for its next request.
+- SIGTERM: the worker stops accepting, finishes every connection it holds (including a request
+  whose body is still arriving, within its deadline) within `graceful_timeout`, then exits.
 - Metrics from several workers are added up through prometheus_client's multiprocess mode,
   in a private temporary directory removed when the server exits.
 """
@@ -254,12 +269,14 @@ def gunicorn_options(
 ) -> dict[str, Any]:
     """gunicorn's settings for `serve` (also the benchmark's bare endpoint: the same stack)."""
     from webhook.app import JsonFormatter  # noqa: PLC0415 - after PROMETHEUS_MULTIPROC_DIR
+    from webhook.worker import MAX_CONNECTIONS_PER_WORKER, DeadlineWorker  # noqa: PLC0415 - gunicorn: serve only
 
     return {
         "bind": [bind],
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": DeadlineWorker,
         "threads": threads,
+        "worker_connections": MAX_CONNECTIONS_PER_WORKER,
         "keepalive": KEEPALIVE_SECONDS,
         "timeout": 30,
         "graceful_timeout": GRACEFUL_TIMEOUT_SECONDS,
