@@ -162,7 +162,7 @@ class LeaseElector:
             self._renewed_at = self._clock()
         if first:
             log.info(
-                "holding the audit lease",
+                "holding the lease",
                 extra={"fields": {"lease": self.path, "identity": self.me}},
             )
         return True
@@ -186,7 +186,9 @@ class LeaseElector:
             was = self._renewed_at is not None
             self._renewed_at = None
         if was:
-            log.info("no longer holding the audit lease", extra={"fields": {"lease": self.path}})
+            log.info(
+                f"no longer holding the lease {self.name}", extra={"fields": {"lease": self.path}}
+            )
 
     def _read(self) -> LeaseRecord | None:
         try:

@@ -81,7 +81,7 @@ def write_certificates(
     _check_dns_label(namespace, "--namespace")
     if not 1 <= days <= 36500:
         raise GuardrailError(f"must be between 1 and 36500, not {days}", "--days")
-    dns_names, ip_addresses = _subject_alt_names(service, namespace, hosts)
+    dns_names, ip_addresses = subject_alt_names(service, namespace, hosts)
 
     out_dir = Path(out_dir)
     try:
@@ -163,7 +163,7 @@ def _parse_host(host: str) -> str | IPAddress:
     return name
 
 
-def _subject_alt_names(
+def subject_alt_names(
     service: str, namespace: str, hosts: Iterable[str]
 ) -> tuple[tuple[str, ...], tuple[IPAddress, ...]]:
     dns_names = list(service_dns_names(service, namespace))

@@ -122,6 +122,24 @@ def main() -> None:
     help="The Service the API server calls (the self-managed certificate names it).",
 )
 @click.option(
+    "--cert-secret",
+    default="guardrail-tls",
+    show_default=True,
+    help="Self-managed: the Secret (in guardrail's namespace) that holds the certificates.",
+)
+@click.option(
+    "--webhook-configuration",
+    default="guardrail",
+    show_default=True,
+    help="Self-managed: the ValidatingWebhookConfiguration whose caBundle is kept current.",
+)
+@click.option(
+    "--cert-host",
+    "cert_hosts",
+    multiple=True,
+    help="Self-managed: one more DNS name or IP address in the certificate (repeatable).",
+)
+@click.option(
     "--cert-validity",
     default="90d",
     show_default=True,
@@ -144,6 +162,9 @@ def serve(
     client_ca: str | None,
     certificates: str,
     service: str,
+    cert_secret: str,
+    webhook_configuration: str,
+    cert_hosts: tuple[str, ...],
     cert_validity: str,
     ca_validity: str,
 ) -> None:
@@ -174,6 +195,9 @@ def serve(
         namespace=config.own_namespace,
         service=service,
         lifetimes=lifetimes,
+        cert_secret=cert_secret,
+        webhook_configuration=webhook_configuration,
+        cert_hosts=cert_hosts,
     )
     with bad_input():
         server.serve(options)

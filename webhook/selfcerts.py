@@ -56,7 +56,7 @@ from webhook.certs import (
     key_pem,
     make_ca,
     make_serving_cert,
-    service_dns_names,
+    subject_alt_names,
     write_atomically,
 )
 
@@ -135,7 +135,7 @@ class Lifetimes:
 
     @property
     def overlap(self) -> datetime.timedelta:
-        return min(MAX_OVERLAP, self.ca / 10)
+        return min(MAX_OVERLAP, self.ca / 20)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,7 +181,8 @@ def _names_of(cert: x509.Certificate) -> set[str]:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
         return set()
-    return set(sans.get_values_for_type(x509.DNSName))
+    addresses = {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    return set(sans.get_values_for_type(x509.DNSName)) | addresses
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -207,9 +208,11 @@ def plan(
     now: datetime.datetime,
     lifetimes: Lifetimes = Lifetimes(),
     trusted: Sequence[x509.Certificate] = (),
+    hosts: Sequence[str] = (),
 ) -> Plan:
     """What the Secret should hold at `now`. `trusted` are the CAs the webhook's caBundle
-    holds already (a new CA issues only once trusted there for `lifetimes.overlap`)."""
+    holds already (a new CA issues only once trusted there for `lifetimes.overlap`); `hosts`
+    are names or addresses the certificate names besides the Service's."""
     notes: list[str] = []
     cas = [ca for ca in load_bundle(material.ca_bundle) if _left(ca, now) > datetime.timedelta(0)]
     ca_key = _load_key(material.ca_key)
@@ -225,7 +228,8 @@ def plan(
         current = new_ca
         since = now
     assert ca_key is not None  # set above whenever current is
-    names = set(service_dns_names(service, namespace))
+    dns_names, ip_addresses = subject_alt_names(service, namespace, hosts)
+    names = set(dns_names) | {str(ip) for ip in ip_addresses}
     cert = load_bundle(material.cert)
     key = _load_key(material.key)
     serving = cert[0] if cert and key is not None else None
@@ -260,8 +264,8 @@ def plan(
             ca_key=ca_key,
             service=service,
             namespace=namespace,
-            dns_names=service_dns_names(service, namespace),
-            ip_addresses=(),
+            dns_names=dns_names,
+            ip_addresses=ip_addresses,
             now=now,
             not_after=now + lifetimes.cert,
         )
@@ -308,6 +312,7 @@ class CertificateController:
         secret: str = SECRET_NAME,
         configuration: str = WEBHOOK_CONFIGURATION,
         lifetimes: Lifetimes = Lifetimes(),
+        hosts: Sequence[str] = (),
         clock: Callable[[], datetime.datetime] = lambda: datetime.datetime.now(datetime.UTC),
     ) -> None:
         self.client = client
@@ -316,6 +321,7 @@ class CertificateController:
         self.secret_path = secret_path(namespace, secret)
         self.configuration_path = f"{WEBHOOKS_API}/{quote(configuration, safe='')}"
         self.lifetimes = lifetimes
+        self.hosts = tuple(hosts)
         self._clock = clock
 
     def tick(self) -> None:
@@ -329,6 +335,7 @@ class CertificateController:
             now=self._clock(),
             lifetimes=self.lifetimes,
             trusted=trusted_cas(configuration),
+            hosts=self.hosts,
         )
         if outcome.changed:
             body = dict(secret)
@@ -366,6 +373,7 @@ class CertificateSync:
     context reloads it), and say whether the webhooks trust it yet."""
 
     client: kube.Client
+    served: Callable[[], bytes]  # the certificate new connections get now (PEM)
     namespace: str
     cert_dir: Path
     secret: str = SECRET_NAME
@@ -395,7 +403,11 @@ class CertificateSync:
         configuration = self.client.get(
             f"{WEBHOOKS_API}/{quote(self.configuration, safe='')}", timeout=5.0
         )
-        self._ready = any(_issued_by(cert[0], ca) for ca in trusted_cas(configuration))
+        # Ready once new connections get the Secret's certificate (the TLS context reloads
+        # the files within a second) and every webhook's caBundle trusts its issuer.
+        self._ready = self.served() == material.cert and any(
+            _issued_by(cert[0], ca) for ca in trusted_cas(configuration)
+        )
 
 
 def _read(path: Path) -> bytes:
@@ -407,10 +419,14 @@ def _read(path: Path) -> bytes:
 
 def run(
     client: kube.Client,
+    served: Callable[[], bytes],
     namespace: str,
     cert_dir: Path,
     *,
     service: str = "guardrail",
+    secret: str = SECRET_NAME,
+    configuration: str = WEBHOOK_CONFIGURATION,
+    hosts: Sequence[str] = (),
     lifetimes: Lifetimes = Lifetimes(),
     stop: threading.Event | None = None,
 ) -> CertificateSync:
@@ -418,8 +434,16 @@ def run(
     Lease `guardrail-certs`) the controller; return the sync, whose `ready` gates /readyz."""
     from webhook.background import LeaseElector  # noqa: PLC0415 - the audit's module pulls in prometheus_client, which must wait for the metrics directory
 
-    sync = CertificateSync(client, namespace, cert_dir)
-    controller = CertificateController(client, namespace, service=service, lifetimes=lifetimes)
+    sync = CertificateSync(client, served, namespace, cert_dir, secret, configuration)
+    controller = CertificateController(
+        client,
+        namespace,
+        service=service,
+        secret=secret,
+        configuration=configuration,
+        lifetimes=lifetimes,
+        hosts=hosts,
+    )
     elector = LeaseElector(client, namespace, name=LEASE_NAME)
     halt = stop or threading.Event()
 

@@ -121,6 +121,11 @@ class ReloadingTLS:
                     self._checked = time.monotonic()
         return self._context
 
+    def served_certificate(self) -> bytes:
+        """The certificate (PEM) new connections get, after the once-a-second reload check."""
+        self.context()
+        return self.served
+
     def gunicorn_hook(
         self, _conf: object, _default_factory: Callable[[], ssl.SSLContext]
     ) -> ssl.SSLContext:
@@ -147,7 +152,10 @@ class ReloadingTLS:
         # first). TLS 1.3 suites are all AEAD and unaffected by this list.
         context.set_ciphers(TLS12_CIPHERS)
         context.set_alpn_protocols(["http/1.1"])
+        served = self.cert.read_bytes()
         context.load_cert_chain(certfile=str(self.cert), keyfile=str(self.key))
+        # What new connections get (self-managed certificates: ready once it is the Secret's).
+        self.served = served
         if self.client_ca is not None:
             # OPTIONAL, not REQUIRED: the kubelet's probes of /healthz and /readyz carry no
             # client certificate. A certificate that is presented must verify, or the handshake
@@ -337,6 +345,9 @@ class ServeOptions:
     namespace: str = OWN_NAMESPACE
     service: str = DEFAULT_SERVICE
     lifetimes: Lifetimes | None = None
+    cert_secret: str = "guardrail-tls"  # noqa: S105 - a Secret's name, not a password
+    webhook_configuration: str = "guardrail"
+    cert_hosts: tuple[str, ...] = ()
 
 
 def serve(options: ServeOptions) -> None:
@@ -397,9 +408,13 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
 
             sync = selfcerts.run(
                 KubeClient(kubeconfig),
+                tls.served_certificate,
                 options.namespace,
                 cert_dir,
                 service=options.service,
+                secret=options.cert_secret,
+                configuration=options.webhook_configuration,
+                hosts=options.cert_hosts,
                 lifetimes=options.lifetimes or selfcerts.Lifetimes(),
             )
 
