@@ -35,8 +35,13 @@ def helm_version() -> str:
 
 def helm_binary() -> Path:
     """Where scripts/install-helm puts the pinned helm; the test fails when it is not there."""
-    cache = os.environ.get("GUARDRAIL_E2E_CACHE") or str(Path.home() / ".cache" / "guardrail-e2e")
-    path = Path(cache) / f"helm-{helm_version()}" / "helm"
+    configured = os.environ.get("GUARDRAIL_E2E_CACHE")
+    cache = (
+        Path(configured).expanduser().resolve()
+        if configured
+        else Path.home() / ".cache" / "guardrail-e2e"
+    )
+    path = cache / f"helm-{helm_version()}" / "helm"
     if not (path.is_file() and os.access(path, os.X_OK)):
         pytest.fail(
             f"helm {helm_version()} is not installed at {path}: run scripts/install-test-deps "
