@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,37 @@ def registration(url: str, ca_bundle: str) -> dict[str, Any]:
     return dict(doc)
 
 
+def spawn_serve(
+    args: Sequence[str], log_path: Path, env: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
+    """`guardrail serve ARGS` in a session of its own, its output appended to log_path."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [GUARDRAIL, "serve", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            start_new_session=True,
+            # A killed pytest must not leave guardrail bound to its port.
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the child makes one prctl call
+        )
+
+
+def stop_serve(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM (gunicorn drains), SIGKILL of the group if it lingers."""
+    if process is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
 class Guardrail:
     """One `guardrail serve` process (2 workers) on a fixed port, with one configuration."""
 
@@ -85,47 +116,30 @@ class Guardrail:
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in ("KUBECONFIG", "POD_NAMESPACE")}
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    GUARDRAIL,
-                    "serve",
-                    "--config",
-                    str(self.config_path),
-                    "--kubeconfig",
-                    str(self.cluster.kubeconfig),
-                    "--cert-dir",
-                    str(self.cert_dir),
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                # A killed pytest must not leave guardrail bound to its port.
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the child makes one prctl call
-            )
+        self.process = spawn_serve(
+            [
+                "--config",
+                str(self.config_path),
+                "--kubeconfig",
+                str(self.cluster.kubeconfig),
+                "--cert-dir",
+                str(self.cert_dir),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+            ],
+            self.log_path,
+            env,
+        )
         eventually(self.ready, what=f"guardrail serve ({self.config_name}) /readyz 200", timeout=60)
 
     def stop(self) -> None:
         """SIGTERM (gunicorn drains), SIGKILL of the group if it lingers."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_serve(process)
 
     @property
     def running(self) -> bool:

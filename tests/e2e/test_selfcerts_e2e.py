@@ -12,11 +12,9 @@ also names 127.0.0.1 (`--cert-host`); everything else is what the cluster instal
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import secrets
-import signal
 import ssl
 import subprocess
 import threading
@@ -30,8 +28,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from tests.e2e.guardrail import GUARDRAIL
-from tests.e2e.harness import Cluster, _die_with_parent, eventually, free_port
+from tests.e2e.guardrail import spawn_serve, stop_serve
+from tests.e2e.harness import Cluster, eventually, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -122,54 +120,38 @@ class SelfManaged:
     def start(self, *, cert_validity: str, ca_validity: str) -> None:
         env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
         env["POD_NAMESPACE"] = self.namespace
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [
-                    GUARDRAIL,
-                    "serve",
-                    "--config",
-                    str(self.config_path),
-                    "--kubeconfig",
-                    str(self.cluster.kubeconfig),
-                    "--cert-dir",
-                    str(self.cert_dir),
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                    "--certificates",
-                    "self-managed",
-                    "--webhook-configuration",
-                    self.configuration,
-                    "--cert-host",
-                    "127.0.0.1",
-                    "--cert-validity",
-                    cert_validity,
-                    "--ca-validity",
-                    ca_validity,
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - the child makes one prctl call
-            )
+        self.process = spawn_serve(
+            [
+                "--config",
+                str(self.config_path),
+                "--kubeconfig",
+                str(self.cluster.kubeconfig),
+                "--cert-dir",
+                str(self.cert_dir),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "2",
+                "--threads",
+                "4",
+                "--certificates",
+                "self-managed",
+                "--webhook-configuration",
+                self.configuration,
+                "--cert-host",
+                "127.0.0.1",
+                "--cert-validity",
+                cert_validity,
+                "--ca-validity",
+                ca_validity,
+            ],
+            self.log_path,
+            env,
+        )
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_serve(process)
 
     def uninstall(self) -> None:
         self.cluster.kubectl(
