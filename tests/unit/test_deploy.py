@@ -18,6 +18,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from tests.checkout import copy_as_cloned
 from webhook import registration, selfcerts
 from webhook.cli import main, serve
 from webhook.config import load_config
@@ -56,36 +57,17 @@ def _render(directory: Path) -> list[Doc]:
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
 
-def fresh_copy(target: Path) -> Path:
-    """deploy/ as a fresh clone has it: the files git tracks or would add (never the ignored
-    ones, such as overlays/self-signed/tls/), read from the working tree."""
-    listed = subprocess.run(
-        ["git", "-C", str(REPO), "ls-files", "-z", "-co", "--exclude-standard", "--", "deploy"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert listed.returncode == 0, f"a git checkout is needed: {listed.stderr}"
-    for name in sorted(set(filter(None, listed.stdout.split("\0")))):
-        source = REPO / name
-        if source.is_file():  # a tracked file deleted in the working tree is no longer there
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target / "deploy"
-
-
 @pytest.fixture(scope="module")
 def fresh_deploy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """deploy/ of a fresh clone: what `kubectl apply -k deploy/` sees with no step before it."""
-    return fresh_copy(tmp_path_factory.mktemp("fresh"))
+    return copy_as_cloned("deploy", tmp_path_factory.mktemp("fresh"))
 
 
 @pytest.fixture(scope="module")
 def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of deploy/ with freshly generated certificates for the self-signed overlay
     (`scripts/install-self-signed --prepare-only`; never the checkout's own)."""
-    deploy = fresh_copy(tmp_path_factory.mktemp("deploy"))
+    deploy = copy_as_cloned("deploy", tmp_path_factory.mktemp("deploy"))
     done = subprocess.run(
         [
             str(REPO / "scripts" / "install-self-signed"),
