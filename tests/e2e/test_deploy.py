@@ -161,6 +161,11 @@ def _deploy_copy(tmp: Path) -> Path:
     return deploy
 
 
+def _kubectl_env(cluster: Cluster) -> dict[str, str]:
+    """For a kubectl run by a script: this cluster, and its cache kept with the cluster's."""
+    return {"KUBECONFIG": str(cluster.kubeconfig), "KUBECACHEDIR": str(cluster.tmp / "kube-cache")}
+
+
 def _run_self_signed_script(cluster: Cluster, deploy: Path, *args: str) -> str:
     """`scripts/install-self-signed --deploy-dir DEPLOY ARGS...` on this cluster; its stdout."""
     done = subprocess.run(
@@ -169,9 +174,10 @@ def _run_self_signed_script(cluster: Cluster, deploy: Path, *args: str) -> str:
             "PATH": "/usr/bin:/bin",
             "GUARDRAIL": GUARDRAIL,
             "KUBECTL": cluster.kubectl_path,
-            "KUBECONFIG": str(cluster.kubeconfig),
+            **_kubectl_env(cluster),
             **PYTHONPATH,
         },
+        cwd=deploy.parent,
         capture_output=True,
         text=True,
         timeout=120,
@@ -551,7 +557,7 @@ def test_self_signed_install_moves_to_self_managed_keeping_its_ca(
         moved = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", _readme_block(MOVE_FIRST_LINE)],
             cwd=deploy.parent,
-            env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(cluster.kubeconfig)},
+            env={"PATH": "/usr/bin:/bin", **_kubectl_env(cluster)},
             capture_output=True,
             text=True,
             timeout=120,
