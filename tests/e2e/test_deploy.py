@@ -1,10 +1,13 @@
-"""The install against a real API server: `kubectl apply -k` of each overlay, the ServiceAccount's
+"""The install against a real API server: `kubectl apply -k deploy/` on a fresh cluster with no
+step before it and `kubectl delete -k deploy/` after it, the cert-manager and self-signed
+overlays, the move from self-signed to self-managed certificates, the ServiceAccount's
 permissions through `kubectl auth can-i`, and `guardrail serve` running on that ServiceAccount's
-token, called by the API server through the installed webhook configuration.
+token: making its own certificates as the default's pods do, and called by the API server
+through the installed webhook configuration.
 
 No kubelet runs here, so the Deployment's pods are created (proving Pod Security `restricted`
-admits them) but never start; the tests run `guardrail serve` on 127.0.0.1 instead and point the
-installed webhooks at it.
+admits them) but never start; the tests run `guardrail serve` on 127.0.0.1 instead, with the
+ServiceAccount's token, and point the installed webhooks at it where the API server must call it.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime
+import http.client
 import json
 import os
 import re
-import shutil
+import socket
+import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +33,10 @@ import requests
 import yaml
 from click.testing import CliRunner
 
+from tests.checkout import copy_as_cloned
 from tests.e2e.harness import Cluster, eventually, free_port
 from webhook.cli import main
+from webhook.selfcerts import CA_SINCE_ANNOTATION, LEASE_NAME
 
 pytestmark = pytest.mark.e2e
 
@@ -37,6 +45,11 @@ GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 INSTALL_SELF_SIGNED = REPO / "scripts" / "install-self-signed"
 NAMESPACE = "guardrail-system"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:guardrail"
+# The name the API server verifies guardrail's serving certificate against (the Service's).
+SERVICE_NAME = f"guardrail.{NAMESPACE}.svc"
+# What guardrail, the install script and the README's commands run with: this checkout's
+# code (PYTHONPATH passed on), the machine's kubectl.
+PYTHONPATH = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
 WEBHOOKS = (
     "workloads.guardrail.dev",
     "networkpolicies.guardrail.dev",
@@ -142,22 +155,36 @@ def _missing_crds(cluster: Cluster, crds: tuple[str, ...]) -> Iterator[None]:
 
 
 def _deploy_copy(tmp: Path) -> Path:
-    """A copy of deploy/ without certificates someone generated in the checkout."""
-    target = tmp / "deploy"
-    shutil.copytree(REPO / "deploy", target, ignore=shutil.ignore_patterns("tls"))
-    return target
+    """deploy/ as a fresh clone has it: never certificates someone generated in the checkout."""
+    deploy = copy_as_cloned("deploy", tmp)
+    assert not (deploy / "overlays" / "self-signed" / "tls").exists()
+    return deploy
 
 
-def _prepare_self_signed(deploy: Path) -> None:
+def _kubectl_env(cluster: Cluster) -> dict[str, str]:
+    """For a kubectl run by a script: this cluster, and its cache kept with the cluster's."""
+    return {"KUBECONFIG": str(cluster.kubeconfig), "KUBECACHEDIR": str(cluster.tmp / "kube-cache")}
+
+
+def _run_self_signed_script(cluster: Cluster, deploy: Path, *args: str) -> str:
+    """`scripts/install-self-signed --deploy-dir DEPLOY ARGS...` on this cluster; its stdout."""
     done = subprocess.run(
-        [str(INSTALL_SELF_SIGNED), "--prepare-only", "--deploy-dir", str(deploy)],
-        env={"PATH": "/usr/bin:/bin", "GUARDRAIL": GUARDRAIL},
+        [str(INSTALL_SELF_SIGNED), "--deploy-dir", str(deploy), *args],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "GUARDRAIL": GUARDRAIL,
+            "KUBECTL": cluster.kubectl_path,
+            **_kubectl_env(cluster),
+            **PYTHONPATH,
+        },
+        cwd=deploy.parent,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def _namespace_gone(cluster: Cluster) -> bool:
@@ -176,11 +203,84 @@ def _get(cluster: Cluster, *args: str) -> Any:
     return json.loads(cluster.kubectl("get", *args, "-o", "json").stdout)
 
 
+def _rendered(cluster: Cluster, directory: Path) -> tuple[str, list[dict[str, Any]]]:
+    """`kubectl kustomize DIRECTORY`: the text and its objects."""
+    text = cluster.kubectl("kustomize", str(directory)).stdout
+    return text, [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _type_of(doc: Mapping[str, Any]) -> str:
+    """How kubectl names an object's type: `kind` or `kind.group`."""
+    group = str(doc["apiVersion"]).rpartition("/")[0]
+    kind = str(doc["kind"]).lower()
+    return f"{kind}.{group}" if group else kind
+
+
+def _key(doc: Mapping[str, Any]) -> tuple[str, str, str]:
+    meta = doc["metadata"]
+    return (_type_of(doc), str(meta.get("namespace", "")), str(meta["name"]))
+
+
+def _stored(cluster: Cluster, rendered_text: str) -> set[tuple[str, str, str]]:
+    """Which of the rendered objects the API server holds (`kubectl get -f`)."""
+    found = cluster.kubectl(
+        "get", "-f", "-", "--ignore-not-found", "-o", "json", input=rendered_text
+    )
+    if not found.stdout.strip():
+        return set()
+    listed = json.loads(found.stdout)
+    return {_key(item) for item in listed.get("items", [listed])}
+
+
+def _certificates(pem: bytes) -> list[bytes]:
+    """The certificates of a PEM bundle, as DER (a re-encoded bundle compares equal)."""
+    from cryptography import x509  # noqa: PLC0415 - only the certificate checks parse PEM
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - as above
+
+    return [
+        cert.public_bytes(serialization.Encoding.DER)
+        for cert in x509.load_pem_x509_certificates(pem)
+    ]
+
+
+def _secret(cluster: Cluster) -> dict[str, Any]:
+    return dict(_get(cluster, "secret", "guardrail-tls", "-n", NAMESPACE))
+
+
+def _ca_bundles(cluster: Cluster) -> list[str]:
+    """Every webhook's caBundle ("" where there is none), in the configuration's order."""
+    webhook = _get(cluster, "validatingwebhookconfiguration", "guardrail")
+    assert tuple(w["name"] for w in webhook["webhooks"]) == WEBHOOKS
+    return [str(w["clientConfig"].get("caBundle", "")) for w in webhook["webhooks"]]
+
+
+def _pods_created(cluster: Cluster) -> int:
+    pods = _get(cluster, "pods", "-n", NAMESPACE, "-l", "app=guardrail,role=webhook")
+    return len(pods["items"]) if len(pods["items"]) >= 2 else 0
+
+
+def _pods_admitted_as_restricted(cluster: Cluster) -> None:
+    """The ReplicaSet's two pods pass Pod Security `restricted` admission in guardrail-system."""
+    count = eventually(
+        lambda: _pods_created(cluster), what="the ReplicaSet's two pods admitted", timeout=60
+    )
+    assert count == 2
+    warnings = cluster.kubectl("get", "events", "-n", NAMESPACE, "-o", "json").stdout
+    assert "violates PodSecurity" not in warnings
+
+
+def _container(cluster: Cluster) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The Deployment's container and its pod's volumes by name, as stored."""
+    pod = _get(cluster, "deployment", "guardrail", "-n", NAMESPACE)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return container, {v["name"]: v for v in pod["volumes"]}
+
+
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """`scripts/install-self-signed` then `kubectl apply -k deploy/`, for real; uninstalled after."""
-    deploy = _deploy_copy(tmp_path_factory.mktemp("self-signed"))
-    _prepare_self_signed(deploy)
+    """`kubectl apply -k deploy/` of a fresh clone, with no step before it, for real;
+    uninstalled after the module."""
+    deploy = _deploy_copy(tmp_path_factory.mktemp("default"))
     with _missing_crds(cluster, POLICY_API_CRDS):
         try:
             cluster.kubectl("apply", "-k", str(deploy))
@@ -189,12 +289,189 @@ def installed(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
             _uninstall(cluster, deploy)
 
 
-def _pods_created(cluster: Cluster) -> int:
-    pods = _get(cluster, "pods", "-n", NAMESPACE, "-l", "app=guardrail,role=webhook")
-    return len(pods["items"]) if len(pods["items"]) >= 2 else 0
+class SelfManaged:
+    """`guardrail serve --certificates=self-managed` on 127.0.0.1 with the ServiceAccount's
+    token: what a pod of the default install runs (minus the kubelet), so that it reads and
+    writes the cluster with exactly the installed permissions."""
+
+    def __init__(self, cluster: Cluster, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        kubeconfig = _service_account_kubeconfig(cluster, workdir / "kubeconfig")
+        self.port = free_port()
+        self.log_path = workdir / "serve.log"
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [
+                GUARDRAIL,
+                "serve",
+                "--kubeconfig",
+                str(kubeconfig),
+                "--certificates=self-managed",
+                "--cert-dir",
+                str(workdir / "tls"),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--threads",
+                "4",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={"PATH": "/usr/bin:/bin", "POD_NAMESPACE": NAMESPACE, **PYTHONPATH},
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def readyz(self, ca_pem: bytes) -> int:
+        """/readyz's status over TLS verified as the API server verifies it: against `ca_pem`,
+        for the Service's name; 0 when the TLS handshake fails."""
+        assert self.process.poll() is None, self.log()
+        context = ssl.create_default_context(cadata=ca_pem.decode("ascii"))
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", self.port), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname=SERVICE_NAME) as tls,
+            ):
+                tls.sendall(b"GET /readyz HTTP/1.1\r\nHost: guardrail\r\nConnection: close\r\n\r\n")
+                response = http.client.HTTPResponse(tls)
+                response.begin()
+                return response.status
+        except (OSError, ssl.SSLError):
+            return 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
 
 
-# -- the cert-manager overlay (first: the module's self-signed install is not there yet) --------
+def _filled_secret(cluster: Cluster) -> dict[str, Any] | None:
+    """The Secret once guardrail has written it (its CA's start annotated), else None."""
+    secret = _secret(cluster)
+    annotations = secret["metadata"].get("annotations") or {}
+    return secret if CA_SINCE_ANNOTATION in annotations else None
+
+
+def _deleted_lines(docs: list[dict[str, Any]]) -> set[str]:
+    return {f'{_type_of(d)} "{d["metadata"]["name"]}" deleted' for d in docs}
+
+
+# -- the default: no step before `kubectl apply -k deploy/` ----------------------------------------
+# (First: the module's own install, the `installed` fixture, is not there yet.)
+def test_default_install_needs_no_step_and_uninstalls_cleanly(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """On a cluster without Guardrail, from a fresh clone and with nothing run before it:
+    a server-side dry run fails only for want of the namespace (README); `kubectl apply -k
+    deploy/` creates every object of `kubectl kustomize deploy/`, the pods pass Pod Security
+    `restricted`, and the Secret and the caBundle are empty; guardrail on the ServiceAccount's
+    token fills both and becomes ready, trusted for the Service's name; a second apply keeps
+    what it wrote; `kubectl delete -k deploy/`, while guardrail still runs, completes in
+    bounded time and leaves none of those objects, nor the namespace, behind."""
+    eventually(lambda: _namespace_gone(cluster), what=f"no namespace {NAMESPACE}", timeout=90)
+    deploy = _deploy_copy(tmp_path / "clone")
+    text, docs = _rendered(cluster, deploy)
+    namespaced = [d for d in docs if "namespace" in d["metadata"]]
+    cluster_scoped = [d for d in docs if "namespace" not in d["metadata"]]
+    assert {d["kind"] for d in cluster_scoped} == {
+        "Namespace",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+    }
+
+    # A server-side dry run creates no namespace, so every namespaced object fails for want
+    # of it (and kubectl diff, a dry run too, fails the same way); nothing is stored.
+    dry = cluster.kubectl("apply", "-k", str(deploy), "--dry-run=server", check=False)
+    assert dry.returncode == 1
+    assert set(dry.stdout.splitlines()) == {
+        f"{_type_of(d)}/{d['metadata']['name']} created (server dry run)" for d in cluster_scoped
+    }
+    errors = dry.stderr.splitlines()
+    assert len(errors) == len(namespaced), dry.stderr
+    assert all(f'namespaces "{NAMESPACE}" not found' in line for line in errors), dry.stderr
+    diff = cluster.kubectl("diff", "-k", str(deploy), check=False)
+    assert diff.returncode > 1  # 1 is "differences found"; above it, an error
+    assert f'namespaces "{NAMESPACE}" not found' in diff.stderr
+    assert _stored(cluster, text) == set()
+
+    served: SelfManaged | None = None
+    try:
+        applied = cluster.kubectl("apply", "-k", str(deploy))
+        assert set(applied.stdout.splitlines()) == {
+            f"{_type_of(d)}/{d['metadata']['name']} created" for d in docs
+        }
+        assert applied.stderr == ""
+        assert _stored(cluster, text) == {_key(d) for d in docs}
+        _pods_admitted_as_restricted(cluster)
+        container, volumes = _container(cluster)
+        assert "--certificates=self-managed" in container["args"]
+        assert "emptyDir" in volumes["tls"]
+        secret = _secret(cluster)
+        assert secret["type"] == "Opaque"
+        assert not secret.get("data")
+        assert _ca_bundles(cluster) == [""] * len(WEBHOOKS)
+
+        # guardrail as the Deployment's pods run it, on the installed ServiceAccount's token.
+        started = time.monotonic()
+        served = SelfManaged(cluster, tmp_path / "serve")
+        filled = eventually(
+            lambda: _filled_secret(cluster), what="guardrail writing the Secret", timeout=60
+        )
+        assert set(filled["data"]) == {"ca.crt", "ca.key", "tls.crt", "tls.key"}
+        ca_bundle = filled["data"]["ca.crt"]
+        eventually(
+            lambda: _ca_bundles(cluster) == [ca_bundle] * len(WEBHOOKS),
+            what="every webhook's caBundle set to the Secret's CA",
+        )
+        ca_pem = base64.b64decode(ca_bundle)
+        eventually(
+            lambda: served.readyz(ca_pem) == 200,
+            what="/readyz 200, trusted for the Service's name",
+            timeout=60,
+        )
+        print(f"self-managed: Secret, caBundle and /readyz in {time.monotonic() - started:.1f}s")
+        lease = _get(cluster, "lease", LEASE_NAME, "-n", NAMESPACE)
+        assert lease["spec"]["holderIdentity"]
+        # No round of the certificate loop failed (a 403 would be logged here).
+        assert "self-managed certificates:" not in served.log()
+        assert "HTTP 403" not in served.log()
+
+        # A re-apply leaves what guardrail wrote alone: kubectl never set it.
+        again = cluster.kubectl("apply", "-k", str(deploy))
+        assert "secret/guardrail-tls unchanged" in again.stdout.splitlines()
+        assert _secret(cluster)["data"] == filled["data"]
+        assert _ca_bundles(cluster) == [ca_bundle] * len(WEBHOOKS)
+
+        # The uninstall, while guardrail still runs (as its pods would until they stop).
+        started = time.monotonic()
+        deleted = cluster.kubectl("delete", "-k", str(deploy), "--timeout=90s", timeout=120)
+        took = time.monotonic() - started
+        print(f"kubectl delete -k deploy/ took {took:.1f}s")
+        assert set(deleted.stdout.splitlines()) == _deleted_lines(docs)
+        assert took < 90
+        assert _namespace_gone(cluster)
+        assert _stored(cluster, text) == set()
+        # Nothing comes back while guardrail goes on for a few rounds of its loop.
+        time.sleep(6)
+        assert _stored(cluster, text) == set()
+        assert _namespace_gone(cluster)
+        assert "Traceback" not in served.log()
+    finally:
+        if served is not None:
+            served.stop()
+        if not _namespace_gone(cluster) or _stored(cluster, text):
+            _uninstall(cluster, deploy)
+
+
+# -- the cert-manager overlay ----------------------------------------------------------------------
 def test_cert_manager_overlay_applies_for_real(cluster: Cluster, tmp_path: Path) -> None:
     """`kubectl apply -k deploy/overlays/cert-manager` stores the Issuers, the Certificates and a
     webhook configuration annotated for cert-manager's CA injection."""
@@ -218,24 +495,102 @@ def test_cert_manager_overlay_applies_for_real(cluster: Cluster, tmp_path: Path)
         assert tuple(w["name"] for w in webhook["webhooks"]) == WEBHOOKS
 
 
-# -- the self-signed default ---------------------------------------------------------------------
-def test_self_signed_install_creates_everything(cluster: Cluster, installed: Path) -> None:
-    """`kubectl apply -k deploy/` stores the webhooks with the generated CA as caBundle, and the
-    Deployment's pods pass Pod Security `restricted` admission in guardrail-system."""
-    ca_pem = (installed / "overlays" / "self-signed" / "tls" / "ca.crt").read_bytes()
-    webhook = _get(cluster, "validatingwebhookconfiguration", "guardrail")
-    assert tuple(w["name"] for w in webhook["webhooks"]) == WEBHOOKS
-    for entry in webhook["webhooks"]:
-        assert base64.b64decode(entry["clientConfig"]["caBundle"]) == ca_pem
-        assert entry["failurePolicy"] == "Fail"
-    secret = _get(cluster, "secret", "guardrail-tls", "-n", NAMESPACE)
-    assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
-    count = eventually(
-        lambda: _pods_created(cluster), what="the ReplicaSet's two pods admitted", timeout=60
-    )
-    assert count == 2
-    warnings = cluster.kubectl("get", "events", "-n", NAMESPACE, "-o", "json").stdout
-    assert "violates PodSecurity" not in warnings
+# -- the self-signed overlay (certificates from `guardrail certs`) ------------------------------
+def test_self_signed_overlay_installs_with_the_script(cluster: Cluster, tmp_path: Path) -> None:
+    """`scripts/install-self-signed` writes the certificates and applies the self-signed
+    overlay: the webhooks carry the generated CA as caBundle, the Secret holds the serving pair
+    and the CA certificate (never its key), guardrail serves the mounted files, and the pods
+    pass Pod Security `restricted`."""
+    deploy = _deploy_copy(tmp_path)
+    overlay = deploy / "overlays" / "self-signed"
+    with contextlib.ExitStack() as stack:
+        stack.callback(_uninstall, cluster, overlay)
+        applied = _run_self_signed_script(cluster, deploy)
+        assert "validatingwebhookconfiguration.admissionregistration.k8s.io/guardrail created" in (
+            applied
+        )
+        ca_pem = (overlay / "tls" / "ca.crt").read_bytes()
+        assert [base64.b64decode(b) for b in _ca_bundles(cluster)] == [ca_pem] * len(WEBHOOKS)
+        secret = _secret(cluster)
+        assert secret["type"] == "kubernetes.io/tls"
+        assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+        container, volumes = _container(cluster)
+        assert "--certificates=files" in container["args"]
+        assert volumes["tls"]["secret"]["secretName"] == "guardrail-tls"
+        _pods_admitted_as_restricted(cluster)
+
+
+# The README's commands ("Upgrading"), run as written.
+MOVE_FIRST_LINE = "# Move a self-signed install to self-managed certificates, keeping its CA"
+
+
+def _readme_block(first_line: str) -> str:
+    text = (REPO / "README.md").read_text()
+    found = re.search(rf"^```\w*\n({re.escape(first_line)}.*?)^```$", text, re.M | re.S)
+    assert found, f"README.md: no block starting with {first_line!r}"
+    return found.group(1)
+
+
+def test_self_signed_install_moves_to_self_managed_keeping_its_ca(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """On a self-signed install (the default of earlier releases), the README's move succeeds
+    where a bare `kubectl apply -k deploy/` fails (a Secret's type cannot change): the Secret
+    becomes the self-managed one with the same CA and its key, the caBundle stays that CA
+    throughout, and guardrail, as the new pods run it, goes on with that CA: ready and trusted
+    by the caBundle the API server already had, with no new CA."""
+    deploy = _deploy_copy(tmp_path / "clone")
+    tls = deploy / "overlays" / "self-signed" / "tls"
+    served: SelfManaged | None = None
+    try:
+        _run_self_signed_script(cluster, deploy)
+        ca_pem = (tls / "ca.crt").read_bytes()
+        before = _ca_bundles(cluster)
+        assert [base64.b64decode(b) for b in before] == [ca_pem] * len(WEBHOOKS)
+
+        # What the README warns of: the Secret's type cannot change. (Dry run: nothing moves.)
+        bare = cluster.kubectl("apply", "-k", str(deploy), "--dry-run=server", check=False)
+        assert bare.returncode == 1
+        assert 'The Secret "guardrail-tls" is invalid' in bare.stderr
+        assert "field is immutable" in bare.stderr
+
+        moved = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", _readme_block(MOVE_FIRST_LINE)],
+            cwd=deploy.parent,
+            env={"PATH": "/usr/bin:/bin", **_kubectl_env(cluster)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert moved.returncode == 0, moved.stderr
+        assert "validatingwebhookconfiguration.admissionregistration.k8s.io/guardrail" in (
+            moved.stdout
+        )
+        secret = _secret(cluster)
+        assert secret["type"] == "Opaque"
+        data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+        assert data == {
+            name: (tls / name).read_bytes() for name in ("ca.crt", "ca.key", "tls.crt", "tls.key")
+        }
+        assert _ca_bundles(cluster) == before
+        container, volumes = _container(cluster)
+        assert "--certificates=self-managed" in container["args"]
+        assert "emptyDir" in volumes["tls"]
+
+        served = SelfManaged(cluster, tmp_path / "serve")
+        filled = eventually(
+            lambda: _filled_secret(cluster), what="guardrail taking the Secret over", timeout=60
+        )
+        eventually(lambda: served.readyz(ca_pem) == 200, what="/readyz 200 with the old CA")
+        assert _certificates(base64.b64decode(filled["data"]["ca.crt"])) == _certificates(ca_pem)
+        assert base64.b64decode(filled["data"]["ca.key"]) == data["ca.key"]
+        for bundle in _ca_bundles(cluster):
+            assert _certificates(base64.b64decode(bundle)) == _certificates(ca_pem)
+    finally:
+        if served is not None:
+            served.stop()
+        _uninstall(cluster, deploy)
 
 
 def test_network_policies_are_stored_as_rendered(cluster: Cluster, installed: Path) -> None:
@@ -266,9 +621,10 @@ def test_admins_overlay_with_components_and_patches_applies(
     (overlay / "config.yaml").write_text(
         config.replace("tigera-operator]", "tigera-operator, cert-manager]")
     )
-    (overlay / "ca.crt").write_bytes(
-        (installed / "overlays" / "self-signed" / "tls" / "ca.crt").read_bytes()
-    )
+    # The API server's client CA: any CA will do for a dry run.
+    made = CliRunner().invoke(main, ["certs", "--out", str(tmp_path / "client-pki")])
+    assert made.exit_code == 0, made.output
+    (overlay / "ca.crt").write_bytes((tmp_path / "client-pki" / "ca.crt").read_bytes())
     (overlay / "api-server-cidrs.yaml").write_text(
         "apiVersion: networking.k8s.io/v1\n"
         "kind: NetworkPolicy\n"
@@ -343,10 +699,32 @@ ALLOWED = [
     ("create", "leases.coordination.k8s.io", f"--namespace={NAMESPACE}"),
     ("update", "leases.coordination.k8s.io/guardrail-audit", f"--namespace={NAMESPACE}"),
     ("get", "leases.coordination.k8s.io/guardrail-audit", f"--namespace={NAMESPACE}"),
+    # The self-managed certificates: the one Secret, the one webhook configuration, a Lease.
+    ("get", "leases.coordination.k8s.io/guardrail-certs", f"--namespace={NAMESPACE}"),
+    ("update", "leases.coordination.k8s.io/guardrail-certs", f"--namespace={NAMESPACE}"),
+    ("get", "secrets/guardrail-tls", f"--namespace={NAMESPACE}"),
+    ("update", "secrets/guardrail-tls", f"--namespace={NAMESPACE}"),
+    ("get", "validatingwebhookconfigurations.admissionregistration.k8s.io/guardrail", ""),
+    ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io/guardrail", ""),
 ]
 DENIED = [
     ("get", "secrets", f"--namespace={NAMESPACE}"),
     ("list", "secrets", "--all-namespaces"),
+    # Of Secrets, guardrail-tls alone, get and update alone: no create (RBAC cannot limit it
+    # to a name: the Secret ships empty), no list or watch, nothing of another Secret.
+    ("create", "secrets", f"--namespace={NAMESPACE}"),
+    ("list", "secrets", f"--namespace={NAMESPACE}"),
+    ("watch", "secrets", f"--namespace={NAMESPACE}"),
+    ("get", "secrets/guardrail-other", f"--namespace={NAMESPACE}"),
+    ("update", "secrets/guardrail-other", f"--namespace={NAMESPACE}"),
+    ("patch", "secrets/guardrail-tls", f"--namespace={NAMESPACE}"),
+    ("delete", "secrets/guardrail-tls", f"--namespace={NAMESPACE}"),
+    ("get", "secrets/guardrail-tls", "--namespace=kube-system"),
+    ("update", "validatingwebhookconfigurations.admissionregistration.k8s.io/other", ""),
+    ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io/guardrail", ""),
+    ("list", "validatingwebhookconfigurations.admissionregistration.k8s.io", ""),
+    ("update", "mutatingwebhookconfigurations.admissionregistration.k8s.io/guardrail", ""),
+    ("update", "leases.coordination.k8s.io/guardrail-certs", "--namespace=kube-system"),
     ("create", "pods", "--namespace=default"),
     ("create", "pods/exec", f"--namespace={NAMESPACE}"),
     ("get", "pods", "--namespace=default"),
@@ -456,6 +834,7 @@ class Served:
         self.cert_dir = workdir / "certs"
         done = subprocess.run(
             [GUARDRAIL, "certs", "--out", str(self.cert_dir), "--host", "127.0.0.1"],
+            env={**os.environ, **PYTHONPATH},
             capture_output=True,
             text=True,
             timeout=60,
@@ -484,7 +863,7 @@ class Served:
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={"PATH": "/usr/bin:/bin", "POD_NAMESPACE": NAMESPACE},
+            env={"PATH": "/usr/bin:/bin", "POD_NAMESPACE": NAMESPACE, **PYTHONPATH},
         )
 
     @property

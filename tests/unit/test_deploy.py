@@ -18,7 +18,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from webhook import registration
+from tests.checkout import copy_as_cloned
+from webhook import registration, selfcerts
 from webhook.cli import main, serve
 from webhook.config import load_config
 from webhook.policy.selector import matches, parse_selector
@@ -30,6 +31,10 @@ GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 NAMESPACE = "guardrail-system"
 OVERLAYS = ("default", "self-signed", "cert-manager")
+# The overlays that bring their own certificates; the default (the base) makes its own.
+FILE_OVERLAYS = ("self-signed", "cert-manager")
+# The `guardrail` of the scripts runs this checkout's code, as the tests do.
+PYTHONPATH = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
 WEBHOOK_NAMES = (
     "workloads.guardrail.dev",
     "networkpolicies.guardrail.dev",
@@ -53,10 +58,16 @@ def _render(directory: Path) -> list[Doc]:
 
 
 @pytest.fixture(scope="module")
+def fresh_deploy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """deploy/ of a fresh clone: what `kubectl apply -k deploy/` sees with no step before it."""
+    return copy_as_cloned("deploy", tmp_path_factory.mktemp("fresh"))
+
+
+@pytest.fixture(scope="module")
 def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of deploy/ with freshly generated certificates (never the checkout's own)."""
-    deploy = tmp_path_factory.mktemp("deploy") / "deploy"
-    shutil.copytree(REPO / "deploy", deploy, ignore=shutil.ignore_patterns("tls"))
+    """A copy of deploy/ with freshly generated certificates for the self-signed overlay
+    (`scripts/install-self-signed --prepare-only`; never the checkout's own)."""
+    deploy = copy_as_cloned("deploy", tmp_path_factory.mktemp("deploy"))
     done = subprocess.run(
         [
             str(REPO / "scripts" / "install-self-signed"),
@@ -64,7 +75,7 @@ def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--deploy-dir",
             str(deploy),
         ],
-        env={"PATH": "/usr/bin:/bin", "GUARDRAIL": GUARDRAIL},
+        env={"PATH": "/usr/bin:/bin", "GUARDRAIL": GUARDRAIL, **PYTHONPATH},
         capture_output=True,
         text=True,
         timeout=60,
@@ -75,10 +86,10 @@ def deploy_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def rendered(deploy_dir: Path) -> dict[str, list[Doc]]:
-    """Each overlay rendered from that copy of deploy/."""
+def rendered(fresh_deploy: Path, deploy_dir: Path) -> dict[str, list[Doc]]:
+    """The default rendered from a fresh clone, each overlay from the prepared copy."""
     return {
-        "default": _render(deploy_dir),
+        "default": _render(fresh_deploy),
         "self-signed": _render(deploy_dir / "overlays" / "self-signed"),
         "cert-manager": _render(deploy_dir / "overlays" / "cert-manager"),
     }
@@ -172,8 +183,11 @@ def test_container_probes_resources_and_termination(
 def test_config_and_certificates_are_mounted_for_reload(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    """The config comes from the rendered ConfigMap, the certificates from the whole Secret
-    directory (no subPath, so rotation reaches the pod), /tmp from a writable emptyDir."""
+    """The config comes from the rendered ConfigMap and /tmp from a writable emptyDir. The
+    default makes its own certificates (`--certificates=self-managed`): the certificate
+    directory is a writable in-memory emptyDir the workers fill from the Secret. The overlays
+    serve files (`--certificates=files`) from the whole Secret directory, read-only, no
+    subPath, so rotation reaches the pod. The real `serve` accepts the rendered arguments."""
     docs = rendered[overlay]
     pod = _one(docs, "Deployment", "guardrail")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
@@ -184,10 +198,70 @@ def test_config_and_certificates_are_mounted_for_reload(
     assert volumes["config"]["configMap"]["name"] == config_map["metadata"]["name"]
     assert "--config=/etc/guardrail/config/config.yaml" in container["args"]
     assert mounts["/etc/guardrail/config"]["name"] == "config"
-    assert volumes["tls"]["secret"]["secretName"] == "guardrail-tls"
     assert "--cert-dir=/etc/guardrail/tls" in container["args"]
     assert mounts["/etc/guardrail/tls"]["name"] == "tls"
+    tls = {k: v for k, v in volumes["tls"].items() if k != "name"}
+    params = serve.make_context("serve", container["args"][1:]).params
+    assert params["cert_dir"] == "/etc/guardrail/tls"
+    if overlay == "default":
+        assert params["certificates"] == "self-managed"
+        assert tls == {"emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}}
+        assert mounts["/etc/guardrail/tls"].get("readOnly") is not True
+    else:
+        assert params["certificates"] == "files"
+        assert tls == {"secret": {"secretName": "guardrail-tls", "defaultMode": 0o440}}
+        assert mounts["/etc/guardrail/tls"]["readOnly"] is True
     assert "emptyDir" in volumes[mounts["/tmp"]["name"]]  # noqa: S108 - a path in the pod
+
+
+def test_default_installs_from_a_fresh_clone(fresh_deploy: Path) -> None:
+    """`kubectl kustomize deploy/` of a fresh clone (no overlays/self-signed/tls/, nothing
+    generated first) renders the base: no step comes before `kubectl apply -k deploy/`."""
+    assert not (fresh_deploy / "overlays" / "self-signed" / "tls").exists()
+    kinds = {d["kind"] for d in _render(fresh_deploy)}
+    assert {"Namespace", "Deployment", "Secret", "ValidatingWebhookConfiguration"} <= kinds
+    # The copy really lacks what a step would have made: the alternative that needs one
+    # (certificates from `guardrail certs` in overlays/self-signed/tls/) does not render.
+    done = subprocess.run(
+        [KUBECTL, "kustomize", str(fresh_deploy / "overlays" / "self-signed")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "tls.crt" in done.stderr
+
+
+def test_default_keeps_its_certificates_in_an_empty_secret(
+    rendered: dict[str, list[Doc]],
+) -> None:
+    """The default ships the Secret guardrail makes its certificates in (selfcerts.py) empty,
+    so that a re-apply never overwrites what guardrail wrote, and no caBundle (guardrail
+    writes it): the Secret, the webhook configuration, the Service and the namespace are
+    the ones `serve --certificates=self-managed` writes and names."""
+    docs = rendered["default"]
+    secret = _one(docs, "Secret")
+    assert secret["metadata"]["name"] == selfcerts.SECRET_NAME
+    assert secret["metadata"]["namespace"] == NAMESPACE
+    assert secret["type"] == "Opaque"
+    assert not secret.get("data")
+    assert not secret.get("stringData")
+    config = _one(docs, "ValidatingWebhookConfiguration")
+    assert config["metadata"]["name"] == selfcerts.WEBHOOK_CONFIGURATION
+    assert "annotations" not in config["metadata"]  # no cert-manager injection either
+    for webhook in config["webhooks"]:
+        assert "caBundle" not in webhook["clientConfig"], webhook["name"]
+    (container,) = _one(docs, "Deployment", "guardrail")["spec"]["template"]["spec"]["containers"]
+    params = serve.make_context("serve", container["args"][1:]).params
+    service = _one(docs, "Service")
+    # The serving certificate names this Service (--service) in the pod's namespace.
+    assert service["metadata"]["name"] == params["service"]
+    assert service["metadata"]["namespace"] == NAMESPACE
+    # The base's own lifetimes: 90 days for the serving certificate, 10 years for the CA.
+    assert (params["cert_validity"], params["ca_validity"]) == ("90d", "3650d")
+    assert selfcerts.CERT_VALIDITY.days == 90
+    assert selfcerts.CA_VALIDITY.days == 3650
 
 
 # -- the webhook configuration ------------------------------------------------------------------
@@ -447,14 +521,15 @@ def test_match_conditions_only_narrow_with_named_cel(rendered: dict[str, list[Do
 
 def test_self_signed_ca_bundle_is_the_generated_ca(rendered: dict[str, list[Doc]]) -> None:
     """The self-signed overlay's caBundle is the Secret's ca.crt, in every webhook, and the
-    Secret keeps its name (no hash) so that rotation updates it in place."""
-    for overlay in ("default", "self-signed"):
-        docs = rendered[overlay]
-        secret = _one(docs, "Secret", "guardrail-tls")
-        assert secret["type"] == "kubernetes.io/tls"
-        assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
-        for webhook in _one(docs, "ValidatingWebhookConfiguration", "guardrail")["webhooks"]:
-            assert webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
+    Secret (in place of the base's empty one: one Secret, of type kubernetes.io/tls) keeps its
+    name (no hash) so that rotation updates it in place. The CA key is not in the cluster."""
+    docs = rendered["self-signed"]
+    secret = _one(docs, "Secret")
+    assert secret["metadata"]["name"] == "guardrail-tls"
+    assert secret["type"] == "kubernetes.io/tls"
+    assert set(secret["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    for webhook in _one(docs, "ValidatingWebhookConfiguration", "guardrail")["webhooks"]:
+        assert webhook["clientConfig"]["caBundle"] == secret["data"]["ca.crt"]
 
 
 def test_cert_manager_overlay_injects_its_ca(rendered: dict[str, list[Doc]]) -> None:
@@ -507,11 +582,33 @@ def _grants(role: Doc) -> dict[tuple[str, str], set[str]]:
     return grants
 
 
-def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]]) -> None:
+def _rules_on(docs: list[Doc], group: str, resource: str) -> list[tuple[str, Doc]]:
+    """Every rule of every Role and ClusterRole rendered that names `group`/`resource`."""
+    return [
+        (role["metadata"]["name"], rule)
+        for role in docs
+        if role["kind"] in ("Role", "ClusterRole")
+        for rule in role["rules"]
+        if group in rule["apiGroups"] and resource in rule["resources"]
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=OVERLAYS)
+def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]], overlay: str) -> None:
     """ClusterRole guardrail reads namespaces and network policies; guardrail-audit lists
-    workloads and writes policy reports; the Role renews one Lease in guardrail's namespace.
-    Nothing else: no wildcard, no Secrets, no get or watch of workloads, no writes elsewhere."""
-    docs = rendered["default"]
+    workloads and writes policy reports; the leader-election Role renews two Leases by name;
+    the self-managed certificates get and update one Secret and one webhook configuration,
+    by name. Nothing else: no wildcard, no other Secret, no create, list or watch of Secrets,
+    no get or watch of workloads, no writes elsewhere."""
+    docs = rendered[overlay]
+    roles = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"].endswith("Role")}
+    assert roles == {
+        ("ClusterRole", "guardrail"),
+        ("ClusterRole", "guardrail-audit"),
+        ("ClusterRole", "guardrail-webhook-ca"),
+        ("Role", "guardrail-leader-election"),
+        ("Role", "guardrail-certificates"),
+    }
     assert _grants(_one(docs, "ClusterRole", "guardrail")) == {
         ("", "namespaces"): READ,
         ("networking.k8s.io", "networkpolicies"): READ,
@@ -553,19 +650,57 @@ def test_rbac_grants_only_what_guardrail_uses(rendered: dict[str, list[Doc]]) ->
     assert renew == {
         "apiGroups": ["coordination.k8s.io"],
         "resources": ["leases"],
-        "resourceNames": ["guardrail-audit"],
+        "resourceNames": ["guardrail-audit", selfcerts.LEASE_NAME],
         "verbs": ["get", "update"],
     }
-    for kind, name in (
+    # The self-managed certificates: exactly the Secret and the webhook configuration that
+    # selfcerts.py reads and writes, by name, get and update only. No other rule anywhere
+    # names Secrets or webhook configurations.
+    certificates = _one(docs, "Role", "guardrail-certificates")
+    assert certificates["metadata"]["namespace"] == NAMESPACE
+    assert _rules_on(docs, "", "secrets") == [
+        (
+            "guardrail-certificates",
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [selfcerts.SECRET_NAME],
+                "verbs": ["get", "update"],
+            },
+        )
+    ]
+    assert _rules_on(docs, "admissionregistration.k8s.io", "validatingwebhookconfigurations") == [
+        (
+            "guardrail-webhook-ca",
+            {
+                "apiGroups": ["admissionregistration.k8s.io"],
+                "resources": ["validatingwebhookconfigurations"],
+                "resourceNames": [selfcerts.WEBHOOK_CONFIGURATION],
+                "verbs": ["get", "update"],
+            },
+        )
+    ]
+    assert not _rules_on(docs, "admissionregistration.k8s.io", "mutatingwebhookconfigurations")
+    bindings = {(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"].endswith("Binding")}
+    assert bindings == {
         ("ClusterRoleBinding", "guardrail"),
         ("ClusterRoleBinding", "guardrail-audit"),
+        ("ClusterRoleBinding", "guardrail-webhook-ca"),
         ("RoleBinding", "guardrail-leader-election"),
-    ):
+        ("RoleBinding", "guardrail-certificates"),
+    }
+    for kind, name in bindings:
         binding = _one(docs, kind, name)
-        assert binding["roleRef"]["name"] == name
+        assert binding["roleRef"] == {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": kind.removesuffix("Binding"),
+            "name": name,
+        }
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "guardrail", "namespace": NAMESPACE}
         ]
+        if kind == "RoleBinding":
+            assert binding["metadata"]["namespace"] == NAMESPACE
 
 
 def test_guardrail_namespace_is_restricted(rendered: dict[str, list[Doc]]) -> None:
