@@ -26,6 +26,12 @@ from webhook.policy.errors import ConfigError, GuardrailError
 
 TEMPLATE = "validatingwebhookconfiguration.yaml"
 _EXEMPT_NAMESPACE = "${exempt_namespace}"
+# The exempt names whose creation is judged: all but guardrail's own, so that a webhook
+# configuration left behind by a deleted namespace never blocks reinstalling guardrail
+# (nothing would answer that call). With guardrail running, its namespace exists anyway.
+_CLAIMABLE_NAMESPACE = "${claimable_namespace}"
+# A label value no namespace name can be (namespace names have no dots).
+NO_NAMESPACE = "none.guardrail.dev"
 # A namespace name is a DNS-1123 label: anything else can never match a namespace, and could
 # not be written into the template as a plain YAML scalar.
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -81,6 +87,10 @@ def _fill(names: Sequence[str], namespace: str) -> str:
     for line in template.splitlines(keepends=True):
         if _EXEMPT_NAMESPACE in line:
             lines.extend(line.replace(_EXEMPT_NAMESPACE, _scalar(name)) for name in names)
+        elif _CLAIMABLE_NAMESPACE in line:
+            # `In` needs a value: with no exempt name to judge, one no namespace can have.
+            claimable = [_scalar(name) for name in names if name != namespace] or [NO_NAMESPACE]
+            lines.extend(line.replace(_CLAIMABLE_NAMESPACE, name) for name in claimable)
         else:
             lines.append(line)
     return string.Template("".join(lines)).substitute(namespace=_scalar(namespace))

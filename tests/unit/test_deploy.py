@@ -364,7 +364,10 @@ def test_namespace_selector_excludes_exactly_the_exempt_namespaces(
         # The one webhook that sees only the exempt names: their creation is a privilege.
         reverse = webhook["name"] == "exempt-namespace-names.guardrail.dev"
         assert expression["operator"] == ("In" if reverse else "NotIn")
-        assert set(expression["values"]) == exempt, webhook["name"]
+        # Guardrail's own namespace is not judged on creation: a configuration left behind by
+        # a deleted namespace would otherwise block reinstalling guardrail.
+        wanted = exempt - {NAMESPACE} if reverse else exempt
+        assert set(expression["values"]) == wanted, webhook["name"]
         assert "objectSelector" not in webhook  # labels on the object could opt it out
 
 
@@ -444,7 +447,9 @@ def test_selector_patch_moves_every_selector_of_an_overlay(
     for webhook, before in zip(webhooks, base, strict=True):
         (expression,) = webhook["namespaceSelector"]["matchExpressions"]
         (was,) = before["namespaceSelector"]["matchExpressions"]
-        assert set(expression["values"]) == exempt, webhook["name"]
+        reverse = webhook["name"] == "exempt-namespace-names.guardrail.dev"
+        wanted = exempt - {NAMESPACE} if reverse else exempt
+        assert set(expression["values"]) == wanted, webhook["name"]
         assert (expression["key"], expression["operator"]) == (was["key"], was["operator"])
         assert {k: v for k, v in webhook.items() if k != "namespaceSelector"} == {
             k: v for k, v in before.items() if k != "namespaceSelector"
@@ -490,7 +495,8 @@ def test_rendered_names_stay_strings(tmp_path: Path) -> None:
     document = yaml.safe_load(text)
     for webhook in document["webhooks"]:
         values = webhook["namespaceSelector"]["matchExpressions"][0]["values"]
-        assert values == ["123", "kube-system", "off", "on", "yes"]
+        own = [] if webhook["name"] == "exempt-namespace-names.guardrail.dev" else ["on"]
+        assert values == ["123", "kube-system", "off", *own, "yes"]
         assert webhook["clientConfig"]["service"]["namespace"] == "on"
 
 
@@ -1001,3 +1007,18 @@ def test_dockerfile_is_multi_stage_non_root_and_exec_form() -> None:
     assert "org.opencontainers.image.source" in text
     ignore = (REPO / ".dockerignore").read_text().split()
     assert ignore[ignore.index("*") :][:4] == ["*", "!pyproject.toml", "!README.md", "!webhook/"]
+
+
+def test_no_exempt_name_to_judge_still_renders_a_valid_selector(tmp_path: Path) -> None:
+    """With no exempt namespace but guardrail's own, the exempt-names webhook's `In` list
+    (which the API server refuses empty) holds a value no namespace name can have."""
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("exemptions: {namespaces: []}\n")
+    config = load_config(config_file, own_namespace=NAMESPACE)
+    document = yaml.safe_load(registration.render(config, source=None, namespace=NAMESPACE))
+    selectors = {
+        w["name"]: w["namespaceSelector"]["matchExpressions"][0]["values"]
+        for w in document["webhooks"]
+    }
+    assert selectors["exempt-namespace-names.guardrail.dev"] == [registration.NO_NAMESPACE]
+    assert selectors["workloads.guardrail.dev"] == [NAMESPACE]

@@ -55,6 +55,18 @@ them for deploy/base/webhook.yaml.
 {{- end }}
 {{- end }}
 
+{{/* The exempt names whose creation is judged: all but the release namespace (a webhook
+configuration left behind must not block reinstalling). */}}
+{{- define "guardrail.claimableNamespaces" -}}
+{{- $names := without (.Values.exemptions.namespaces | default list | uniq | sortAlpha) .Release.Namespace -}}
+{{- range $names }}
+- {{ . | quote }}
+{{- else }}
+{{- /* `In` needs a value: one no namespace name can be (they have no dots). */}}
+- "none.guardrail.dev"
+{{- end }}
+{{- end }}
+
 {{/* The fields every webhook shares. */}}
 {{- define "guardrail.webhookCommon" -}}
 admissionReviewVersions: [v1]
