@@ -1,6 +1,7 @@
-"""Certificate rotation as the kubelet does it for the Secret volume of deploy/base/deployment.yaml:
-the files are symlinks through `..data`, which is swapped in one rename to a new timestamped
-directory. `guardrail serve` must serve the new pair with zero failed requests."""
+"""Certificate rotation as the kubelet does it for the Secret volume that the overlays with
+certificates of their own mount (deploy/components/certificate-files: cert-manager,
+self-signed): the files are symlinks through `..data`, which is swapped in one rename to a new
+timestamped directory. `guardrail serve` must serve the new pair with zero failed requests."""
 
 from __future__ import annotations
 
