@@ -9,9 +9,7 @@ make the API server apply the webhook's failurePolicy without saying why.
 
 from __future__ import annotations
 
-import datetime
 import logging
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -34,9 +32,13 @@ from webhook.admission import judge, review
 from webhook.admission.judge import Confirmer, Judge
 from webhook.config import Config
 from webhook.config_reload import ConfigHooks, Loaded
+from webhook.logs import LOGGER_NAME, JsonFormatter, configure_logging
 from webhook.policy.cluster import ClusterState
 from webhook.policy.errors import ConfigError, GuardrailError
 from webhook.policy.model import Request, Violation
+
+# The logging names were defined here first and stay importable; webhook.logs is their home.
+__all__ = ["LOGGER_NAME", "JsonFormatter", "Metrics", "configure_logging", "create_app"]
 
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # An oversized body is read and discarded up to this much more, so that the client, which
@@ -45,47 +47,11 @@ MAX_BODY_BYTES = 4 * 1024 * 1024
 DRAIN_BYTES = 32 * 1024 * 1024
 READ_CHUNK = 64 * 1024
 TOO_LARGE = f"request body is larger than {MAX_BODY_BYTES} bytes (4 MiB)"
-LOGGER_NAME = "guardrail"
 log = logging.getLogger(f"{LOGGER_NAME}.admission")
 
 # Admission decisions take well under a millisecond to a few; the API server gives up at the
 # webhook's timeoutSeconds (5 s by default in deploy/).
 DURATION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-
-
-# -- logging ------------------------------------------------------------------------------------
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, plus the record's `fields`.
-
-    Pass structured data as `extra={"fields": {...}}`; keys in it become top-level keys.
-    """
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
-                timespec="milliseconds"
-            ),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if isinstance(fields, Mapping):
-            entry.update(fields)
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Send guardrail's own loggers to stderr as JSON lines (idempotent)."""
-    logger = logging.getLogger(LOGGER_NAME)
-    logger.setLevel(level)
-    logger.propagate = False
-    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JsonFormatter())
-        logger.addHandler(handler)
 
 
 # -- metrics ------------------------------------------------------------------------------------

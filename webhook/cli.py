@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 import yaml
 
-from webhook import __version__
+from webhook import __version__, logs
 from webhook.config import OWN_NAMESPACE, Config, load_config
 from webhook.policy.errors import GuardrailError
 
@@ -81,6 +81,8 @@ def kubeconfig_option(purpose: str) -> Callable[[F], F]:
 @click.version_option(__version__, prog_name="guardrail")
 def main() -> None:
     """Guardrail: network-security guardrails for Kubernetes, as an admission webhook."""
+    # Warnings of every command as `guardrail: warning: ...`; `serve` installs its own log.
+    logs.configure_cli_logging()
 
 
 @main.command()
@@ -151,6 +153,16 @@ def main() -> None:
     show_default=True,
     help="Self-managed CA's validity (renewed at a third left, trusted beside the old one).",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(logs.FORMATS),
+    default="auto",
+    show_default=True,
+    envvar=logs.FORMAT_ENV,
+    show_envvar=True,
+    help="json: one JSON object per line; text: one readable line per event; "
+    "auto: text when stderr is a terminal, else json (as in a pod).",
+)
 def serve(
     config_path: str | None,
     state_path: str | None,
@@ -167,6 +179,7 @@ def serve(
     cert_hosts: tuple[str, ...],
     cert_validity: str,
     ca_validity: str,
+    log_format: str,
 ) -> None:
     """Serve the admission webhook over TLS (gunicorn, gthread workers)."""
     from webhook import server  # noqa: PLC0415 - keeps `guardrail check` free of gunicorn
@@ -198,6 +211,7 @@ def serve(
         cert_secret=cert_secret,
         webhook_configuration=webhook_configuration,
         cert_hosts=cert_hosts,
+        log_format=log_format,
     )
     with bad_input():
         server.serve(options)

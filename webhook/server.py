@@ -256,7 +256,7 @@ def _check_bind(bind: str) -> None:
 
 
 def _gunicorn_logger_class(formatter: type[logging.Formatter]) -> Any:
-    """gunicorn's logger with JSON lines, like guardrail's own, and no access log.
+    """gunicorn's logger in guardrail's own format (JSON or text lines), and no access log.
 
     The access log would cost a formatted line per admission call on the hot path; requests
     are counted and timed by the metrics, and every violation has its own log line.
@@ -276,7 +276,7 @@ def gunicorn_options(
     *, bind: str, workers: int, threads: int, cert_dir: Path, tls: ReloadingTLS
 ) -> dict[str, Any]:
     """gunicorn's settings for `serve` (also the benchmark's bare endpoint: the same stack)."""
-    from webhook.app import JsonFormatter  # noqa: PLC0415 - after PROMETHEUS_MULTIPROC_DIR
+    from webhook.logs import formatter_class  # noqa: PLC0415 - as configure_logging chose
     from webhook.worker import MAX_CONNECTIONS_PER_WORKER, DeadlineWorker  # noqa: PLC0415 - gunicorn: serve only
 
     return {
@@ -297,7 +297,7 @@ def gunicorn_options(
         "keyfile": str(cert_dir / TLS_KEY),
         "ssl_context": tls.gunicorn_hook,
         "proc_name": "guardrail",
-        "logger_class": _gunicorn_logger_class(JsonFormatter),
+        "logger_class": _gunicorn_logger_class(formatter_class()),
         "accesslog": None,
         # A control socket in $HOME would collide between instances and fail on a read-only
         # root filesystem; nothing here uses gunicornc.
@@ -348,6 +348,7 @@ class ServeOptions:
     cert_secret: str = "guardrail-tls"  # noqa: S105 - a Secret's name, not a password
     webhook_configuration: str = "guardrail"
     cert_hosts: tuple[str, ...] = ()
+    log_format: str | None = None  # auto, json or text; None: $GUARDRAIL_LOG_FORMAT, else auto
 
 
 def serve(options: ServeOptions) -> None:
@@ -378,7 +379,7 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
     from webhook.kube import KubeClient  # noqa: PLC0415 - after the env var
     from webhook.state.files import load_state  # noqa: PLC0415 - after the env var
 
-    configure_logging()
+    configure_logging(fmt=options.log_format)
     files_state = load_state(Path(state_path)) if state_path is not None else None
     if files_state is None:
         # Fail now, in the foreground, on a client configuration that cannot work at all.
