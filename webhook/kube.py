@@ -319,6 +319,27 @@ KEEPALIVE_SOCKET_OPTIONS = [
 ]
 
 
+_warned_unverified: set[str] = set()
+
+
+def _warn_unverified(host: str) -> None:
+    """Say once per process and server that its certificate is not checked.
+
+    urllib3 would say it on every request (a screenful for one audit, a line per watch event
+    in a log), in its own words: its InsecureRequestWarning is silenced instead.
+    """
+    urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    if host in _warned_unverified:
+        return
+    _warned_unverified.add(host)
+    log.warning(
+        "TLS verification is off for %s (insecure-skip-tls-verify in the kubeconfig): "
+        "the API server's identity is not checked",
+        host,
+        extra={"fields": {"server": host, "event": "tls-verification-off"}},
+    )
+
+
 class KubeClient:
     """A small JSON client for the API server, built from the kubernetes package's config.
 
@@ -346,6 +367,8 @@ class KubeClient:
             ) from exc
         self._config = configuration
         self.host = str(configuration.host).rstrip("/")
+        if not configuration.verify_ssl:
+            _warn_unverified(self.host)
         self._pool = urllib3.PoolManager(
             num_pools=4,
             maxsize=16,
