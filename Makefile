@@ -19,7 +19,7 @@ install: $(STAMP)
 ## make run: serve on the embedded default (self-signed certs in certs/, state from examples/state)
 ## and show a developer's manifest being reviewed and denied.
 run: install
-	scripts/run-demo
+	VENV=$(VENV) scripts/run-demo
 
 ## make test: install what the tests need, then lint, type-check and run every test tier.
 test: install test-deps lint typecheck
