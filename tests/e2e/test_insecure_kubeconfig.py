@@ -4,23 +4,20 @@ per-request InsecureRequestWarning never reaches the user."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.e2e.harness import Cluster, _die_with_parent, eventually, free_port
+from tests.e2e.guardrail import GUARDRAIL, spawn_serve, stop_serve
+from tests.e2e.harness import Cluster, eventually, free_port
 
 pytestmark = [pytest.mark.e2e]
 
 REPO = Path(__file__).resolve().parents[2]
-GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 WARNING = "TLS verification is off for {server} (insecure-skip-tls-verify in the kubeconfig): the API server's identity is not checked"
 
 
@@ -76,29 +73,22 @@ def test_serve_logs_one_insecure_connection_warning_for_all_its_workers(
     )
     port = free_port()
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                GUARDRAIL,
-                "serve",
-                "--kubeconfig",
-                str(kubeconfig),
-                "--cert-dir",
-                str(certs),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--threads",
-                "2",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_env(),
-            start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the child makes one prctl call
-        )
+    process = spawn_serve(
+        [
+            "--kubeconfig",
+            str(kubeconfig),
+            "--cert-dir",
+            str(certs),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+        ],
+        log_path,
+        _env(),
+    )
     url = f"https://127.0.0.1:{port}"
 
     def ready() -> bool:
@@ -117,9 +107,7 @@ def test_serve_logs_one_insecure_connection_warning_for_all_its_workers(
         eventually(ready, what="guardrail serve /readyz 200", timeout=60)
         requests.get(f"{url}/metrics", verify=str(certs / "ca.crt"), timeout=5)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=40)
+        stop_serve(process)
     lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
     assert not [line for line in lines if "InsecureRequestWarning" in line], lines
     warnings = [line for line in lines if "TLS verification is off" in line]
