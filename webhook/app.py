@@ -169,6 +169,20 @@ class Metrics:
 
         return ConfigHooks(in_use=in_use, failed=failed)
 
+    def certificate_expiry(self) -> Gauge:
+        """The serving certificate's notAfter gauge; called once per process by a server.
+
+        Without a server there is no certificate: the metric does not exist, rather than
+        reading 0 (an alert on "expires within a week" would fire on it).
+        """
+        return Gauge(
+            "guardrail_serving_certificate_expiry_timestamp_seconds",
+            "Unix time the serving certificate new connections get expires (its notAfter); "
+            "the earliest among workers.",
+            registry=self.registry,
+            multiprocess_mode="livemin",
+        )
+
     def render(self) -> bytes:
         try:
             self.before_scrape()

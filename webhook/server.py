@@ -54,6 +54,8 @@ from webhook.policy.errors import GuardrailError
 if TYPE_CHECKING:
     # Names for annotations only: the app must not be imported before the metrics directory
     # is set (see serve), nor the Kubernetes client in a process serving state from files.
+    from prometheus_client import Gauge
+
     from webhook.app import Metrics
     from webhook.kube import Client
     from webhook.selfcerts import Lifetimes
@@ -96,6 +98,8 @@ class ReloadingTLS:
         # required for /validate by require_client_certificate); reloaded with the pair.
         self.client_ca = client_ca
         self.check_interval = check_interval
+        # Called with the served certificate (PEM) each time a changed pair is loaded.
+        self.loaded: Callable[[bytes], None] = lambda _pem: None
         self._lock = threading.Lock()
         identity = self._identity()
         try:
@@ -182,10 +186,30 @@ class ReloadingTLS:
         self._context = context
         self._identity_loaded = identity
         self._identity_failed = None
+        self.loaded(self.served)
         log.info(
             "serving the certificate replaced on disk",
             extra={"fields": {"cert": str(self.cert), "pid": os.getpid()}},
         )
+
+
+def certificate_not_after(pem: bytes) -> float:
+    """Unix time the first certificate of `pem` expires."""
+    from cryptography import x509  # noqa: PLC0415 - the metric's setter only
+
+    return x509.load_pem_x509_certificate(pem).not_valid_after_utc.timestamp()
+
+
+def _export_expiry(gauge: Gauge) -> Callable[[bytes], None]:
+    """Set `gauge` to each loaded certificate's notAfter; never fails a connection."""
+
+    def loaded(pem: bytes) -> None:
+        try:
+            gauge.set(certificate_not_after(pem))
+        except ValueError as exc:  # the ssl module loaded it: not expected
+            log.warning("cannot read the served certificate's expiry: %s", exc)
+
+    return loaded
 
 
 def _loads_as_ca(path: Path) -> bool:
@@ -403,6 +427,8 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
     def factory() -> Any:
         # Runs in each worker after fork (no preload): watch threads do not survive a fork.
         metrics = Metrics(metrics_dir)
+        tls.loaded = _export_expiry(metrics.certificate_expiry())
+        tls.loaded(tls.served)  # this worker's, until its context next reloads
         not_ready = None
         if options.certificates == SELF_MANAGED:
             from webhook import selfcerts  # noqa: PLC0415 - in the worker, after the env var
