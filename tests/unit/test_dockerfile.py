@@ -275,7 +275,7 @@ def test_an_overlay_points_deploy_at_the_image_it_built(tmp_path: Path) -> None:
     (overlay / "kustomization.yaml").write_text(
         "apiVersion: kustomize.config.k8s.io/v1beta1\n"
         "kind: Kustomization\n"
-        "resources: [../deploy/base]\n"
+        "resources: [../deploy]\n"
         "images:\n"
         "  - name: ghcr.io/guardrail-dev/guardrail\n"
         "    newName: registry.example.com/guardrail\n"
