@@ -108,7 +108,7 @@ def test_the_pod_monitor_scrapes_every_guardrail_pod_over_verified_tls(rendered:
     # job="guardrail", the job every alert selects: the pods' label that jobLabel names.
     assert pod["metadata"]["labels"][monitor["spec"]["jobLabel"]] == "guardrail"
     # The violations' own `namespace` label (the object's) must not become exported_namespace.
-    assert monitor["spec"]["honorLabels"] is True
+    assert endpoint["honorLabels"] is True
 
 
 # -- the alerts ----------------------------------------------------------------------------------
