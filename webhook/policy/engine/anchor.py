@@ -193,7 +193,13 @@ def anchor_loss(
     differs = next(
         (i for i, (a, b) in enumerate(zip(first_key, second_key, strict=True)) if a != b), 3
     )
-    reason = _REASONS[differs] if differs < len(_REASONS) else "the newest"
+    reason = (
+        _REASONS[differs]
+        if differs < len(_REASONS)
+        else "the newest"
+        if differs == len(_REASONS)
+        else "none is newer: the last by kind and name"
+    )
     shown: list[Mapping[str, str]] = []
     for (labels, _), *_ in losing:
         if labels not in shown:
