@@ -62,7 +62,12 @@ def config_option(command: F) -> F:
 
 def format_option(command: F) -> F:
     return click.option(
-        "--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True
+        "--format",
+        "fmt",
+        type=click.Choice(FORMATS, case_sensitive=False),
+        default="text",
+        show_default=True,
+        help="How to print the findings (any case).",
     )(command)
 
 
@@ -101,8 +106,20 @@ def main() -> None:
     help="Directory with tls.crt and tls.key (generated when missing).",
 )
 @click.option("--bind", default="0.0.0.0:8443", show_default=True, help="HOST:PORT to listen on.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="gunicorn worker processes (each holds its own cache of the cluster).",
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Threads per worker that judge reviews.",
+)
 @kubeconfig_option(" for the live state")
 @click.option(
     "--client-ca",
@@ -111,7 +128,7 @@ def main() -> None:
 )
 @click.option(
     "--certificates",
-    type=click.Choice(["files", "self-managed"]),
+    type=click.Choice(["files", "self-managed"], case_sensitive=False),
     default="files",
     show_default=True,
     help="files: serve the pair in --cert-dir. self-managed: keep a CA and serving certificate "
@@ -155,7 +172,7 @@ def main() -> None:
 )
 @click.option(
     "--log-format",
-    type=click.Choice(logs.FORMATS),
+    type=click.Choice(logs.FORMATS, case_sensitive=False),
     default="auto",
     show_default=True,
     envvar=logs.FORMAT_ENV,
@@ -181,7 +198,13 @@ def serve(
     ca_validity: str,
     log_format: str,
 ) -> None:
-    """Serve the admission webhook over TLS (gunicorn, gthread workers)."""
+    """Serve the admission webhook over TLS (gunicorn, gthread workers).
+
+    \b
+    Examples:
+      guardrail serve --state examples/state                # no cluster: state from manifests
+      guardrail serve --config /etc/guardrail/config.yaml --certificates self-managed
+    """
     from webhook import server  # noqa: PLC0415 - keeps `guardrail check` free of gunicorn
     from webhook.selfcerts import Lifetimes  # noqa: PLC0415 - keeps `--help` fast
 
@@ -232,14 +255,38 @@ def _duration(text: str, flag: str) -> datetime.timedelta:
 
 @main.command()
 @click.option(
-    "--out", "out_dir", default="certs", show_default=True, type=click.Path(file_okay=False)
+    "--out",
+    "out_dir",
+    default="certs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory to write ca.crt, ca.key, tls.crt and tls.key to (the CA is kept if there).",
 )
-@click.option("--service", default="guardrail", show_default=True)
-@click.option("--namespace", default="guardrail-system", show_default=True)
+@click.option(
+    "--service", default="guardrail", show_default=True, help="The Service the API server calls."
+)
+@click.option(
+    "--namespace",
+    default="guardrail-system",
+    show_default=True,
+    help="The Service's namespace (guardrail's own).",
+)
 @click.option("--host", "hosts", multiple=True, help="Extra DNS name or IP address (repeatable).")
-@click.option("--days", default=365, show_default=True, type=click.IntRange(1, 3650))
+@click.option(
+    "--days",
+    default=365,
+    show_default=True,
+    type=click.IntRange(1, 3650),
+    help="Validity of the serving certificate.",
+)
 def certs(out_dir: str, service: str, namespace: str, hosts: tuple[str, ...], days: int) -> None:
-    """Write a CA and an ECDSA P-256 serving certificate; print the base64 caBundle."""
+    """Write a CA and an ECDSA P-256 serving certificate; print the base64 caBundle.
+
+    \b
+    Examples:
+      guardrail certs --out certs --host 127.0.0.1
+      guardrail certs --out tls --namespace platform --days 90
+    """
     from webhook import certs as certs_lib  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
     with bad_input():
@@ -262,7 +309,14 @@ def check(
     kubeconfig: str | None,
     paths: tuple[str, ...],
 ) -> None:
-    """Judge manifests offline; exit 1 on an enforce-mode violation, 2 on bad input."""
+    """Judge manifests offline; exit 1 on an enforce-mode violation, 2 on bad input.
+
+    \b
+    Examples:
+      guardrail check deploy/ k8s/app.yaml
+      kustomize build overlays/prod | guardrail check -
+      guardrail check --format sarif --cluster manifests/ > guardrail.sarif
+    """
     from webhook import checking, report  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
     config = _load_config(config_path)
@@ -278,13 +332,13 @@ def check(
 
 @main.command()
 @config_option
-@click.option("--namespace", default=None, help="Only this namespace.")
+@click.option("--namespace", "-n", default=None, help="Only this namespace.")
 @format_option
 @click.option("--write-reports", is_flag=True, help="Write PolicyReports to the cluster.")
 @click.option("--include-passes", is_flag=True, help="Reports list passes too, not only failures.")
 @click.option(
     "--report-api",
-    type=click.Choice(["wgpolicyk8s", "openreports"]),
+    type=click.Choice(["wgpolicyk8s", "openreports"], case_sensitive=False),
     default="wgpolicyk8s",
     show_default=True,
     help="wgpolicyk8s.io/v1alpha2 PolicyReports or openreports.io/v1alpha1 Reports.",
@@ -299,7 +353,14 @@ def audit(
     report_api: str,
     kubeconfig: str | None,
 ) -> None:
-    """Judge everything in the live cluster with the webhook's engine."""
+    """Judge everything in the live cluster with the webhook's engine.
+
+    \b
+    Examples:
+      guardrail audit
+      guardrail audit -n shop --format json
+      guardrail audit --write-reports --report-api openreports
+    """
     from webhook import audit as audit_lib  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
     config = _load_config(config_path)
@@ -328,7 +389,12 @@ def audit(
 @click.option("--labels", default=None, help="The pod's labels, k=v,... (with --namespace).")
 @click.option("--service-account", default=None, help="The pod's service account.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="text: the verdict and the walk behind it; json: the same as data.",
 )
 @click.argument("manifest", required=False)
 def explain(
@@ -472,20 +538,42 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 @main.command()
-@click.option("--url", default="https://127.0.0.1:8443/validate", show_default=True)
 @click.option(
-    "--ca", "ca_file", default="certs/ca.crt", show_default=True, type=click.Path(dir_okay=False)
+    "--url",
+    default="https://127.0.0.1:8443/validate",
+    show_default=True,
+    help="The webhook's /validate URL.",
+)
+@click.option(
+    "--ca",
+    "ca_file",
+    default="certs/ca.crt",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="CA file that verifies the webhook's certificate.",
 )
 @click.option(
     "--operation",
-    type=click.Choice(["CREATE", "UPDATE", "DELETE"]),
+    type=click.Choice(["CREATE", "UPDATE", "DELETE"], case_sensitive=False),
     default="CREATE",
     show_default=True,
+    help="The operation the review says the object is under (any case).",
 )
-@click.option("--username", default="guardrail-review", show_default=True)
+@click.option(
+    "--username",
+    default="guardrail-review",
+    show_default=True,
+    help="The requester the review names (exemptions by username apply).",
+)
 @click.argument("manifest")
 def review(url: str, ca_file: str, operation: str, username: str, manifest: str) -> None:
-    """Send a manifest to a running webhook and print the verdict as kubectl would."""
+    """Send a manifest to a running webhook and print the verdict as kubectl would.
+
+    \b
+    Examples:
+      guardrail review examples/pod-unlabelled.yaml
+      guardrail review --operation delete --url https://guardrail:8443/validate policy.yaml
+    """
     from webhook import review_client  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
 
     with bad_input():
