@@ -9,6 +9,7 @@ workloads that would be rejected there, instead of once per workload (the rule's
 
 from __future__ import annotations
 
+import difflib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +18,7 @@ from typing import Any, BinaryIO
 from webhook import policy
 from webhook.admission.judge import Judge
 from webhook.config import Config
-from webhook.manifests import Manifest, is_cluster_scoped, load_paths
+from webhook.manifests import CLUSTER_SCOPED_KINDS, Manifest, is_cluster_scoped, load_paths
 from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Operation, Request, Violation
 from webhook.report.base import Resource
@@ -30,6 +31,38 @@ from webhook.state.files import (
 from webhook.state.index import IndexedState
 
 CHECK_USERNAME = "guardrail-check"
+# Real kinds that Guardrail does not judge, some a letter or two from one it does
+# (StagedNetworkPolicy, GlobalNetworkSet): never reported as typos.
+KNOWN_KINDS = CLUSTER_SCOPED_KINDS | {
+    "ConfigMap",
+    "ControllerRevision",
+    "Endpoints",
+    "EndpointSlice",
+    "Event",
+    "HorizontalPodAutoscaler",
+    "Ingress",
+    "Lease",
+    "LimitRange",
+    "NetworkSet",
+    "PersistentVolumeClaim",
+    "PodDisruptionBudget",
+    "PodMonitor",
+    "PodTemplate",
+    "PolicyReport",
+    "PrometheusRule",
+    "Report",
+    "ResourceQuota",
+    "Role",
+    "RoleBinding",
+    "Secret",
+    "Service",
+    "ServiceAccount",
+    "ServiceMonitor",
+    "StagedKubernetesNetworkPolicy",
+    "StagedNetworkPolicy",
+    "Certificate",
+    "Issuer",
+}
 
 
 @dataclass(slots=True)
@@ -40,6 +73,8 @@ class CheckResult:
     violations: list[Violation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     judged: list[Resource] = field(default_factory=list)
+    # Bad input found while judging the rest (`file:line: message`): exit 2 after the report.
+    errors: list[str] = field(default_factory=list)
 
     @property
     def has_enforced_violation(self) -> bool:
@@ -73,7 +108,29 @@ def check_paths(
             state.upsert(obj)
     result = check_manifests(loaded.manifests, config, state)
     result.notes[:0] = loaded.notes
+    result.errors.extend(likely_typos(loaded.manifests))
     return result
+
+
+def likely_typos(manifests: Sequence[Manifest]) -> list[str]:
+    """`file:line: kind "Deploymnet" is not one Guardrail judges; did you mean "Deployment"?`
+    for each object whose kind is not judged but is one edit or two from one that is: such a
+    manifest would otherwise pass unjudged, green in CI."""
+    judged = sorted({kind for rule in policy.RULES for _, kind in rule.kinds})
+    found = []
+    for manifest in manifests:
+        kind = manifest.obj.get("kind")
+        if not isinstance(kind, str) or kind in judged or kind in KNOWN_KINDS:
+            continue
+        close = difflib.get_close_matches(kind, judged, n=1, cutoff=0.8)
+        if not close and kind.lower() in {k.lower() for k in judged}:
+            close = [next(k for k in judged if k.lower() == kind.lower())]
+        if close:
+            where = f"{manifest.file}:{manifest.line}" if manifest.line else manifest.file
+            found.append(
+                f'{where}: kind "{kind}" is not one Guardrail judges; did you mean "{close[0]}"?'
+            )
+    return found
 
 
 def check_manifests(

@@ -326,7 +326,15 @@ def check(
         )
     for note in result.notes:
         click.echo(note, err=True)
+    if result.resources == 0:
+        # An empty directory or a wrong path pattern must not pass CI green.
+        click.echo(f"no manifests found in {', '.join(paths)}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     click.echo(report.render(result, fmt), nl=False)
+    for error in result.errors:
+        click.echo(error, err=True)
+    if result.errors:
+        sys.exit(EXIT_BAD_INPUT)
     sys.exit(EXIT_VIOLATION if result.has_enforced_violation else EXIT_OK)
 
 
