@@ -82,6 +82,10 @@ def _key(obj: Obj) -> ObjKey:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
+def _uid_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("uid") or "")
+
+
 def _version_of(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
@@ -152,6 +156,9 @@ class LiveState:
         self._listed: set[str] = set()
         # resource -> (namespace, name) -> resourceVersion of what the index holds from it.
         self._versions: dict[str, dict[ObjKey, str]] = {}
+        # resource -> (namespace, name) -> uid: the index keys policies by uid, so an object
+        # that a relist finds gone is removed by its uid, not by a name the index never uses.
+        self._uids: dict[str, dict[ObjKey, str]] = {}
         self._changes = [0] * CHANGE_BUCKETS
         self._global_changes = 0
         self._synced = threading.Event()
@@ -386,12 +393,15 @@ class LiveState:
                 return  # a watcher being dropped must not write after its objects are gone
             versions = self._versions.setdefault(resource.name, {})
             key = _key(obj)
+            uids = self._uids.setdefault(resource.name, {})
             if kind == "DELETED":
                 self._remove(resource, obj)
                 versions.pop(key, None)
+                uids.pop(key, None)
             else:
                 self._index.upsert(obj)
                 versions[key] = _version_of(obj)
+                uids[key] = _uid_of(obj)
             count = len(versions)
             self._changed(resource, key[0])
         self._hooks.objects(resource.name, count)
@@ -401,14 +411,18 @@ class LiveState:
         fresh = {_key(o): _version_of(o) for o in objs}
         with self._index.batch():
             old = self._versions.get(resource.name, {})
+            uids = self._uids.get(resource.name, {})
             for key in old.keys() - fresh.keys():
                 namespace, name = key
+                metadata = {"namespace": namespace, "name": name}
+                if uids.get(key):
+                    metadata["uid"] = uids[key]
                 self._remove(
                     resource,
                     {
                         "apiVersion": resource.api_version,
                         "kind": resource.kind,
-                        "metadata": {"namespace": namespace, "name": name},
+                        "metadata": metadata,
                     },
                 )
                 self._changed(resource, namespace)
@@ -419,12 +433,14 @@ class LiveState:
                     self._index.upsert(obj)
                     self._changed(resource, key[0])
             self._versions[resource.name] = fresh
+            self._uids[resource.name] = {_key(o): _uid_of(o) for o in objs}
         self._hooks.objects(resource.name, len(fresh))
 
     def _drop_resource(self, resource: ApiResource) -> None:
         """Forget every object of a resource that is no longer served (caller holds the lock)."""
         self._replace_resource(resource, [])
         self._versions.pop(resource.name, None)
+        self._uids.pop(resource.name, None)
         self._listed.discard(resource.name)
 
     def _remove(self, resource: ApiResource, obj: Obj) -> None:
@@ -484,6 +500,7 @@ class LiveState:
                         if versions.get(_key(obj)) != _version_of(obj):
                             self._index.upsert(obj)
                             versions[_key(obj)] = _version_of(obj)
+                            self._uids.setdefault(resource.name, {})[_key(obj)] = _uid_of(obj)
                 return self._index.view(namespace)
         except Exception as exc:  # noqa: BLE001 - fall back to the cache's answer
             log.warning("live confirmation for namespace %s failed: %s", namespace, exc)
