@@ -31,14 +31,15 @@ from urllib.parse import quote
 import urllib3
 
 from webhook import kube, policy, report
-from webhook.checking import check_manifests
+from webhook.checking import Selection, check_manifests
 from webhook.config import Config
 from webhook.manifests import Manifest
 from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Obj, Operation, Violation
 from webhook.policy.objects import flavor_of
 from webhook.policy.workloads import is_workload
-from webhook.report.base import Resource
+from webhook.report import text as text_report
+from webhook.report.base import Resource, fails
 from webhook.report.policyreport import (
     REPORT_APIS,
     WGPOLICY,
@@ -158,6 +159,8 @@ class AuditResult:
     subjects: dict[tuple[str, str, str], Subject] = field(default_factory=dict)
     passes: list[tuple[str, Subject]] = field(default_factory=list)
     namespace: str | None = None
+    headlines: dict[tuple[str, str], Violation] = field(default_factory=dict)
+    unverified: tuple[str, ...] = ()  # a live cluster settles every namespace
 
     @property
     def has_enforced_violation(self) -> bool:
@@ -205,6 +208,7 @@ def audit_objects(
     *,
     namespace: str | None = None,
     include_passes: bool = False,
+    selection: Selection = Selection(),  # noqa: B008 - frozen, so one shared default is safe
 ) -> AuditResult:
     """Judge listed objects with the webhook's engine; the listed namespaces and policies are
     the state. Pure: no I/O, so the same objects always give the same result."""
@@ -239,9 +243,14 @@ def audit_objects(
         chosen.append(obj)
     chosen.sort(key=_sort_key)
 
-    checked = check_manifests([Manifest(obj, "", 0) for obj in chosen], config, state)
+    checked = check_manifests(
+        [Manifest(obj, "", 0) for obj in chosen], config, state, selection=selection
+    )
     result.resources = checked.resources
     result.violations = [replace(v, file=None, line=None) for v in checked.violations]
+    result.headlines = {
+        key: replace(v, file=None, line=None) for key, v in checked.headlines.items()
+    }
     result.judged = [Resource(r.api_version, r.kind, r.namespace, r.name) for r in checked.judged]
     for obj, resource in zip(chosen, result.judged, strict=True):
         subject = Subject(
@@ -291,29 +300,30 @@ def passes(result: AuditResult, enabled: Iterable[str]) -> list[tuple[str, Subje
 
 
 # -- output ---------------------------------------------------------------------------------------
-def render_text(result: AuditResult) -> str:
-    """Summary by policy and by namespace, then one line per finding and the counts."""
+# Namespaces listed in the text summary; the JSON and HTML reports have them all.
+SHOWN_NAMESPACES = 10
+
+
+def render_text(result: AuditResult, *, quiet: bool = False) -> str:
+    """The findings (grouped, errors first), then the summary: by policy, the namespaces with
+    most findings, and the totals, last so that thousands of findings do not scroll it away."""
+    body = [] if quiet else text_report.finding_lines(result)
+    title = "Guardrail audit" + (f' of namespace "{result.namespace}"' if result.namespace else "")
+    lines = [title, _judged_line(result)]
+    if body:
+        lines += ["", *body]
     tally = breakdown(result.violations)
-    lines = [
-        "Guardrail audit" + (f' of namespace "{result.namespace}"' if result.namespace else "")
-    ]
-    lines.append(_judged_line(result))
     if tally.total:
-        modes = {v.policy: str(v.mode) for v in result.violations}
-        lines += ["", "Violations by policy:"]
-        width = max(len(p) for p in tally.by_policy)
-        for policy, count in tally.by_policy.items():
-            lines.append(f"  {policy:<{width}}  {count:>6,}  ({modes[policy]})")
-        policies = list(tally.by_policy)
-        ns_width = max(len("namespace"), *(len(ns or "(cluster)") for ns in tally.by_namespace))
-        header = "  ".join(f"{p:>{len(p)}}" for p in policies)
-        lines += ["", "Violations by namespace:", f"  {'namespace':<{ns_width}}  {header}  total"]
-        for ns, counts in tally.by_namespace.items():
-            cells = "  ".join(f"{counts.get(p, 0):>{len(p)},}" for p in policies)
-            lines.append(f"  {ns or '(cluster)':<{ns_width}}  {cells}  {sum(counts.values()):>5,}")
-        lines += ["", "Findings:"]
-    # The findings, one a line, and the counts: the same text `check` prints.
-    return "\n".join(lines) + "\n" + report.render(result, "text")
+        lines += ["", "Namespaces with most findings:"]
+        shown = list(tally.by_namespace.items())[:SHOWN_NAMESPACES]
+        width = max(len(ns or "(cluster)") for ns, _ in shown)
+        for ns, per in shown:
+            cells = ", ".join(f"{policy} {count:,}" for policy, count in per.items())
+            lines.append(f"  {ns or '(cluster)':<{width}}  {sum(per.values()):>6,}  {cells}")
+        if len(tally.by_namespace) > SHOWN_NAMESPACES:
+            lines.append(f"  … and {len(tally.by_namespace) - SHOWN_NAMESPACES:,} more namespaces")
+    lines += ["", *text_report.summary_lines(result)]
+    return "\n".join(lines) + "\n"
 
 
 def _judged_line(result: AuditResult) -> str:
@@ -326,9 +336,11 @@ def _judged_line(result: AuditResult) -> str:
     return text + (f" ({'; '.join(extra)})" if extra else "")
 
 
-def render(result: AuditResult, fmt: str, *, api: ReportApi = WGPOLICY, now: float) -> str:
+def render(
+    result: AuditResult, fmt: str, *, api: ReportApi = WGPOLICY, now: float, quiet: bool = False
+) -> str:
     if fmt == "text":
-        return render_text(result)
+        return render_text(result, quiet=quiet)
     if fmt == "policyreport":
         return dump(reports(result, api=api, now=now))
     return report.render(result, fmt)
@@ -348,6 +360,7 @@ def sweep(
     namespace: str | None = None,
     include_passes: bool = False,
     progress: Progress | None = None,
+    selection: Selection = Selection(),  # noqa: B008 - frozen, so one shared default is safe
 ) -> AuditResult:
     """List and judge; GuardrailError when the API server cannot be read."""
     progress = progress or Progress(None)
@@ -358,7 +371,9 @@ def sweep(
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise GuardrailError(f"cannot reach the API server: {exc}", client.host) from exc
     progress.update(f"judging {len(objects):,} objects", 0, None, force=True)
-    result = audit_objects(objects, config, namespace=namespace, include_passes=include_passes)
+    result = audit_objects(
+        objects, config, namespace=namespace, include_passes=include_passes, selection=selection
+    )
     progress.clear()
     return result
 
@@ -374,6 +389,9 @@ def run(
     kubeconfig: str | None = None,
     out: IO[str] | None = None,
     err: IO[str] | None = None,
+    quiet: bool = False,
+    fail_on: str = "enforce",
+    selection: Selection = Selection(),  # noqa: B008 - frozen, so one shared default is safe
 ) -> int:
     """Sweep the cluster, print the report, optionally write report objects; the exit code."""
     out = out or sys.stdout
@@ -389,12 +407,17 @@ def run(
     progress = Progress(err)
     try:
         result = sweep(
-            client, config, namespace=namespace, include_passes=include_passes, progress=progress
+            client,
+            config,
+            namespace=namespace,
+            include_passes=include_passes,
+            progress=progress,
+            selection=selection,
         )
     finally:
         progress.clear()
     now = time.time()
-    out.write(render(result, fmt, api=api, now=now))
+    out.write(render(result, fmt, api=api, now=now, quiet=quiet))
     out.flush()
     if write_reports:
         try:
@@ -406,4 +429,4 @@ def run(
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise GuardrailError(f"cannot reach the API server: {exc}", client.host) from exc
         err.write(f"guardrail: {written.describe(api)}\n")
-    return EXIT_VIOLATION if result.has_enforced_violation else EXIT_OK
+    return EXIT_VIOLATION if fails(result, fail_on) else EXIT_OK

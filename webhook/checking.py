@@ -2,9 +2,14 @@
 
 Each object is judged as the API server would send it on `kubectl apply` of a new object: a
 CREATE by user `guardrail-check`, its namespace filled in (`default` when absent). The cluster
-state is what the manifests contain, so a Pod is only fine when its namespace's default-deny
-is among them. A namespace without one is reported once, as kind `Namespace`, naming the
-workloads that would be rejected there, instead of once per workload (the rule's roll-up).
+state is what the manifests contain (plus the live cluster's with `--cluster`).
+
+- Every finding is the object's own, at its file and line, so SARIF annotations and JUnit
+  cases land where the developer edits. A namespace lacking isolation also gets one
+  headline (the rule's roll-up, with the fix), which text and HTML show over its workloads.
+- A workload in a namespace of which the input holds nothing (no Namespace, no policy) is
+  *unverified*: a warning, not a denial, unless `--strict`. An application repository holds
+  no platform policies, and its CI must not fail on what the cluster already has.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ from webhook.admission.judge import Judge
 from webhook.config import Config
 from webhook.manifests import CLUSTER_SCOPED_KINDS, Manifest, is_cluster_scoped, load_paths
 from webhook.policy.errors import GuardrailError
-from webhook.policy.model import Operation, Request, Violation
+from webhook.policy.model import Finding, Operation, Request, Violation
+from webhook.policy.objects import NAMESPACED_FLAVORS, flavor_of
 from webhook.report.base import Resource
 from webhook.state.files import (
     DEFAULT_NAMESPACE,
@@ -67,7 +73,13 @@ KNOWN_KINDS = CLUSTER_SCOPED_KINDS | {
 
 @dataclass(slots=True)
 class CheckResult:
-    """What `check` found: counts, violations in input order, and notes on skipped input."""
+    """What `check` found: counts, violations in input order, and notes on skipped input.
+
+    `violations` holds one finding per object, at the object's own file and line. `headlines`
+    says once, per (policy, namespace), what a rule's findings in that namespace have in
+    common and how to fix them all (the namespace lacks a default-deny, or is not in the
+    input): text and HTML show it over its findings; formats that annotate lines ignore it.
+    """
 
     resources: int = 0
     violations: list[Violation] = field(default_factory=list)
@@ -75,10 +87,26 @@ class CheckResult:
     judged: list[Resource] = field(default_factory=list)
     # Bad input found while judging the rest (`file:line: message`): exit 2 after the report.
     errors: list[str] = field(default_factory=list)
+    headlines: dict[tuple[str, str], Violation] = field(default_factory=dict)
+    # Namespaces with workloads of which the input says nothing (without --cluster).
+    unverified: list[str] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # the paths judged, or ["cluster"]
 
     @property
     def has_enforced_violation(self) -> bool:
         return any(v.enforced for v in self.violations)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What `check` reports: `--only`/`--skip` policy ids, `--strict` about unverified."""
+
+    only: frozenset[str] = frozenset()
+    skip: frozenset[str] = frozenset()
+    strict: bool = False
+
+    def wants(self, policy_id: str) -> bool:
+        return (not self.only or policy_id in self.only) and policy_id not in self.skip
 
 
 def check_paths(
@@ -88,14 +116,18 @@ def check_paths(
     cluster: bool = False,
     stdin: BinaryIO | None = None,
     kubeconfig: str | None = None,
+    selection: Selection = Selection(),
 ) -> CheckResult:
     """Load files, directories and `-` (stdin), and judge every object in them.
 
     With `cluster`, the state is the live cluster's namespaces and policies (listed once, with
     `kubeconfig` or the usual in-cluster / $KUBECONFIG resolution) plus the manifests' own,
-    which win: they are what the cluster will hold once they are applied.
+    which win: they are what the cluster will hold once they are applied. Without it, a
+    workload in a namespace the manifests say nothing about is *unverified*, not a violation
+    (unless `selection.strict`): an application repository holds no platform policies.
+    A file that cannot be parsed is reported in `errors` and the others are still judged.
     """
-    loaded = load_paths(list(paths), stdin)
+    loaded = load_paths(list(paths), stdin, keep_going=True)
     state = None
     if cluster:
         from webhook.kube import KubeClient  # noqa: PLC0415 - only with --cluster
@@ -106,10 +138,34 @@ def check_paths(
             state.upsert(obj)
         for obj in state_objects(loaded.manifests):
             state.upsert(obj)
-    result = check_manifests(loaded.manifests, config, state)
+    described = None if cluster else described_namespaces(loaded.manifests)
+    result = check_manifests(
+        loaded.manifests, config, state, described=described, selection=selection
+    )
     result.notes[:0] = loaded.notes
+    result.errors.extend(str(error) for error in loaded.errors)
     result.errors.extend(likely_typos(loaded.manifests))
+    result.sources = ["cluster", *paths] if cluster else list(paths)
     return result
+
+
+def described_namespaces(manifests: Sequence[Manifest]) -> frozenset[str]:
+    """Namespaces the manifests say something about: a Namespace object, or a policy in it."""
+    return frozenset(
+        str(
+            obj["metadata"]["name"]
+            if obj.get("kind") == "Namespace"
+            else obj["metadata"]["namespace"]
+        )
+        for obj in state_objects(manifests)
+        if isinstance(obj.get("metadata"), dict)
+        and (obj.get("kind") == "Namespace" or is_namespaced_policy(obj))
+    )
+
+
+def is_namespaced_policy(obj: dict[str, Any]) -> bool:
+    flavor = flavor_of(obj)
+    return flavor is not None and flavor in NAMESPACED_FLAVORS
 
 
 def likely_typos(manifests: Sequence[Manifest]) -> list[str]:
@@ -134,25 +190,30 @@ def likely_typos(manifests: Sequence[Manifest]) -> list[str]:
 
 
 def check_manifests(
-    manifests: Sequence[Manifest], config: Config, state: IndexedState | None = None
+    manifests: Sequence[Manifest],
+    config: Config,
+    state: IndexedState | None = None,
+    *,
+    described: frozenset[str] | None = None,
+    selection: Selection = Selection(),
 ) -> CheckResult:
     """Judge each manifest; the state is the manifests' own unless given (the audit's cluster).
 
-    Findings of a rule with a roll-up (require-default-deny) about one namespace are reported
-    as the one finding the rule writes for the namespace, placed at the Namespace object when
-    the input holds it (else at the first finding's object).
+    Every finding is the object's own, at its file and line. A rule with a roll-up
+    (require-default-deny) also gets a headline per namespace, placed at the Namespace object
+    when the input holds it; the Namespace's own finding of that rule is then left out, since
+    the headline says the same and its workloads carry the verdicts. With `described` (the
+    namespaces the input says something about), findings of state-reading rules in any other
+    namespace are unverified (warnings) unless `selection.strict`.
     """
     if state is None:
         state = state_from_manifests(manifests)
     judge = Judge(config, state)
     result = CheckResult(resources=len(manifests))
-    # (position in the input, violation): the namespace summaries are slotted in afterwards.
-    placed: list[tuple[int, Violation]] = []
-    rolled: dict[tuple[str, str], list[tuple[int, Violation]]] = {}
-    own: dict[tuple[str, str], tuple[int, Violation]] = {}
-    namespace_objects: dict[str, int] = {}
+    namespace_objects: dict[str, Manifest] = {}
+    rolled: dict[tuple[str, str], list[Violation]] = {}
 
-    for index, manifest in enumerate(manifests):
+    for manifest in manifests:
         request = request_for(manifest)
         result.judged.append(
             Resource(
@@ -165,36 +226,100 @@ def check_manifests(
             )
         )
         if request.kind == "Namespace" and request.group == "":
-            namespace_objects.setdefault(request.name, index)
+            namespace_objects.setdefault(request.name, manifest)
         try:
             violations = judge.violations(request)
         except GuardrailError as exc:
             raise GuardrailError(str(exc), manifest.where) from exc
+        unknown = (
+            described is not None
+            and not selection.strict
+            and bool(request.namespace)
+            and request.namespace not in described
+        )
         for violation in violations:
+            rule = policy.rule(violation.policy)
+            if not selection.wants(rule.id):
+                continue
             located = replace(violation, file=manifest.file, line=manifest.line)
-            finding = located.finding
-            if policy.rule(finding.policy).rollup is None:
-                placed.append((index, located))
-            elif finding.kind == "Namespace" and not finding.namespace:
-                own[(finding.policy, finding.name)] = (index, located)
-            else:
-                key = (finding.policy, finding.namespace)
-                rolled.setdefault(key, []).append((index, located))
+            if unknown and rule.needs_state:
+                located = unverified(located, request.namespace)
+            result.violations.append(located)
+            if rule.rollup is not None and located.finding.namespace:
+                rolled.setdefault((rule.id, located.finding.namespace), []).append(located)
 
     for (policy_id, namespace), found in rolled.items():
-        summarize = policy.rule(policy_id).rollup
-        assert summarize is not None
-        about_namespace = own.pop((policy_id, namespace), None)
-        position = namespace_objects.get(namespace, found[0][0])
-        anchor = manifests[position]
-        summary = summarize(namespace, state, config.settings, [v.finding for _, v in found])
-        mode = about_namespace[1].mode if about_namespace is not None else found[0][1].mode
-        placed.append((position, Violation(summary, mode, anchor.file, anchor.line)))
-    placed.extend(own.values())
-
-    placed.sort(key=lambda item: item[0])  # stable: within an object, registry order stays
-    result.violations = [violation for _, violation in placed]
+        result.headlines[(policy_id, namespace)] = _headline(
+            policy_id, namespace, found, state, config, namespace_objects.get(namespace)
+        )
+    if result.headlines:
+        result.violations = [
+            v
+            for v in result.violations
+            if not (
+                v.finding.kind == "Namespace"
+                and not v.finding.namespace
+                and (v.policy, v.finding.name) in result.headlines
+            )
+        ]
+    result.unverified = sorted({ns for (_, ns), v in result.headlines.items() if v.unverified})
     return result
+
+
+def _headline(
+    policy_id: str,
+    namespace: str,
+    found: Sequence[Violation],
+    state: IndexedState,
+    config: Config,
+    namespace_object: Manifest | None,
+) -> Violation:
+    """What a rule's findings in one namespace have in common, said once, with the fix."""
+    file = namespace_object.file if namespace_object is not None else None
+    line = namespace_object.line if namespace_object is not None else None
+    if found[0].unverified:
+        return Violation(
+            _unverified_headline(policy_id, namespace, found), found[0].mode, file, line, True
+        )
+    summarize = policy.rule(policy_id).rollup
+    assert summarize is not None
+    summary = summarize(namespace, state, config.settings, [v.finding for v in found])
+    return Violation(summary, found[0].mode, file, line)
+
+
+def listed(found: Sequence[Violation], limit: int = 5) -> str:
+    names = [f'{v.finding.kind} "{v.finding.name}"' for v in found]
+    text = ", ".join(names[:limit])
+    return text + (f" and {len(names) - limit:,} more" if len(names) > limit else "")
+
+
+def _unverified_headline(policy_id: str, namespace: str, found: Sequence[Violation]) -> Finding:
+    count = f"{len(found):,} workload{'' if len(found) == 1 else 's'}"
+    message = (
+        f'[{policy_id}] Namespace "{namespace}" is not in the input (no Namespace object, no '
+        f"network policy in it), so {count} in it could not be verified: {listed(found)}. "
+        f"Check them with the platform's manifests too (guardrail check platform/ app/), "
+        f"against the cluster (--cluster), or fail on this (--strict)."
+    )
+    summary = f'[{policy_id}] Namespace "{namespace}" is not in the input; {count} unverified'
+    return Finding(policy_id, "Namespace", "", namespace, message, summary)
+
+
+def unverified(violation: Violation, namespace: str) -> Violation:
+    """The violation as a warning that the input cannot settle it, saying what would."""
+    finding = violation.finding
+    tag = f"[{finding.policy}] "
+    message = (
+        f'{tag}{finding.kind} "{finding.name}" in namespace "{namespace}": not verified, the '
+        f'input holds nothing about namespace "{namespace}" (no Namespace, no network '
+        f"policy). Add the platform's manifests or use --cluster; --strict fails on this."
+    )
+    summary = f'{tag}{finding.kind} "{finding.name}": namespace "{namespace}" not in the input'
+    return replace(
+        violation,
+        finding=replace(finding, message=message, summary=summary),
+        unverified=True,
+    )
 
 
 def request_for(manifest: Manifest) -> Request:

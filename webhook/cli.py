@@ -71,6 +71,60 @@ def format_option(command: F) -> F:
     )(command)
 
 
+def _policy_ids(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> frozenset[str]:
+    """`--only a,b --only c`: every id must be a policy's (a typo would silently judge all)."""
+    from webhook.policy import RULE_IDS  # noqa: PLC0415 - only when the flag is given
+
+    ids = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    for policy_id in ids:
+        if policy_id not in RULE_IDS:
+            raise click.BadParameter(
+                f"unknown policy {policy_id!r} (expected one of {', '.join(RULE_IDS)})",
+                ctx,
+                param,
+            )
+    return frozenset(ids)
+
+
+def selection_options(command: F) -> F:
+    """--only, --skip, --fail-on and --quiet, which check and audit share."""
+    for decorate in reversed(
+        (
+            click.option(
+                "--only",
+                multiple=True,
+                callback=_policy_ids,
+                metavar="POLICY[,POLICY]",
+                help="Report only these policies (repeat or comma-separate).",
+            ),
+            click.option(
+                "--skip",
+                multiple=True,
+                callback=_policy_ids,
+                metavar="POLICY[,POLICY]",
+                help="Do not report these policies (repeat or comma-separate).",
+            ),
+            click.option(
+                "--fail-on",
+                type=click.Choice(["enforce", "warn"], case_sensitive=False),
+                default="enforce",
+                show_default=True,
+                help="Exit 1 on errors (enforce) or on errors and warnings (warn).",
+            ),
+            click.option(
+                "--quiet",
+                "-q",
+                is_flag=True,
+                help="Text format: print only the summary (counts by policy and level).",
+            ),
+        )
+    ):
+        command = decorate(command)
+    return command
+
+
 def kubeconfig_option(purpose: str) -> Callable[[F], F]:
     def decorate(command: F) -> F:
         return click.option(
@@ -301,41 +355,85 @@ def certs(out_dir: str, service: str, namespace: str, hosts: tuple[str, ...], da
 @format_option
 @click.option("--cluster", is_flag=True, help="Add the live cluster's namespaces and policies.")
 @kubeconfig_option(" for --cluster")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="A namespace the input says nothing about fails (default: unverified, a warning).",
+)
+@selection_options
 @click.argument("paths", nargs=-1, required=True)
 def check(
     config_path: str | None,
     fmt: str,
     cluster: bool,
     kubeconfig: str | None,
+    strict: bool,
+    only: frozenset[str],
+    skip: frozenset[str],
+    fail_on: str,
+    quiet: bool,
     paths: tuple[str, ...],
 ) -> None:
     """Judge manifests offline; exit 1 on an enforce-mode violation, 2 on bad input.
+
+    A workload in a namespace the input holds nothing about (no Namespace, no policy: an
+    application repository) is unverified, a warning, unless --strict or --cluster.
 
     \b
     Examples:
       guardrail check deploy/ k8s/app.yaml
       kustomize build overlays/prod | guardrail check -
       guardrail check --format sarif --cluster manifests/ > guardrail.sarif
+      guardrail check --strict --only require-default-deny platform/ apps/
     """
     from webhook import checking, report  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
+    from webhook.report import text  # noqa: PLC0415 - as above
+    from webhook.report.base import fails  # noqa: PLC0415 - as above
 
+    _quiet_with_text(quiet, fmt)
     config = _load_config(config_path)
+    selection = checking.Selection(only=only, skip=skip, strict=strict)
     with bad_input(prefix=""):
         result = checking.check_paths(
-            list(paths), config, cluster=cluster, stdin=sys.stdin.buffer, kubeconfig=kubeconfig
+            list(paths),
+            config,
+            cluster=cluster,
+            stdin=sys.stdin.buffer,
+            kubeconfig=kubeconfig,
+            selection=selection,
         )
     for note in result.notes:
         click.echo(note, err=True)
     if result.resources == 0:
-        # An empty directory or a wrong path pattern must not pass CI green.
-        click.echo(f"no manifests found in {', '.join(paths)}", err=True)
+        # An empty directory or a wrong path pattern must not pass CI green, and a report of
+        # nothing judged would read as a pass.
+        for error in result.errors:
+            click.echo(error, err=True)
+        if not result.errors:
+            click.echo(f"no manifests found in {', '.join(paths)}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    click.echo(report.render(result, fmt), nl=False)
+    output = text.render_summary(result) if quiet else report.render(result, fmt)
+    click.echo(output, nl=False)
     for error in result.errors:
         click.echo(error, err=True)
     if result.errors:
+        noun = "file or object" if len(result.errors) == 1 else "files or objects"
+        click.echo(
+            f"guardrail: {len(result.errors)} {noun} could not be judged (above); "
+            "the rest were judged",
+            err=True,
+        )
         sys.exit(EXIT_BAD_INPUT)
-    sys.exit(EXIT_VIOLATION if result.has_enforced_violation else EXIT_OK)
+    sys.exit(EXIT_VIOLATION if fails(result, fail_on) else EXIT_OK)
+
+
+def _quiet_with_text(quiet: bool, fmt: str) -> None:
+    if quiet and fmt != "text":
+        click.echo(
+            f"guardrail: --quiet prints the text summary; it cannot go with --format {fmt}",
+            err=True,
+        )
+        sys.exit(EXIT_BAD_INPUT)
 
 
 @main.command()
@@ -352,6 +450,7 @@ def check(
     help="wgpolicyk8s.io/v1alpha2 PolicyReports or openreports.io/v1alpha1 Reports.",
 )
 @kubeconfig_option("")
+@selection_options
 def audit(
     config_path: str | None,
     namespace: str | None,
@@ -360,6 +459,10 @@ def audit(
     include_passes: bool,
     report_api: str,
     kubeconfig: str | None,
+    only: frozenset[str],
+    skip: frozenset[str],
+    fail_on: str,
+    quiet: bool,
 ) -> None:
     """Judge everything in the live cluster with the webhook's engine.
 
@@ -370,7 +473,9 @@ def audit(
       guardrail audit --write-reports --report-api openreports
     """
     from webhook import audit as audit_lib  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
+    from webhook.checking import Selection  # noqa: PLC0415 - as above
 
+    _quiet_with_text(quiet, fmt)
     config = _load_config(config_path)
     with bad_input():
         code = audit_lib.run(
@@ -381,6 +486,9 @@ def audit(
             include_passes=include_passes,
             report_api=report_api,
             kubeconfig=kubeconfig,
+            quiet=quiet,
+            fail_on=fail_on,
+            selection=Selection(only=only, skip=skip),
         )
     sys.exit(code)
 

@@ -13,6 +13,7 @@ is a `ManifestError` whose `where` is `file:line` (or the path when there is no 
 from __future__ import annotations
 
 import codecs
+import functools
 import json
 import os
 import re
@@ -114,24 +115,60 @@ class LoadResult:
     manifests: list[Manifest] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     files: int = 0
+    # With `keep_going`: the files (or paths) that could not be read or parsed, each whole.
+    errors: list[ManifestError] = field(default_factory=list)
 
 
 def is_cluster_scoped(kind: str) -> bool:
     return kind in CLUSTER_SCOPED_KINDS
 
 
-def load_paths(paths: Sequence[str], stdin: BinaryIO | None = None) -> LoadResult:
-    """Load every path (file, directory, or `-` for stdin) in the order given."""
+def load_paths(
+    paths: Sequence[str], stdin: BinaryIO | None = None, *, keep_going: bool = False
+) -> LoadResult:
+    """Load every path (file, directory, or `-` for stdin) in the order given.
+
+    With `keep_going`, a file (or path) that cannot be read or parsed is recorded in `errors`
+    and left out whole, and the others are still loaded: `check` reports every broken file
+    and judges the rest. Half a file is never kept, since a document missing from it (a
+    namespace's default-deny) would turn into findings about the documents that were kept.
+    """
     result = LoadResult()
     for path in paths:
-        if path == STDIN_PATH:
-            if stdin is None:
-                raise ManifestError("standard input is not available", STDIN_NAME)
-            _load_data(_read_stream(stdin, STDIN_NAME), STDIN_NAME, result)
-            continue
-        for file in manifest_files(path):
-            _load_data(_read_file(file), file, result)
+        try:
+            if path == STDIN_PATH:
+                if stdin is None:
+                    raise ManifestError("standard input is not available", STDIN_NAME)
+                _load_whole(
+                    functools.partial(_read_stream, stdin, STDIN_NAME),
+                    STDIN_NAME,
+                    result,
+                    keep_going,
+                )
+                continue
+            for file in manifest_files(path):
+                _load_whole(functools.partial(_read_file, file), file, result, keep_going)
+        except ManifestError as exc:
+            if not keep_going:
+                raise
+            result.errors.append(exc)
     return result
+
+
+def _load_whole(read: Callable[[], bytes], file: str, result: LoadResult, keep_going: bool) -> None:
+    if not keep_going:
+        _load_data(read(), file, result)
+        return
+    one = LoadResult()
+    try:
+        _load_data(read(), file, one)
+    except ManifestError as exc:
+        result.files += 1
+        result.errors.append(exc)
+        return
+    result.manifests.extend(one.manifests)
+    result.notes.extend(one.notes)
+    result.files += one.files
 
 
 def load_bytes(data: bytes, file: str) -> LoadResult:

@@ -207,7 +207,7 @@ CASES: list[tuple[str, dict[str, str], int, list[tuple[str, str, str, str, str, 
             "apps.yaml": deployments("staged"),
         },
         1,
-        [("require-default-deny", "enforce", "Namespace", "", "staged", "namespaces.yaml", 1)],
+        [("require-default-deny", "enforce", "Deployment", "staged", "web", "apps.yaml", 1)],
     ),
     (
         "banp-egress-plus-kubernetes-ingress",
@@ -228,7 +228,7 @@ CASES: list[tuple[str, dict[str, str], int, list[tuple[str, str, str, str, str, 
             "apps.yaml": deployments("base"),
         },
         1,
-        [("require-default-deny", "enforce", "Namespace", "", "base", "namespaces.yaml", 1)],
+        [("require-default-deny", "enforce", "Deployment", "base", "web", "apps.yaml", 1)],
     ),
     (
         "anp-egress-plus-kubernetes-ingress",
@@ -324,8 +324,8 @@ def test_messages_name_what_is_missing_and_where(tmp_path: Path) -> None:
     assert code == 1
     messages = {v["policy"]: v["message"] for v in doc["violations"]}
     assert messages["require-default-deny"].startswith(
-        '[require-default-deny] Namespace "base" has no default-deny network policy for Ingress, '
-        'so 1 workload in it would be rejected: Deployment "web". Apply one first: '
+        '[require-default-deny] Deployment "web" in namespace "base" cannot run there: '
+        'namespace "base" has no default-deny network policy for Ingress. Apply one first: '
     )
     assert messages["restrict-allow-all"] == (
         '[restrict-allow-all] GlobalNetworkPolicy "deny-app" has an invalid selector at '

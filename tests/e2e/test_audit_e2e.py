@@ -179,15 +179,16 @@ def build_dataset(prefix: str, namespaces: int, pods_per_namespace: int) -> Data
     every 37th pod lacks its role label; namespace 2's Deployment lacks it too."""
     data = Dataset(prefix, [f"{prefix}{i:04d}" for i in range(namespaces)])
     for i, ns in enumerate(data.namespaces):
-        if i % 10 != 0:
+        isolated = i % 10 != 0
+        if isolated:
             data.objects.append(default_deny(ns))
-        else:
-            data.expected.add(("require-default-deny", "Namespace", "", ns))
         if i % 50 == 7:
             data.objects.append(allow_all(ns))
             data.expected.add(("restrict-allow-all", "NetworkPolicy", ns, "open"))
         for j in range(pods_per_namespace):
             name = f"pod-{j:02d}"
+            if not isolated:  # each workload is rejected for its namespace's sake
+                data.expected.add(("require-default-deny", "Pod", ns, name))
             if (i * pods_per_namespace + j) % 37 == 0:
                 data.objects.append(pod(ns, name, {"app": "web"}))
                 data.expected.add(("require-role-labels", "Pod", ns, name))
@@ -287,15 +288,18 @@ def test_audit_json_finds_exactly_the_known_violations(cluster: Cluster, dataset
         ("require-role-labels", "enforce"),
         ("restrict-allow-all", "warn"),
     }
-    namespace_finding = next(
+    gap = dataset.namespaces[0]
+    rejected = [
         v
         for v in document["violations"]
-        if v["kind"] == "Namespace" and v["name"] == dataset.namespaces[0]
+        if v["policy"] == "require-default-deny" and v["namespace"] == gap
+    ]
+    assert len(rejected) == PODS_PER_NAMESPACE
+    assert rejected[0]["message"].startswith(
+        f'[require-default-deny] Pod "pod-00" in namespace "{gap}" cannot run there: namespace '
+        f'"{gap}" has no default-deny network policy for Ingress and Egress. Apply one first: '
     )
-    assert namespace_finding["message"].startswith(
-        f'[require-default-deny] Namespace "{dataset.namespaces[0]}" has no default-deny network '
-        f"policy for Ingress and Egress, so {PODS_PER_NAMESPACE} workloads in it would be rejected: "
-    )
+    assert not any(v["kind"] == "Namespace" and v["name"] == gap for v in document["violations"])
     assert not any(
         v["kind"] == "ReplicaSet" or v["name"].startswith("api-") for v in document["violations"]
     )
@@ -317,13 +321,14 @@ def test_audit_namespace_flag_scopes_the_sweep(cluster: Cluster, dataset: Datase
 
 
 def test_audit_text_summarises_by_policy_and_namespace(cluster: Cluster, dataset: Dataset) -> None:
-    """The text report opens with counts by policy and by namespace, then lists findings."""
+    """The text report lists the findings, then the summary by policy and the totals last."""
     done = run_guardrail(cluster, "audit", "--namespace", dataset.namespaces[2])
     lines = done.stdout.splitlines()
     assert lines[0] == f'Guardrail audit of namespace "{dataset.namespaces[2]}"'
-    assert "Violations by policy:" in lines
+    assert lines[-1].endswith(", 1 violation: 1 error"), lines[-6:]
+    assert "By policy:" in lines[-5:]
     assert (
-        f'Deployment {dataset.namespaces[2]}/api: [require-role-labels] Deployment "api" in namespace "{dataset.namespaces[2]}" is missing required labels in its pod template: role. Add them under spec.template.metadata.labels.'
+        f'Deployment {dataset.namespaces[2]}/api: error: [require-role-labels] Deployment "api" in namespace "{dataset.namespaces[2]}" is missing required labels in its pod template: role. Add them under spec.template.metadata.labels.'
         in lines
     )
 
@@ -351,21 +356,26 @@ def test_write_reports_lists_the_right_counts_and_forgets_fixed_objects(
     assert listed_reports(cluster, "policyreports", dataset.prefix) == expected
 
     # Fix one pod in a namespace that keeps other problems, and every problem of another.
-    bad_pod = next(k for k in sorted(dataset.expected) if k[1] == "Pod")
+    def gaps(ns: str) -> set[Key]:
+        return {k for k in dataset.expected if k[0] == "require-default-deny" and k[2] == ns}
+
+    bad_pod = next(
+        k
+        for k in sorted(dataset.expected)
+        if k[:2] == ("require-role-labels", "Pod") and not gaps(k[2])
+    )
     _, _, pod_ns, pod_name = bad_pod
     cluster.kubectl("label", "pod", pod_name, "-n", pod_ns, "role=fixed")
     clean_ns = next(
         ns
         for ns in dataset.namespaces
-        if ("require-default-deny", "Namespace", "", ns) in dataset.expected
-        and dataset.fails(ns) == 1
-        and ns != pod_ns
+        if gaps(ns) and dataset.fails(ns) == len(gaps(ns)) and not dataset.warns(ns)
     )
     cluster.kubectl("apply", "-f", "-", input=json.dumps(default_deny(clean_ns)))
 
     rerun = run_guardrail(cluster, "audit", "--format", "json", "--write-reports")
     assert rerun.returncode == 1
-    fixed = dataset.expected - {bad_pod, ("require-default-deny", "Namespace", "", clean_ns)}
+    fixed = dataset.expected - {bad_pod} - gaps(clean_ns)
     assert found_keys(json.loads(rerun.stdout), dataset.prefix) == fixed
     after = listed_reports(cluster, "policyreports", dataset.prefix)
     assert clean_ns not in after

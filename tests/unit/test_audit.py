@@ -110,7 +110,10 @@ def keys(result: AuditResult) -> list[tuple[str, str, str, str]]:
         ),
         (
             [ns("blog"), pod("blog", "a", GOOD), pod("blog", "b", GOOD)],
-            [("require-default-deny", "Namespace", "", "blog")],
+            [
+                ("require-default-deny", "Pod", "blog", "a"),
+                ("require-default-deny", "Pod", "blog", "b"),
+            ],
             3,
             0,
         ),
@@ -121,7 +124,12 @@ def keys(result: AuditResult) -> list[tuple[str, str, str, str]]:
             0,
         ),
     ],
-    ids=["deployment-judged-once", "orphan-pod-judged", "namespace-finding-once", "exempt-skipped"],
+    ids=[
+        "deployment-judged-once",
+        "orphan-pod-judged",
+        "namespace-gap-per-workload",
+        "exempt-skipped",
+    ],
 )
 def test_audit_judges_each_object_once(
     objects: list[dict[str, Any]],
@@ -136,12 +144,13 @@ def test_audit_judges_each_object_once(
     assert all(v.file is None and v.line is None for v in result.violations)
 
 
-def test_namespace_finding_names_the_workloads_that_would_be_rejected() -> None:
-    """A namespace without a default-deny is one finding that lists its workloads."""
+def test_namespace_headline_names_the_workloads_that_would_be_rejected() -> None:
+    """A namespace without a default-deny: a finding per workload, and one headline that
+    lists them, as in `check`."""
     result = audit_objects([ns("blog"), pod("blog", "a", GOOD), pod("blog", "b", GOOD)], CONFIG)
-    (violation,) = result.violations
-    assert violation.enforced
-    assert violation.finding.message.startswith(
+    assert [v.enforced for v in result.violations] == [True, True]
+    headline = result.headlines[("require-default-deny", "blog")]
+    assert headline.finding.message.startswith(
         '[require-default-deny] Namespace "blog" has no default-deny network policy for Ingress '
         'and Egress, so 2 workloads in it would be rejected: Pod "a", Pod "b". Apply one first: '
     )
@@ -177,8 +186,9 @@ def test_controller_uid_reads_only_the_controlling_owner() -> None:
 
 
 # -- text -----------------------------------------------------------------------------------------
-def test_text_report_summarises_by_policy_and_namespace_then_lists_findings() -> None:
-    """The text format: counts by policy, a namespace x policy table, then the findings."""
+def test_text_report_lists_findings_then_the_summary_last() -> None:
+    """The text format: the findings, errors first, then the namespaces with most findings,
+    counts by policy and level, and the totals, last, so no long list scrolls them away."""
     objects = [
         ns("blog"),
         pod("blog", "a", BAD),
@@ -187,26 +197,33 @@ def test_text_report_summarises_by_policy_and_namespace_then_lists_findings() ->
         pod("shop", "web", BAD),
         workload("Deployment", "shop", "api", GOOD, "d1"),
     ]
-    text = render_text(audit_objects(objects, CONFIG))
-    assert text.splitlines()[:12] == [
-        "Guardrail audit",
-        "6 objects judged",
-        "",
-        "Violations by policy:",
-        "  require-role-labels        2  (enforce)",
-        "  require-default-deny       1  (enforce)",
-        "",
-        "Violations by namespace:",
-        "  namespace  require-role-labels  require-default-deny  total",
-        "  blog                         1                     1      2",
-        "  shop                         1                     0      1",
-        "",
+    lines = render_text(audit_objects(objects, CONFIG)).splitlines()
+    assert lines[:3] == ["Guardrail audit", "6 objects judged", ""]
+    assert [line.split(" [", 1)[0] for line in lines[3:6]] == [
+        "Pod blog/a: error:",
+        "Pod shop/web: error:",
+        "Pod blog/a: error:",
     ]
-    assert (
-        'Pod shop/web: [require-role-labels] Pod "web" in namespace "shop" is missing required labels: role. Add them under metadata.labels.'
-        in text
-    )
-    assert text.endswith("6 resources, 3 violations (3 enforced)\n")
+    assert lines[6:] == [
+        "",
+        "Namespaces with most findings:",
+        "  blog       2  require-role-labels 1, require-default-deny 1",
+        "  shop       1  require-role-labels 1",
+        "",
+        "By policy:",
+        "  require-role-labels   2 errors",
+        "  require-default-deny  1 error",
+        "6 resources, 3 violations: 3 errors",
+    ]
+
+
+def test_quiet_text_is_the_summary_alone() -> None:
+    """--quiet: no finding lines, the same summary."""
+    objects = [ns("blog"), pod("blog", "a", BAD)]
+    result = audit_objects(objects, CONFIG)
+    quiet = render_text(result, quiet=True)
+    assert "error:" not in quiet
+    assert quiet.endswith(render_text(result).split("\n\n", 2)[2])
 
 
 # -- reports --------------------------------------------------------------------------------------

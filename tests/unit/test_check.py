@@ -102,22 +102,27 @@ def test_missing_label_in_an_isolated_namespace_is_the_only_finding(tmp_path: Pa
     assert result.has_enforced_violation
 
 
-def test_namespace_without_default_deny_is_reported_once_for_all_its_workloads(
+def test_workloads_of_a_namespace_without_default_deny_each_get_their_own_finding(
     tmp_path: Path,
 ) -> None:
-    """Three workloads in an unisolated namespace give one `Namespace` violation naming them."""
+    """Three workloads in an unisolated namespace: a finding each, at its own line, and one
+    headline for the namespace naming them all, with the fix once."""
     write(
         tmp_path,
         "apps.yaml",
+        NAMESPACE.format(ns="shop"),
         POD.format(name="a", ns="shop", role="web"),
         DEPLOYMENT.format(name="b", ns="shop"),
         CRONJOB.format(name="c", ns="shop"),
     )
     result = check(tmp_path)
     assert rows(result) == [
-        ("require-default-deny", "enforce", "Namespace", "", "shop", "apps.yaml", 1, True)
+        ("require-default-deny", "enforce", "Pod", "shop", "a", "apps.yaml", 5, True),
+        ("require-default-deny", "enforce", "Deployment", "shop", "b", "apps.yaml", 13, True),
+        ("require-default-deny", "enforce", "CronJob", "shop", "c", "apps.yaml", 21, True),
     ]
-    message = result.violations[0].finding.message
+    headline = result.headlines[("require-default-deny", "shop")]
+    message = headline.finding.message
     assert message.startswith(
         '[require-default-deny] Namespace "shop" has no default-deny network policy for '
         'Ingress and Egress, so 3 workloads in it would be rejected: Pod "a", Deployment "b", '
@@ -126,31 +131,39 @@ def test_namespace_without_default_deny_is_reported_once_for_all_its_workloads(
     assert message.endswith(
         '"spec":{"podSelector":{},"policyTypes":["Ingress","Egress"]}}\' | kubectl apply -f -'
     )
-    assert len(result.violations[0].finding.summary) < 120
+    assert (Path(headline.file or "").name, headline.line) == ("apps.yaml", 1)
+    assert len(headline.finding.summary) < 120
 
 
-def test_namespace_violation_sits_on_the_namespace_object_when_it_is_in_the_input(
+def test_the_headline_sits_on_the_namespace_object_and_replaces_its_own_finding(
     tmp_path: Path,
 ) -> None:
-    """The namespace summary points at the Namespace object, wherever it is in the input."""
+    """The headline points at the Namespace object, wherever it is in the input; the
+    Namespace's own advisory finding is left out (the headline says the same)."""
     write(tmp_path, "a-pods.yaml", POD.format(name="web", ns="shop", role="web"))
     write(tmp_path, "b-ns.yaml", "# namespaces\n\n" + NAMESPACE.format(ns="shop"))
     result = check(tmp_path)
     assert rows(result) == [
-        ("require-default-deny", "enforce", "Namespace", "", "shop", "b-ns.yaml", 3, True)
+        ("require-default-deny", "enforce", "Pod", "shop", "web", "a-pods.yaml", 1, True)
     ]
-    assert '1 workload in it would be rejected: Pod "web".' in result.violations[0].finding.message
+    headline = result.headlines[("require-default-deny", "shop")]
+    assert (Path(headline.file or "").name, headline.line) == ("b-ns.yaml", 3)
+    assert '1 workload in it would be rejected: Pod "web".' in headline.finding.message
 
 
 def test_long_workload_lists_are_cut_with_a_count(tmp_path: Path) -> None:
-    """Beyond five workloads the namespace message lists the first five and `and N more`."""
+    """Beyond five workloads the headline lists the first five and `and N more`."""
     write(
-        tmp_path, "pods.yaml", *(POD.format(name=f"p{i}", ns="big", role="web") for i in range(7))
+        tmp_path,
+        "pods.yaml",
+        NAMESPACE.format(ns="big"),
+        *(POD.format(name=f"p{i}", ns="big", role="web") for i in range(7)),
     )
-    (violation,) = check(tmp_path).violations
+    result = check(tmp_path)
+    assert len(result.violations) == 7
     assert (
         '7 workloads in it would be rejected: Pod "p0", Pod "p1", Pod "p2", Pod "p3", Pod "p4" '
-        "and 2 more." in violation.finding.message
+        "and 2 more." in result.headlines[("require-default-deny", "big")].finding.message
     )
 
 
@@ -164,7 +177,7 @@ def test_only_the_missing_direction_is_asked_for(tmp_path: Path) -> None:
     )
     (violation,) = check(tmp_path).violations
     message = violation.finding.message
-    assert "has no default-deny network policy for Egress, so 1 workload" in message
+    assert 'namespace "shop" has no default-deny network policy for Egress.' in message
     assert '"name":"default-deny-egress"' in message
     assert '"policyTypes":["Egress"]' in message
 

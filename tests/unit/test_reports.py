@@ -99,13 +99,18 @@ def empty() -> CheckResult:
 
 # -- text --------------------------------------------------------------------------------------
 def test_text_has_one_compiler_style_line_per_violation_and_a_summary() -> None:
-    """Text: `file:line: message`, non-enforced ones marked, then the counts."""
+    """Text: `file:line: level: message` (level follows mode), errors first, then the
+    summary by policy and the totals, last."""
     assert render(sample(), "text") == (
-        f"app/web.yaml:6: {LABELS_MSG}\n"
+        f"app/web.yaml:6: error: {LABELS_MSG}\n"
         f"app/np.json:4: warning: {ALLOW_ALL_MSG}\n"
-        f"blog/post.yaml:1: audit: {NAMESPACE_MSG}\n"
+        f"blog/post.yaml:1: note: {NAMESPACE_MSG}\n"
         "\n"
-        "4 resources, 3 violations (1 enforced)\n"
+        "By policy:\n"
+        "  require-role-labels   1 error\n"
+        "  restrict-allow-all    1 warning\n"
+        "  require-default-deny  1 note\n"
+        "4 resources, 3 violations: 1 error, 1 warning, 1 note\n"
     )
 
 
@@ -123,7 +128,8 @@ def test_text_has_one_compiler_style_line_per_violation_and_a_summary() -> None:
                     )
                 ],
             ),
-            f"p.yaml:1: {LABELS_MSG}\n\n1 resource, 1 violation (1 enforced)\n",
+            f"p.yaml:1: error: {LABELS_MSG}\n\nBy policy:\n  require-role-labels  1 error\n"
+            "1 resource, 1 violation: 1 error\n",
         ),
     ],
     ids=["clean", "singular-clean", "singular-violation"],
@@ -138,7 +144,7 @@ def test_text_names_live_objects_without_a_file() -> None:
     result = CheckResult(
         resources=1, violations=[violation("require-role-labels", "Pod", "shop", "web", LABELS_MSG)]
     )
-    assert render(result, "text").splitlines()[0] == f"Pod shop/web: {LABELS_MSG}"
+    assert render(result, "text").splitlines()[0] == f"Pod shop/web: error: {LABELS_MSG}"
 
 
 def test_advisory_findings_are_warnings_in_text() -> None:
@@ -159,20 +165,33 @@ def test_advisory_findings_are_warnings_in_text() -> None:
         ],
     )
     assert render(result, "text") == (
-        "ns.yaml:1: warning: [require-default-deny] x\n\n1 resource, 1 violation (0 enforced)\n"
+        "ns.yaml:1: warning: [require-default-deny] x\n\nBy policy:\n"
+        "  require-default-deny  1 warning\n1 resource, 1 violation: 1 warning\n"
     )
 
 
 # -- json --------------------------------------------------------------------------------------
 def test_json_has_exactly_the_spec_schema() -> None:
-    """JSON: summary and violations with exactly SPEC §4's keys; file/line only from files."""
+    """JSON: SPEC §4's keys and, beside them, level, severity and docs; the summary's totals
+    by level; file/line only from files."""
     result = sample()
     result.violations.append(violation("require-role-labels", "Pod", "live", "x", LABELS_MSG))
     doc = json.loads(render(result, "json"))
-    assert doc["summary"] == {"resources": 4, "violations": 4}
+    assert doc["summary"] == {
+        "resources": 4,
+        "violations": 4,
+        "errors": 2,
+        "warnings": 1,
+        "notes": 1,
+        "unverified": 0,
+        "unverifiedNamespaces": [],
+    }
     assert doc["violations"][0] == {
         "policy": "require-role-labels",
         "mode": "enforce",
+        "level": "error",
+        "severity": "medium",
+        "helpUri": "https://github.com/guardrail-dev/guardrail/blob/main/README.md#require-role-labels",
         "kind": "Pod",
         "namespace": "shop",
         "name": "web",
@@ -182,13 +201,31 @@ def test_json_has_exactly_the_spec_schema() -> None:
     }
     assert doc["violations"][2]["namespace"] == ""
     assert doc["violations"][2]["mode"] == "audit"
-    assert set(doc["violations"][3]) == {"policy", "mode", "kind", "namespace", "name", "message"}
+    assert set(doc["violations"][3]) == {
+        "policy",
+        "mode",
+        "level",
+        "severity",
+        "helpUri",
+        "kind",
+        "namespace",
+        "name",
+        "message",
+    }
 
 
 def test_json_of_a_clean_run() -> None:
     """JSON of a clean run is the same object with an empty violation list."""
     assert json.loads(render(empty(), "json")) == {
-        "summary": {"resources": 2, "violations": 0},
+        "summary": {
+            "resources": 2,
+            "violations": 0,
+            "errors": 0,
+            "warnings": 0,
+            "notes": 0,
+            "unverified": 0,
+            "unverifiedNamespaces": [],
+        },
         "violations": [],
     }
 
@@ -348,7 +385,7 @@ def test_html_is_one_escaped_page() -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "<script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-    assert "1 resource, 1 violation (1 enforced)" in page
+    assert "1 resource, 1 violation: 1 error" in page
     assert "No violations." in render(empty(), "html")
 
 

@@ -139,6 +139,9 @@ class Violation:
     mode: Mode
     file: str | None = None
     line: int | None = None
+    # Offline only: the input says nothing about the object's namespace, so a finding of a
+    # rule that reads the cluster state is what the state *might* be, never a denial.
+    unverified: bool = False
 
     @property
     def policy(self) -> str:
@@ -146,4 +149,4 @@ class Violation:
 
     @property
     def enforced(self) -> bool:
-        return self.mode is Mode.ENFORCE and not self.finding.advisory
+        return self.mode is Mode.ENFORCE and not self.finding.advisory and not self.unverified

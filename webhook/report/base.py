@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from webhook.policy import rule
 from webhook.policy.model import Mode, Violation
 
 
@@ -37,6 +38,12 @@ class ReportInput(Protocol):
     @property
     def judged(self) -> Sequence[Resource]: ...
 
+    @property
+    def headlines(self) -> Mapping[tuple[str, str], Violation]: ...
+
+    @property
+    def unverified(self) -> Sequence[str]: ...
+
 
 # apiVersion of the kinds policies report on, for findings whose object is not in `judged`.
 KNOWN_API_VERSIONS: Mapping[str, str] = {
@@ -54,13 +61,40 @@ KNOWN_API_VERSIONS: Mapping[str, str] = {
 }
 
 
+ERROR, WARNING, NOTE = "error", "warning", "note"
+LEVELS = (ERROR, WARNING, NOTE)  # what to fix first comes first
+
+
 def level(violation: Violation) -> str:
-    """`error` (would be denied), `warning` (warn mode, or advisory) or `audit`."""
+    """The level follows the mode: `error` (enforce: would be denied), `warning` (warn; or a
+    finding never denied whatever the mode: advisory, or unverified offline), `note` (audit).
+    Every renderer uses it, so SARIF, JSON, JUnit, HTML and text agree."""
+    if violation.mode is Mode.AUDIT:
+        return NOTE
     if violation.enforced:
-        return "error"
-    if violation.mode is Mode.WARN or violation.finding.advisory:
-        return "warning"
-    return "audit"
+        return ERROR
+    return WARNING
+
+
+# Where each rule is documented: its own `docs` anchor in the README's "Policies" section.
+DOCS_URL = "https://github.com/guardrail-dev/guardrail/blob/main/README.md"
+# GitHub code scanning reads `security-severity` as a CVSS-like score: over 9.0 critical,
+# 7.0-8.9 high, 4.0-6.9 medium, 3.9 or less low.
+SECURITY_SEVERITY: Mapping[str, str] = {
+    "critical": "9.5",
+    "high": "8.0",
+    "medium": "5.5",
+    "low": "3.0",
+    "info": "0.0",
+}
+
+
+def help_uri(policy_id: str) -> str:
+    return f"{DOCS_URL}#{rule(policy_id).docs}"
+
+
+def severity(policy_id: str) -> str:
+    return str(rule(policy_id).severity)
 
 
 def location(violation: Violation) -> str:
@@ -74,19 +108,60 @@ def object_label(kind: str, namespace: str, name: str) -> str:
     return f"{kind} {namespace}/{name}" if namespace else f"{kind} {name}"
 
 
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The counts every renderer prints: resources, findings by level, and unverified."""
+
+    resources: int
+    errors: int
+    warnings: int
+    notes: int
+    unverified: int  # findings that are warnings only because the input lacks their namespace
+
+    @property
+    def violations(self) -> int:
+        return self.errors + self.warnings + self.notes
+
+    def of(self, name: str) -> int:
+        return {ERROR: self.errors, WARNING: self.warnings, NOTE: self.notes}[name]
+
+
+def tally(result: ReportInput) -> Tally:
+    found = dict.fromkeys(LEVELS, 0)
+    for violation in result.violations:
+        found[level(violation)] += 1
+    return Tally(
+        result.resources,
+        found[ERROR],
+        found[WARNING],
+        found[NOTE],
+        sum(1 for v in result.violations if v.unverified),
+    )
+
+
 def counts(result: ReportInput) -> tuple[int, int, int]:
-    """(resources, violations, enforced violations)."""
-    violations = result.violations
-    return result.resources, len(violations), sum(1 for v in violations if v.enforced)
+    """(resources, violations, errors)."""
+    t = tally(result)
+    return t.resources, t.violations, t.errors
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def levels_text(t: Tally) -> str:
+    """`3 errors, 2 warnings, 1 note`: only the levels present, in LEVELS order."""
+    return ", ".join(plural(t.of(name), name) for name in LEVELS if t.of(name))
 
 
 def summary_line(result: ReportInput) -> str:
-    """`12 resources, 3 violations (1 enforced)` or `12 resources, no violations`."""
-    resources, total, enforced = counts(result)
-    judged = f"{resources} resource{'' if resources == 1 else 's'}"
-    if not total:
+    """`12 resources, 6 violations: 3 errors, 2 warnings, 1 note` or `12 resources, no
+    violations`; every renderer and both commands print these same totals."""
+    t = tally(result)
+    judged = plural(t.resources, "resource")
+    if not t.violations:
         return f"{judged}, no violations"
-    return f"{judged}, {total} violation{'' if total == 1 else 's'} ({enforced} enforced)"
+    return f"{judged}, {plural(t.violations, 'violation')}: {levels_text(t)}"
 
 
 def api_version_for(violation: Violation, judged: Sequence[Resource]) -> str:
@@ -99,3 +174,13 @@ def api_version_for(violation: Violation, judged: Sequence[Resource]) -> str:
         ):
             return resource.api_version
     return KNOWN_API_VERSIONS.get(finding.kind, "v1")
+
+
+FAIL_ON = ("enforce", "warn")
+
+
+def fails(result: ReportInput, fail_on: str = "enforce") -> bool:
+    """Whether the command exits 1: an error (what would be denied), or with `--fail-on warn`
+    also a warning (warn mode, advisory, unverified). Notes (audit mode) never fail."""
+    wanted = {ERROR} if fail_on == "enforce" else {ERROR, WARNING}
+    return any(level(v) in wanted for v in result.violations)

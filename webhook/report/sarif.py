@@ -1,8 +1,10 @@
 """`--format sarif`: SARIF 2.1.0, as code-scanning services (GitHub, GitLab, Azure) ingest it.
 
-One rule per policy id; one result per violation with level `error` (enforce), `warning`
-(warn, or advisory) or `note` (audit), located at the file and line the object starts on,
-plus a logical location naming the Kubernetes object.
+One rule per policy id, with its severity (`security-severity`, which GitHub ranks alerts by)
+and documentation (`helpUri`); one result per finding, at the file and line of the object it
+is about (a workload rejected for its namespace's sake is annotated in the workload's file),
+plus a logical location naming the Kubernetes object. The level follows the mode as in every
+format: `error` (enforce), `warning` (warn, advisory, unverified) or `note` (audit).
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ from urllib.parse import quote
 from webhook import __version__
 from webhook.policy import RULE_IDS, rule
 from webhook.policy.model import Mode, Violation
-from webhook.report.base import ReportInput, level
+from webhook.report.base import SECURITY_SEVERITY, ReportInput, help_uri, level
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-_LEVELS = {"error": "error", "warning": "warning", "audit": "note"}
-# Defaults of SPEC §3.5; a result's own level always says what happened to it.
 
 
 def artifact_uri(file: str) -> str:
@@ -38,8 +38,15 @@ def _rule(policy: str) -> dict[str, Any]:
         "name": info.title,
         "shortDescription": {"text": info.summary},
         "fullDescription": {"text": info.summary},
+        "helpUri": help_uri(policy),
+        "help": {"text": f"{info.summary} See {help_uri(policy)}"},
+        # Defaults of SPEC §3.5; a result's own level always says what happened to it.
         "defaultConfiguration": {"level": "warning" if info.default_mode is Mode.WARN else "error"},
-        "properties": {"tags": ["kubernetes", "network-policy", "security"]},
+        "properties": {
+            "tags": ["kubernetes", "network-policy", "security"],
+            "security-severity": SECURITY_SEVERITY[str(info.severity)],
+            "severity": str(info.severity),
+        },
     }
 
 
@@ -59,7 +66,7 @@ def _result(violation: Violation) -> dict[str, Any]:
     return {
         "ruleId": finding.policy,
         "ruleIndex": RULE_IDS.index(finding.policy),
-        "level": _LEVELS[level(violation)],
+        "level": level(violation),
         "message": {"text": finding.message},
         "locations": [location],
         "properties": {
@@ -67,6 +74,7 @@ def _result(violation: Violation) -> dict[str, Any]:
             "kind": finding.kind,
             "namespace": finding.namespace,
             "name": finding.name,
+            **({"unverified": True} if violation.unverified else {}),
         },
     }
 
