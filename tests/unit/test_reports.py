@@ -402,3 +402,28 @@ def test_unknown_format_is_an_error() -> None:
     assert str(info.value) == (
         "unknown report format 'csv' (expected one of text, json, sarif, junit, policyreport, html)"
     )
+
+
+def _github_anchor(heading: str) -> str:
+    """The fragment GitHub gives a README heading: lower case, punctuation dropped, spaces -."""
+    text = heading.strip().lower()
+    text = "".join(c for c in text if c.isalnum() or c in " -_")
+    return text.replace(" ", "-")
+
+
+def test_every_rules_help_uri_points_at_a_heading_of_the_readme() -> None:
+    """helpUri (JSON, SARIF) leads to the rule's own section, not a dead fragment."""
+    from pathlib import Path  # noqa: PLC0415 - this test alone reads the README
+
+    from webhook.policy import RULE_IDS  # noqa: PLC0415 - as above
+    from webhook.report.base import DOCS_URL, help_uri  # noqa: PLC0415 - as above
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    anchors = {
+        _github_anchor(line.lstrip("#")) for line in readme.splitlines() if line.startswith("#")
+    }
+    for policy_id in RULE_IDS:
+        uri = help_uri(policy_id)
+        base, _, fragment = uri.partition("#")
+        assert base == DOCS_URL
+        assert fragment in anchors, (policy_id, fragment)

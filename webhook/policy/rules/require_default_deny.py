@@ -269,10 +269,12 @@ def namespace_summary(
             f"{count} would be rejected"
         )
     else:
+        # The reason is a walk through tiers and selectors: point at the command that shows it.
         message = (
             f'[{ID}] Namespace "{namespace}" does not isolate every pod for {wanted}, so '
             f"{count} in it would be rejected: {listed}. The first: "
-            f"{findings[0].message.removeprefix(f'[{ID}] ')}"
+            f"{findings[0].message.removeprefix(f'[{ID}] ')} "
+            f"To see why, pod by pod: guardrail explain -n {namespace}"
         )
         short = (
             f'[{ID}] Namespace "{namespace}" does not isolate every pod for {wanted}; '
