@@ -434,10 +434,15 @@ BILLION_LAUGHS = "".join(
             "results[0].result: must be one of pass, fail, warn, audit, skip, not a boolean",
         ),
         (
+            header() + expect("require-role-labels", "Pod/shop/nginx", "pass"),
+            8,
+            "results[0].resource: Pod/shop/nginx is not among the test's resources (NetworkPolicy/"
+            "shop/open, Pod/kube-system/debug, Pod/legacy/worker, Pod/shop/unlabelled, Pod/shop/web)",
+        ),
+        (
             header() + expect("require-role-labels", "Pod/shop/wbe", "pass"),
             8,
-            "results[0].resource: Pod/shop/wbe is not among the test's resources (NetworkPolicy/"
-            "shop/open, Pod/kube-system/debug, Pod/legacy/worker, Pod/shop/unlabelled, Pod/shop/web)",
+            'results[0].resource: Pod/shop/wbe is not among the test\'s resources; did you mean "Pod/shop/web"?',
         ),
         (
             header() + expect("require-role-labels", "Pod/web", "pass"),
@@ -516,6 +521,7 @@ BILLION_LAUGHS = "".join(
         "unknown-result",
         "boolean-result",
         "resource-not-found",
+        "resource-misspelt",
         "namespaced-resource-without-namespace",
         "malformed-resource-ref",
         "missing-resource-path",
