@@ -350,7 +350,7 @@ def check(
 @click.option("--verbose", "-v", is_flag=True, help="Text: list the expectations that hold too.")
 @click.argument("paths", nargs=-1, required=True)
 def run_tests(fmt: str, verbose: bool, paths: tuple[str, ...]) -> None:
-    """Run the guardrail-test.yaml files under each PATH: expected results of each policy.
+    """Run the fixture tests (guardrail-test.yaml) under each PATH with the webhook's engine.
 
     Exit 0 when every expectation holds, 1 when one does not, 2 on bad input.
 
