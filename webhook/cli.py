@@ -436,6 +436,47 @@ def _quiet_with_text(quiet: bool, fmt: str) -> None:
         sys.exit(EXIT_BAD_INPUT)
 
 
+@main.command("test")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"], case_sensitive=False),
+    default="text",
+    show_default=True,
+    help="text: each expectation that does not hold, with Guardrail's message; json: all.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Text: list the expectations that hold too.")
+@click.argument("paths", nargs=-1, required=True)
+def run_tests(fmt: str, verbose: bool, paths: tuple[str, ...]) -> None:
+    """Run the fixture tests (guardrail-test.yaml) under each PATH with the webhook's engine.
+
+    Exit 0 when every expectation holds, 1 when one does not, 2 on bad input.
+
+    \b
+    Examples:
+      guardrail test examples/tests/
+      guardrail test -v policies/tests/shop/guardrail-test.yaml
+      guardrail test --format json tests/ > results.json
+    """
+    from webhook import fixtures  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
+
+    with bad_input(prefix=""):
+        files = [file for path in paths for file in fixtures.find_test_files(path)]
+    if not files:
+        # An empty directory or a misnamed file must not pass CI green.
+        click.echo(f"no test files found in {', '.join(paths)}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    suite = fixtures.run_files(files)
+    for note in suite.notes:
+        click.echo(note, err=True)
+    click.echo(fixtures.render(suite, fmt.lower(), verbose=verbose), nl=False)
+    for error in suite.errors:
+        click.echo(error, err=True)
+    if suite.errors:
+        sys.exit(EXIT_BAD_INPUT)
+    sys.exit(EXIT_VIOLATION if suite.failed else EXIT_OK)
+
+
 @main.command()
 @config_option
 @click.option("--namespace", "-n", default=None, help="Only this namespace.")
