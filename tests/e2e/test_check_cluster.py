@@ -56,31 +56,44 @@ def namespaces(cluster: Cluster) -> Iterator[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("which", "cluster_flag", "code"),
-    [("protected", True, 0), ("protected", False, 1), ("bare", True, 1)],
-    ids=["cluster-policy-counts", "without-cluster-flag", "cluster-has-no-policy"],
+    ("which", "mode", "code", "says"),
+    [
+        ("protected", "cluster", 0, None),
+        ("protected", "offline", 0, "not verified"),
+        ("protected", "strict", 1, "cannot run there"),
+        ("bare", "cluster", 1, "cannot run there"),
+    ],
+    ids=["cluster-policy-counts", "offline-unverified", "offline-strict", "cluster-has-no-policy"],
 )
 def test_check_reads_the_cluster_policies(
     cluster: Cluster,
     namespaces: tuple[str, str],
     tmp_path: Path,
     which: str,
-    cluster_flag: bool,
+    mode: str,
     code: int,
+    says: str | None,
 ) -> None:
     """A Pod passes `check --cluster` when its namespace's default-deny is in the cluster, and
-    is reported when it is in neither the cluster nor the manifests."""
+    is an error when it is in neither the cluster nor the manifests. Offline, the input says
+    nothing about the namespace: unverified (a warning, exit 0) unless --strict."""
     namespace = namespaces[0] if which == "protected" else namespaces[1]
     manifest = tmp_path / "pod.yaml"
     manifest.write_text(POD.format(namespace=namespace), encoding="utf-8")
-    flags = ("--cluster", "--kubeconfig", str(cluster.kubeconfig)) if cluster_flag else ()
+    flags = {
+        "cluster": ("--cluster", "--kubeconfig", str(cluster.kubeconfig)),
+        "offline": (),
+        "strict": ("--strict",),
+    }[mode]
     result = check(*flags, str(manifest))
     assert result.returncode == code, result.stdout + result.stderr
-    if code:
-        assert "[require-default-deny]" in result.stdout
-        assert f'Namespace "{namespace}" has no default-deny' in result.stdout
-    else:
+    if says is None:
         assert "[require-default-deny]" not in result.stdout
+    else:
+        assert "[require-default-deny]" in result.stdout
+        assert says in result.stdout
+        level = "warning" if mode == "offline" else "error"
+        assert f": {level}: [require-default-deny]" in result.stdout
 
 
 def test_check_cluster_adds_manifest_policies(
