@@ -345,3 +345,31 @@ def test_audit_mode_notes_never_fail_even_with_fail_on_warn(tmp_path: Path) -> N
     done = guardrail(tmp_path, "check", "--config", "guardrail.yaml", "--fail-on", "warn", ".")
     assert done.returncode == 0, done.stdout
     assert done.stdout.startswith("./pod.yaml:1: note: [require-role-labels]")
+
+
+def test_allow_empty_accepts_input_without_manifests_but_not_broken_input(
+    tmp_path: Path,
+) -> None:
+    """--allow-empty (what the pre-commit hook passes): a commit of mkdocs.yml is fine; a file
+    that does not parse still is not."""
+    (tmp_path / "mkdocs.yml").write_text("site_name: docs\n")
+    strict = guardrail(tmp_path, "check", "mkdocs.yml")
+    assert strict.returncode == 2
+    assert "no manifests found in mkdocs.yml" in strict.stderr
+    allowed = guardrail(tmp_path, "check", "--allow-empty", "mkdocs.yml")
+    assert (allowed.returncode, allowed.stdout) == (0, "0 resources, no violations\n")
+    (tmp_path / "bad.yaml").write_text("a: b: c\n")
+    broken = guardrail(tmp_path, "check", "--allow-empty", "bad.yaml")
+    assert (broken.returncode, broken.stdout) == (2, "")
+    assert broken.stderr.startswith("bad.yaml:1: invalid YAML")
+
+
+def test_sarif_paths_are_from_the_repository_root(tmp_path: Path) -> None:
+    """`check .` finds ./k8s/web.yaml; code scanning knows the file as k8s/web.yaml."""
+    write(tmp_path, "k8s/web.yaml", POD.format(name="web", ns="shop"))
+    sarif = json.loads(guardrail(tmp_path, "check", "--format", "sarif", ".").stdout)
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in sarif["runs"][0]["results"]
+    }
+    assert uris == {"k8s/web.yaml"}

@@ -10,7 +10,6 @@ format: `error` (enforce), `warning` (warn, advisory, unverified) or `note` (aud
 from __future__ import annotations
 
 import json
-import os
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +27,9 @@ def artifact_uri(file: str) -> str:
     path = PurePath(file)
     if path.is_absolute():
         return path.as_uri()
-    return quote(file.replace(os.sep, "/"), safe="/")
+    # `./k8s/a.yaml` (what `check .` finds) is `k8s/a.yaml` to code scanning, which matches
+    # a result to the repository's file by its path from the root.
+    return quote(path.as_posix(), safe="/")
 
 
 def _rule(policy: str) -> dict[str, Any]:
