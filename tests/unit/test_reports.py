@@ -329,17 +329,17 @@ def test_junit_escapes_markup_and_control_characters() -> None:
 
 
 # -- policyreport ------------------------------------------------------------------------------
-def test_policyreport_has_a_report_per_namespace_and_a_cluster_report() -> None:
-    """PolicyReport per namespace, ClusterPolicyReport for cluster-scoped findings."""
+def test_policyreport_has_a_report_per_namespace_holding_its_namespace_findings() -> None:
+    """PolicyReport per namespace; a namespace's missing default-deny is in its own report
+    (as the live audit files it), so no ClusterPolicyReport when nothing is cluster-scoped."""
     docs = list(yaml.safe_load_all(render(sample(), "policyreport")))
     assert [(d["kind"], d["metadata"]["name"], d["metadata"].get("namespace")) for d in docs] == [
         ("PolicyReport", "guardrail-blog", "blog"),
         ("PolicyReport", "guardrail-shop", "shop"),
-        ("ClusterPolicyReport", "guardrail-cluster", None),
     ]
     assert all(d["apiVersion"] == "wgpolicyk8s.io/v1alpha2" for d in docs)
-    blog, shop, cluster = docs
-    assert blog["results"] == []
+    blog, shop = docs
+    assert blog["summary"] == {"pass": 0, "fail": 1, "warn": 0, "error": 0, "skip": 0}
     assert shop["summary"] == {"pass": 0, "fail": 1, "warn": 1, "error": 0, "skip": 0}
     assert [(r["policy"], r["rule"], r["result"], r["severity"]) for r in shop["results"]] == [
         ("require-role-labels", "require-role-labels", "fail", "medium"),
@@ -352,7 +352,7 @@ def test_policyreport_has_a_report_per_namespace_and_a_cluster_report() -> None:
         {"apiVersion": "v1", "kind": "Pod", "name": "web", "namespace": "shop"}
     ]
     assert first["properties"] == {"mode": "enforce", "file": "app/web.yaml", "line": "6"}
-    (namespace_result,) = cluster["results"]
+    (namespace_result,) = blog["results"]
     assert (namespace_result["result"], namespace_result["severity"]) == ("fail", "high")
     assert namespace_result["resources"] == [
         {"apiVersion": "v1", "kind": "Namespace", "name": "blog"}

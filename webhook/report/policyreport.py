@@ -5,7 +5,8 @@ ClusterPolicyReport for cluster-scoped objects, as a multi-document YAML stream 
 Results list failures only (reports must not bloat etcd) and the summary counts the results
 listed, as Kyverno's do; every namespace judged gets a report, an empty one when clean.
 Enforce and audit violations are `fail`, warn-mode and advisory ones `warn`; severity is the
-policy's.
+policy's. A result is filed where the live audit files it (`summary.scope_of`): a namespace's
+missing default-deny in that namespace's own report.
 
 `cluster_reports` builds the reports `guardrail audit --write-reports` keeps in a cluster, in
 either report API (`wgpolicyk8s.io/v1alpha2` or `openreports.io/v1alpha1`): every result
@@ -24,13 +25,8 @@ import yaml
 
 from webhook.policy import rule
 from webhook.policy.model import Mode, Violation
-from webhook.report.base import (
-    KNOWN_API_VERSIONS,
-    ReportInput,
-    Resource,
-    api_version_for,
-)
-from webhook.report.summary import scope_namespace
+from webhook.report.base import KNOWN_API_VERSIONS, ReportInput
+from webhook.report.summary import scope_namespace, scope_of
 
 API_VERSION = "wgpolicyk8s.io/v1alpha2"
 SOURCE = "guardrail"
@@ -41,23 +37,6 @@ _Dumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 def report_name(namespace: str) -> str:
     return f"guardrail-{namespace}" if namespace else CLUSTER_REPORT_NAME
-
-
-def result_of(violation: Violation, judged: Iterable[Resource]) -> dict[str, Any]:
-    finding = violation.finding
-    resource: dict[str, Any] = {
-        "apiVersion": api_version_for(violation, list(judged)),
-        "kind": finding.kind,
-        "name": finding.name,
-    }
-    if finding.namespace:
-        resource["namespace"] = finding.namespace
-    properties = {"mode": str(violation.mode)}
-    if violation.file is not None:
-        properties["file"] = violation.file
-        if violation.line is not None:
-            properties["line"] = str(violation.line)  # properties are map[string]string
-    return _entry(violation, resource, properties)
 
 
 def _entry(
@@ -85,17 +64,39 @@ def _result(violation: Violation) -> str:
 
 
 def reports(result: ReportInput) -> list[dict[str, Any]]:
-    """One report per scope (namespace, then the cluster), sorted, each with its summary."""
-    judged = list(result.judged)
-    scopes: dict[str, list[Violation]] = {}
-    for resource in judged:
-        scopes.setdefault(resource.namespace, [])
+    """One report per scope (namespace, then the cluster), sorted, each with its summary.
+
+    Results are placed as the live audit places them (`scope_of`), so `check --format
+    policyreport` and `audit --write-reports` file the same finding in the same report.
+    """
+    # Looked up once per result: judged and violations may both be tens of thousands long.
+    api_versions: dict[tuple[str, str, str], str] = {}
+    scopes: dict[str, list[dict[str, Any]]] = {}
+    for resource in result.judged:
+        api_versions.setdefault(
+            (resource.kind, resource.namespace, resource.name), resource.api_version
+        )
+        scopes.setdefault(scope_of(resource.kind, resource.namespace, resource.name), [])
     for violation in result.violations:
-        scopes.setdefault(violation.finding.namespace, []).append(violation)
+        finding = violation.finding
+        api_version = api_versions.get((finding.kind, finding.namespace, finding.name))
+        ref: dict[str, Any] = {
+            "apiVersion": api_version or KNOWN_API_VERSIONS.get(finding.kind, "v1"),
+            "kind": finding.kind,
+            "name": finding.name,
+        }
+        if finding.namespace:
+            ref["namespace"] = finding.namespace
+        properties = {"mode": str(violation.mode)}
+        if violation.file is not None:
+            properties["file"] = violation.file
+            if violation.line is not None:
+                properties["line"] = str(violation.line)  # properties are map[string]string
+        entry = _entry(violation, ref, properties)
+        scopes.setdefault(scope_namespace(finding), []).append(entry)
     documents = []
     for namespace in sorted(scopes, key=lambda ns: (ns == "", ns)):
-        violations = scopes[namespace]
-        results = [result_of(v, judged) for v in violations]
+        results = scopes[namespace]
         metadata: dict[str, Any] = {"name": report_name(namespace)}
         if namespace:
             metadata["namespace"] = namespace
@@ -239,7 +240,7 @@ def cluster_reports(
         entry["timestamp"] = stamp
         scopes.setdefault(scope_namespace(finding), []).append(entry)
     for policy, subject in passes:
-        scope = subject.namespace or (subject.name if subject.kind == "Namespace" else "")
+        scope = scope_of(subject.kind, subject.namespace, subject.name)
         info = rule(policy)
         scopes.setdefault(scope, []).append(
             {

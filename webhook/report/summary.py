@@ -17,10 +17,16 @@ def scope_namespace(finding: Finding) -> str:
     """The namespace a finding belongs to: its object's, or the Namespace's own name for a
     namespace-level finding (a missing default-deny is that namespace's problem); "" when the
     object is cluster-scoped (a GlobalNetworkPolicy)."""
-    if finding.namespace:
-        return finding.namespace
-    if finding.kind == "Namespace":
-        return finding.name
+    return scope_of(finding.kind, finding.namespace, finding.name)
+
+
+def scope_of(kind: str, namespace: str, name: str) -> str:
+    """The namespace an object belongs to for reports and tallies: its own namespace, a
+    Namespace's own name, or "" (the cluster) for other cluster-scoped objects."""
+    if namespace:
+        return namespace
+    if kind == "Namespace":
+        return name
     return CLUSTER_SCOPE
 
 
