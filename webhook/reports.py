@@ -4,14 +4,17 @@ The reports guardrail owns carry the label `app.kubernetes.io/managed-by: guardr
 lists them, then writes only what changed: a new report is created, a changed one replaced
 (optimistic concurrency on resourceVersion, one retry on a conflict), an unchanged one left
 alone (so a quiet cluster costs no etcd writes), and a report whose scope has no results any
-more (a namespace that became clean, or was deleted) is deleted. A result seen before keeps
-its first timestamp: `timestamp` says when a problem was found, not when it was last seen.
+more (a namespace that became clean, or was deleted) is deleted, as is a part a scope no
+longer needs (`guardrail-shop-3` once shop's results fit in two). A result seen before keeps
+its first timestamp, even when it moved to another part of its scope: `timestamp` says when
+a problem was found, not when it was last seen.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +27,7 @@ log = logging.getLogger("guardrail.reports")
 
 WRITE_THREADS = 8
 MAX_LISTED_FAILURES = 5
+MAX_LISTED_SPLIT_SCOPES = 5
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster reports
 
 
@@ -44,12 +48,25 @@ class WriteSummary:
     deleted: int = 0
     unchanged: int = 0
     skipped: list[str] = field(default_factory=list)
+    reports: int = 0  # the reports the cluster should now hold, every part counted
+    scopes: int = 0  # the namespaces (and the cluster) they are about
+    parts: dict[str, int] = field(default_factory=dict)  # scope ("" cluster) -> parts, if > 1
 
     def describe(self, api: ReportApi) -> str:
+        """`PolicyReports written: 2 created, ... (53 reports for 3 scopes; in parts: shop 51)`."""
         text = (
             f"{api.kind}s written: {self.created} created, {self.updated} updated, "
             f"{self.unchanged} unchanged, {self.deleted} deleted"
         )
+        text += f" ({self.reports} report{'' if self.reports == 1 else 's'}"
+        if self.reports:
+            text += f" for {self.scopes} scope{'' if self.scopes == 1 else 's'}"
+        if self.parts:
+            split = [f"{ns or '(cluster)'} {n}" for ns, n in self.parts.items()]
+            more = len(split) - MAX_LISTED_SPLIT_SCOPES
+            text += "; in parts: " + ", ".join(split[:MAX_LISTED_SPLIT_SCOPES])
+            text += f" and {more} more" if more > 0 else ""
+        text += ")"
         if self.skipped:
             text += f"; skipped {len(self.skipped)} (namespace gone or terminating)"
         return text
@@ -71,11 +88,20 @@ def _result_identity(result: Mapping[str, Any]) -> tuple[Any, ...]:
 
 def carry_timestamps(desired: dict[str, Any], existing: Mapping[str, Any]) -> dict[str, Any]:
     """desired with each result's timestamp taken from the same result in existing, if any."""
-    earlier = {
-        _result_identity(r): r.get("timestamp")
-        for r in existing.get("results") or ()
-        if isinstance(r, Mapping)
-    }
+    return _carry(desired, _first_found([existing]))
+
+
+def _first_found(reports: Iterable[Mapping[str, Any]]) -> dict[tuple[Any, ...], Any]:
+    """Each result's timestamp in any of the reports (one scope's parts)."""
+    earlier: dict[tuple[Any, ...], Any] = {}
+    for report in reports:
+        for result in report.get("results") or ():
+            if isinstance(result, Mapping) and result.get("timestamp") is not None:
+                earlier.setdefault(_result_identity(result), result["timestamp"])
+    return earlier
+
+
+def _carry(desired: dict[str, Any], earlier: Mapping[tuple[Any, ...], Any]) -> dict[str, Any]:
     results = []
     for result in desired.get("results") or ():
         stamp = earlier.get(_result_identity(result))
@@ -98,16 +124,23 @@ def _same(desired: Mapping[str, Any], existing: Mapping[str, Any]) -> bool:
 
 def plan(desired: Sequence[dict[str, Any]], existing: Mapping[Key, Mapping[str, Any]]) -> Plan:
     """Compare the reports a run produced with the ones guardrail wrote before (pure)."""
+    # A result may move between the parts of its scope (one fixed before it shifts the rest),
+    # so its first timestamp is looked up in all of that scope's reports, not only the
+    # report of the same name.
+    by_scope: dict[str, list[Mapping[str, Any]]] = {}
+    for (namespace, _), listed in existing.items():
+        by_scope.setdefault(namespace, []).append(listed)
+    earlier = {namespace: _first_found(olds) for namespace, olds in by_scope.items()}
     result = Plan()
     wanted: set[Key] = set()
     for fresh in desired:
         key = key_of(fresh)
         wanted.add(key)
+        report = _carry(fresh, earlier.get(key[0], {}))
         old = existing.get(key)
         if old is None:
-            result.create.append(fresh)
+            result.create.append(report)
             continue
-        report = carry_timestamps(fresh, old)
         if _same(report, old):
             result.unchanged += 1
             continue
@@ -164,7 +197,13 @@ def write_reports(  # noqa: PLR0915 - create/update/delete closures share one er
     """
     desired = [_annotated(document, annotations) for document in documents]
     work = plan(desired, existing_reports(client, api, namespace))
-    summary = WriteSummary(unchanged=work.unchanged)
+    per_scope = Counter(key_of(report)[0] for report in desired)
+    summary = WriteSummary(
+        unchanged=work.unchanged,
+        reports=len(desired),
+        scopes=len(per_scope),
+        parts={scope: count for scope, count in per_scope.items() if count > 1},
+    )
     if not still_allowed():
         return summary
     failures: list[str] = []

@@ -5,17 +5,22 @@ ClusterPolicyReport for cluster-scoped objects, as a multi-document YAML stream 
 Results list failures only (reports must not bloat etcd) and the summary counts the results
 listed, as Kyverno's do; every namespace judged gets a report, an empty one when clean.
 Enforce and audit violations are `fail`, warn-mode and advisory ones `warn`; severity is the
-policy's. A result is filed where the live audit files it (`summary.scope_of`): a namespace's
-missing default-deny in that namespace's own report.
+policy's.
 
 `cluster_reports` builds the reports `guardrail audit --write-reports` keeps in a cluster, in
 either report API (`wgpolicyk8s.io/v1alpha2` or `openreports.io/v1alpha1`): every result
-names its object with uid and carries a timestamp, passes are listed only when asked for, and
-a namespace's missing default-deny is reported in that namespace's own report.
+names its object with uid and carries a timestamp, and passes are listed only when asked for.
+
+Both place a result by `summary.scope_of`: a namespace's missing default-deny is in that
+namespace's own report, offline and live alike. Neither drops a result: a namespace (or the
+cluster) with more results than one object should hold (`MAX_RESULTS_PER_REPORT`, or
+`MAX_RESULT_BYTES_PER_REPORT` of JSON, whichever comes first) gets several reports, its parts:
+`guardrail-<ns>`, `guardrail-<ns>-2`, ... each labelled with its scope and part number.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,11 +37,37 @@ API_VERSION = "wgpolicyk8s.io/v1alpha2"
 SOURCE = "guardrail"
 CATEGORY = "Network security"
 CLUSTER_REPORT_NAME = "guardrail-cluster"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+# Which namespace a report is about (`cluster` on cluster reports: no namespace can be confused
+# with it, as those are another kind) and which of that scope's parts it is (1, 2, ...), so
+# `kubectl get policyreports -l guardrail.dev/scope=shop` lists every part of a namespace.
+SCOPE_LABEL = "guardrail.dev/scope"
+PART_LABEL = "guardrail.dev/part"
+CLUSTER_SCOPE_LABEL = "cluster"
+# A report is one etcd object, and etcd refuses a write over 1.5 MiB by default: a scope's
+# results are split into parts of at most this many results and this many bytes of results'
+# JSON, whichever is reached first. The byte budget leaves half a MiB for metadata (labels,
+# annotations, managedFields) and the rest of the object; the count keeps each part small
+# enough for report viewers to page through, as Kyverno's reports do.
+MAX_RESULTS_PER_REPORT = 1000
+MAX_RESULT_BYTES_PER_REPORT = 1_000_000
+# A single result must fit a part whatever its message, so a message longer than this is cut
+# (saying so in the message itself). Names are bounded by Kubernetes, messages by the rules,
+# so only hostile input gets here: 16,384 characters are at most 98,304 bytes of JSON (a
+# control character escapes to six), ten such results to a part.
+MAX_MESSAGE_CHARS = 16_384
+SUMMARY_KEYS = ("pass", "fail", "warn", "error", "skip")
 _Dumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-def report_name(namespace: str) -> str:
-    return f"guardrail-{namespace}" if namespace else CLUSTER_REPORT_NAME
+def report_name(namespace: str, part: int = 1) -> str:
+    """`guardrail-<ns>` (or `guardrail-cluster`), then `-2`, `-3`, ... for further parts.
+
+    The first part keeps the name a scope's only report has always had, so a scope that fits
+    in one report is where it was, and the parts of a scope sort beside each other.
+    """
+    name = f"guardrail-{namespace}" if namespace else CLUSTER_REPORT_NAME
+    return name if part == 1 else f"{name}-{part}"
 
 
 def _entry(
@@ -50,12 +81,22 @@ def _entry(
         "result": _result(violation),
         "severity": str(rule(finding.policy).severity),
         "category": CATEGORY,
-        "message": finding.message,
+        "message": fit_message(finding.message),
         "resources": [resource],
         "source": SOURCE,
         "scored": True,
         "properties": properties,
     }
+
+
+def fit_message(message: str) -> str:
+    """The message, or its first MAX_MESSAGE_CHARS characters and how much was cut."""
+    if len(message) <= MAX_MESSAGE_CHARS:
+        return message
+    return (
+        f"{message[:MAX_MESSAGE_CHARS]}… (message cut to fit a report: {len(message):,} "
+        "characters; guardrail audit --format json prints all of it)"
+    )
 
 
 def _result(violation: Violation) -> str:
@@ -64,7 +105,7 @@ def _result(violation: Violation) -> str:
 
 
 def reports(result: ReportInput) -> list[dict[str, Any]]:
-    """One report per scope (namespace, then the cluster), sorted, each with its summary.
+    """Every judged scope's reports (namespaces sorted, then the cluster), each with its summary.
 
     Results are placed as the live audit places them (`scope_of`), so `check --format
     policyreport` and `audit --write-reports` file the same finding in the same report.
@@ -94,29 +135,7 @@ def reports(result: ReportInput) -> list[dict[str, Any]]:
                 properties["line"] = str(violation.line)  # properties are map[string]string
         entry = _entry(violation, ref, properties)
         scopes.setdefault(scope_namespace(finding), []).append(entry)
-    documents = []
-    for namespace in sorted(scopes, key=lambda ns: (ns == "", ns)):
-        results = scopes[namespace]
-        metadata: dict[str, Any] = {"name": report_name(namespace)}
-        if namespace:
-            metadata["namespace"] = namespace
-        metadata["labels"] = {"app.kubernetes.io/managed-by": SOURCE}
-        documents.append(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "PolicyReport" if namespace else "ClusterPolicyReport",
-                "metadata": metadata,
-                "summary": {
-                    "pass": 0,  # failures only: passes would bloat etcd
-                    "fail": sum(1 for r in results if r["result"] == "fail"),
-                    "warn": sum(1 for r in results if r["result"] == "warn"),
-                    "error": 0,
-                    "skip": 0,
-                },
-                "results": results,
-            }
-        )
-    return documents
+    return _documents(scopes, WGPOLICY)
 
 
 def render(result: ReportInput) -> str:
@@ -136,6 +155,73 @@ def dump(documents: Sequence[Mapping[str, Any]]) -> str:
         width=120,
     )
     return text
+
+
+# -- splitting a scope's results into parts ----------------------------------------------------
+def result_bytes(result: Mapping[str, Any]) -> int:
+    """The size of a result as the API server stores it (compact JSON, UTF-8)."""
+    return len(json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def split_results(results: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The results in order, cut into parts of at most MAX_RESULTS_PER_REPORT results and
+    MAX_RESULT_BYTES_PER_REPORT bytes; one empty part for no results.
+
+    One pass, each result measured once: a namespace with 50,000 results costs 50,000
+    measurements, not a re-measure of the growing part per result.
+    """
+    parts: list[list[dict[str, Any]]] = [[]]
+    used = 0
+    for result in results:
+        size = result_bytes(result) + 1  # the comma between array items
+        current = parts[-1]
+        if current and (
+            len(current) >= MAX_RESULTS_PER_REPORT or used + size > MAX_RESULT_BYTES_PER_REPORT
+        ):
+            parts.append([])
+            current = parts[-1]
+            used = 0
+        current.append(result)
+        used += size
+    return parts
+
+
+def _documents(
+    scopes: Mapping[str, Sequence[dict[str, Any]]], api: ReportApi
+) -> list[dict[str, Any]]:
+    """Each scope's parts (namespaces sorted, the cluster last), in order of part."""
+    documents = []
+    for namespace in sorted(scopes, key=lambda ns: (ns == "", ns)):
+        for number, results in enumerate(split_results(scopes[namespace]), start=1):
+            documents.append(_document(namespace, number, results, api))
+    return documents
+
+
+def _document(
+    namespace: str,
+    part: int,
+    results: list[dict[str, Any]],
+    api: ReportApi,
+) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": report_name(namespace, part)}
+    if namespace:
+        metadata["namespace"] = namespace
+    metadata["labels"] = {
+        MANAGED_BY_LABEL: SOURCE,
+        SCOPE_LABEL: namespace or CLUSTER_SCOPE_LABEL,
+        PART_LABEL: str(part),
+    }
+    document: dict[str, Any] = {
+        "apiVersion": api.api_version,
+        "kind": api.kind if namespace else api.cluster_kind,
+        "metadata": metadata,
+    }
+    if api is OPENREPORTS:
+        document["source"] = SOURCE
+    # Each part counts its own results: the parts of a scope add up to the scope's counts.
+    document["summary"] = summary_of(results)
+    document["results"] = results
+    return document
 
 
 # -- reports of a live cluster (`guardrail audit`, the background audit) ----------------------
@@ -175,12 +261,6 @@ OPENREPORTS = ReportApi(
     "openreports", "openreports.io/v1alpha1", "Report", "ClusterReport", "reports", "clusterreports"
 )
 REPORT_APIS: Mapping[str, ReportApi] = {api.name: api for api in (WGPOLICY, OPENREPORTS)}
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-TRUNCATED_ANNOTATION = "guardrail.dev/results-truncated"
-# etcd refuses objects over about 1.5 MB; a result is under 1 KB. Failures come first, so a
-# namespace with thousands of unlabelled pods loses passes before it loses failures.
-MAX_RESULTS_PER_REPORT = 1000
-SUMMARY_KEYS = ("pass", "fail", "warn", "error", "skip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,11 +300,12 @@ def cluster_reports(
     passes: Sequence[tuple[str, Subject]] = (),
     api: ReportApi = WGPOLICY,
 ) -> list[dict[str, Any]]:
-    """One report per namespace with results, and a cluster report if it has any.
+    """The reports of every namespace with results, and of the cluster if it has any.
 
     A namespace-level finding (no default-deny) goes to that namespace's own report, where the
     people who can fix it (and read reports there) see it. Scopes without results get no
-    report at all: the writer deletes a report whose namespace became clean.
+    report at all: the writer deletes a report whose namespace became clean. A scope with more
+    results than a report holds gets several, its parts.
     """
     stamp = timestamp(now)
     scopes: dict[str, list[dict[str, Any]]] = {}
@@ -240,9 +321,8 @@ def cluster_reports(
         entry["timestamp"] = stamp
         scopes.setdefault(scope_namespace(finding), []).append(entry)
     for policy, subject in passes:
-        scope = scope_of(subject.kind, subject.namespace, subject.name)
         info = rule(policy)
-        scopes.setdefault(scope, []).append(
+        scopes.setdefault(scope_of(subject.kind, subject.namespace, subject.name), []).append(
             {
                 "policy": policy,
                 "rule": policy,
@@ -256,29 +336,7 @@ def cluster_reports(
                 "timestamp": stamp,
             }
         )
-    documents = []
-    for namespace in sorted(scopes, key=lambda ns: (ns == "", ns)):
-        results = scopes[namespace]
-        metadata: dict[str, Any] = {"name": report_name(namespace)}
-        if namespace:
-            metadata["namespace"] = namespace
-        metadata["labels"] = {MANAGED_BY_LABEL: SOURCE}
-        document: dict[str, Any] = {
-            "apiVersion": api.api_version,
-            "kind": api.kind if namespace else api.cluster_kind,
-            "metadata": metadata,
-        }
-        if api is OPENREPORTS:
-            document["source"] = SOURCE
-        # The summary counts every result, so `kubectl get` stays right when the list is cut.
-        document["summary"] = summary_of(results)
-        if len(results) > MAX_RESULTS_PER_REPORT:
-            left_out = len(results) - MAX_RESULTS_PER_REPORT
-            metadata["annotations"] = {TRUNCATED_ANNOTATION: str(left_out)}
-            results = results[:MAX_RESULTS_PER_REPORT]
-        document["results"] = results
-        documents.append(document)
-    return documents
+    return _documents(scopes, api)
 
 
 def summary_of(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
