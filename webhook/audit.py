@@ -158,6 +158,7 @@ class AuditResult:
     exempt: int = 0  # objects in exempt namespaces
     subjects: dict[tuple[str, str, str], Subject] = field(default_factory=dict)
     passes: list[tuple[str, Subject]] = field(default_factory=list)
+    include_passes: bool = False  # passes were asked for (the reports say what they list)
     namespace: str | None = None
     headlines: dict[tuple[str, str], Violation] = field(default_factory=dict)
     unverified: tuple[str, ...] = ()  # a live cluster settles every namespace
@@ -221,7 +222,7 @@ def audit_objects(
         if _meta(obj).get("uid") and is_workload(*_group_kind(obj))
     }
     exempt_namespaces = config.exemptions.namespaces
-    result = AuditResult(namespace=namespace)
+    result = AuditResult(namespace=namespace, include_passes=include_passes)
     chosen: list[dict[str, Any]] = []
     for obj in objects:
         scope = _scope_of(obj)
@@ -348,7 +349,12 @@ def render(
 
 def reports(result: AuditResult, *, api: ReportApi, now: float) -> list[dict[str, Any]]:
     return cluster_reports(
-        result.violations, result.subjects, now=now, passes=result.passes, api=api
+        result.violations,
+        result.subjects,
+        now=now,
+        passes=result.passes,
+        include_passes=result.include_passes,
+        api=api,
     )
 
 

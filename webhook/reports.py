@@ -116,6 +116,7 @@ def _same(desired: Mapping[str, Any], existing: Mapping[str, Any]) -> bool:
         desired.get("results") == (existing.get("results") or [])
         and desired.get("summary") == existing.get("summary")
         and desired.get("source") == existing.get("source")
+        and desired.get("configuration") == existing.get("configuration")
         and (want_meta.get("labels") or {}).items() <= (have_meta.get("labels") or {}).items()
         and (want_meta.get("annotations") or {}).items()
         <= (have_meta.get("annotations") or {}).items()

@@ -1,6 +1,7 @@
 """Reports in the cluster and from `check` hold every result: a scope with more than one report
 can hold is split into parts, results are filed in the same report offline and live, the
-parts are kept current by the writer, and every field reaches etcd."""
+parts are kept current by the writer, OpenReports reports state their limits, and every
+field reaches etcd."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from webhook import audit
+from webhook.audit import AuditResult
 from webhook.checking import CheckResult
 from webhook.policy.model import Finding, Mode, Violation
 from webhook.report import Resource, policyreport, render
@@ -220,7 +223,41 @@ def test_check_gives_a_judged_namespace_its_own_report_not_an_empty_cluster_repo
     ]
 
 
-# -- what the API server keeps ----------------------------------------------------------------
+# -- OpenReports' configuration, and what the API server keeps ------------------------------
+@pytest.mark.parametrize(
+    ("include_passes", "statuses"),
+    [(False, ["fail", "warn"]), (True, ["pass", "fail", "warn"])],
+    ids=["failures-only", "with-passes"],
+)
+def test_openreports_reports_state_their_limit_and_status_filter(
+    include_passes: bool, statuses: list[str]
+) -> None:
+    """Every OpenReports part carries configuration.limits: maxResults and which statuses it
+    lists (passes only with --include-passes, even when nothing passed)."""
+    violations = [pod_violation("big", f"p{i}") for i in range(1001)]
+    docs = cluster_reports(violations, {}, now=0.0, api=OPENREPORTS, include_passes=include_passes)
+    assert [d["configuration"] for d in docs] == [
+        {"limits": {"maxResults": 1000, "statusFilter": statuses}}
+    ] * 2
+
+
+def test_audit_reports_say_passes_are_listed_when_asked_for_them() -> None:
+    """`audit --include-passes` makes the reports say they list passes, whatever passed."""
+    result = AuditResult(violations=[pod_violation("shop", "web")], include_passes=True)
+    (doc,) = audit.reports(result, api=OPENREPORTS, now=0.0)
+    assert doc["configuration"]["limits"]["statusFilter"] == ["pass", "fail", "warn"]
+    (plain,) = audit.reports(
+        AuditResult(violations=[pod_violation("shop", "web")]), api=OPENREPORTS, now=0.0
+    )
+    assert plain["configuration"]["limits"]["statusFilter"] == ["fail", "warn"]
+
+
+def test_policyreports_have_no_configuration() -> None:
+    """wgpolicyk8s.io reports have no configuration field (the API server would drop it)."""
+    (doc,) = cluster_reports([pod_violation("a", "b")], {}, now=0.0, include_passes=True)
+    assert "configuration" not in doc
+
+
 def _crd_schemas(fixture: str) -> dict[str, Any]:
     crds = yaml.safe_load_all((FIXTURES / fixture).read_text())
     return {
@@ -434,3 +471,12 @@ def test_the_writer_says_when_there_is_nothing_to_keep() -> None:
     assert written.describe(OPENREPORTS) == (
         "Reports written: 0 created, 0 updated, 0 unchanged, 0 deleted (0 reports)"
     )
+
+
+def test_an_openreports_report_without_its_limits_is_rewritten_once() -> None:
+    """A Report written before it stated its limits (or with other limits) is updated; the
+    same Report listed back is then left alone."""
+    (doc,) = cluster_reports([pod_violation("shop", "web")], {}, now=0.0, api=OPENREPORTS)
+    older = {k: v for k, v in doc.items() if k != "configuration"}
+    assert len(plan([doc], _as_listed([older])).update) == 1
+    assert plan([doc], _as_listed([doc])).unchanged == 1

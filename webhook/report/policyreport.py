@@ -57,6 +57,10 @@ MAX_RESULT_BYTES_PER_REPORT = 1_000_000
 # control character escapes to six), ten such results to a part.
 MAX_MESSAGE_CHARS = 16_384
 SUMMARY_KEYS = ("pass", "fail", "warn", "error", "skip")
+# What the reports list (OpenReports' configuration.limits.statusFilter): guardrail writes no
+# `error` or `skip` results, and `pass` only with --include-passes.
+FAILURES_ONLY = ("fail", "warn")
+WITH_PASSES = ("pass", "fail", "warn")
 _Dumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
@@ -135,7 +139,7 @@ def reports(result: ReportInput) -> list[dict[str, Any]]:
                 properties["line"] = str(violation.line)  # properties are map[string]string
         entry = _entry(violation, ref, properties)
         scopes.setdefault(scope_namespace(finding), []).append(entry)
-    return _documents(scopes, WGPOLICY)
+    return _documents(scopes, WGPOLICY, FAILURES_ONLY)
 
 
 def render(result: ReportInput) -> str:
@@ -187,13 +191,13 @@ def split_results(results: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]
 
 
 def _documents(
-    scopes: Mapping[str, Sequence[dict[str, Any]]], api: ReportApi
+    scopes: Mapping[str, Sequence[dict[str, Any]]], api: ReportApi, statuses: Sequence[str]
 ) -> list[dict[str, Any]]:
     """Each scope's parts (namespaces sorted, the cluster last), in order of part."""
     documents = []
     for namespace in sorted(scopes, key=lambda ns: (ns == "", ns)):
         for number, results in enumerate(split_results(scopes[namespace]), start=1):
-            documents.append(_document(namespace, number, results, api))
+            documents.append(_document(namespace, number, results, api, statuses))
     return documents
 
 
@@ -202,6 +206,7 @@ def _document(
     part: int,
     results: list[dict[str, Any]],
     api: ReportApi,
+    statuses: Sequence[str],
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": report_name(namespace, part)}
     if namespace:
@@ -217,7 +222,12 @@ def _document(
         "metadata": metadata,
     }
     if api is OPENREPORTS:
+        # OpenReports' contract between generators and consumers: how many results a report
+        # holds at most (more go to the scope's next part) and which statuses it lists.
         document["source"] = SOURCE
+        document["configuration"] = {
+            "limits": {"maxResults": MAX_RESULTS_PER_REPORT, "statusFilter": list(statuses)}
+        }
     # Each part counts its own results: the parts of a scope add up to the scope's counts.
     document["summary"] = summary_of(results)
     document["results"] = results
@@ -298,6 +308,7 @@ def cluster_reports(
     *,
     now: float,
     passes: Sequence[tuple[str, Subject]] = (),
+    include_passes: bool | None = None,
     api: ReportApi = WGPOLICY,
 ) -> list[dict[str, Any]]:
     """The reports of every namespace with results, and of the cluster if it has any.
@@ -305,7 +316,8 @@ def cluster_reports(
     A namespace-level finding (no default-deny) goes to that namespace's own report, where the
     people who can fix it (and read reports there) see it. Scopes without results get no
     report at all: the writer deletes a report whose namespace became clean. A scope with more
-    results than a report holds gets several, its parts.
+    results than a report holds gets several, its parts. `include_passes` (default: whether
+    any passes are given) is what the reports say they list.
     """
     stamp = timestamp(now)
     scopes: dict[str, list[dict[str, Any]]] = {}
@@ -336,7 +348,8 @@ def cluster_reports(
                 "timestamp": stamp,
             }
         )
-    return _documents(scopes, api)
+    listed = bool(passes) if include_passes is None else include_passes
+    return _documents(scopes, api, WITH_PASSES if listed else FAILURES_ONLY)
 
 
 def summary_of(results: Iterable[Mapping[str, Any]]) -> dict[str, int]:
