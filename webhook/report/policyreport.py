@@ -40,7 +40,7 @@ CLUSTER_REPORT_NAME = "guardrail-cluster"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 # Which namespace a report is about (`cluster` on cluster reports: no namespace can be confused
 # with it, as those are another kind) and which of that scope's parts it is (1, 2, ...), so
-# `kubectl get policyreports -l guardrail.dev/scope=shop` lists every part of a namespace.
+# `kubectl get policyreports -A -l guardrail.dev/scope=shop` lists every part of a namespace.
 SCOPE_LABEL = "guardrail.dev/scope"
 PART_LABEL = "guardrail.dev/part"
 CLUSTER_SCOPE_LABEL = "cluster"
@@ -48,7 +48,7 @@ CLUSTER_SCOPE_LABEL = "cluster"
 # results are split into parts of at most this many results and this many bytes of results'
 # JSON, whichever is reached first. The byte budget leaves half a MiB for metadata (labels,
 # annotations, managedFields) and the rest of the object; the count keeps each part small
-# enough for report viewers to page through, as Kyverno's reports do.
+# enough for report viewers to load and page through.
 MAX_RESULTS_PER_REPORT = 1000
 MAX_RESULT_BYTES_PER_REPORT = 1_000_000
 # A single result must fit a part whatever its message, so a message longer than this is cut
@@ -68,7 +68,7 @@ def report_name(namespace: str, part: int = 1) -> str:
     """`guardrail-<ns>` (or `guardrail-cluster`), then `-2`, `-3`, ... for further parts.
 
     The first part keeps the name a scope's only report has always had, so a scope that fits
-    in one report is where it was, and the parts of a scope sort beside each other.
+    in one report is where it was; a later part's name says which part it is.
     """
     name = f"guardrail-{namespace}" if namespace else CLUSTER_REPORT_NAME
     return name if part == 1 else f"{name}-{part}"
