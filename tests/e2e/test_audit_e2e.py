@@ -422,3 +422,92 @@ def test_openreports_with_passes(cluster: Cluster, dataset: Dataset) -> None:
     assert "Reports written: 1 created" in done.stderr
     # Namespace (default-deny) + the policy (no allow-all) + 10 pods x (labels, default-deny).
     assert listed_reports(cluster, "reports", clean) == {clean: (2 + 2 * PODS_PER_NAMESPACE, 0, 0)}
+
+
+BIG_PODS = 1010  # over one report's 1,000 results: two parts
+
+
+@pytest.fixture(scope="module")
+def big_namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace with a default-deny and 1,010 pods missing their role label."""
+    ns = f"big-{secrets.token_hex(2)}"
+    create_objects(cluster, [namespace(ns)])
+    wait_for_service_accounts(cluster, ns, 1)
+    create_objects(
+        cluster,
+        [default_deny(ns), *(pod(ns, f"p{i:04d}", {"app": "web"}) for i in range(BIG_PODS))],
+    )
+    install_report_crds(
+        cluster,
+        "wgpolicyk8s-policyreport-crds.yaml",
+        ["policyreports.wgpolicyk8s.io", "clusterpolicyreports.wgpolicyk8s.io"],
+    )
+    install_report_crds(
+        cluster,
+        "openreports-crds.yaml",
+        ["reports.openreports.io", "clusterreports.openreports.io"],
+    )
+    yield ns
+    cluster.kubectl("delete", "namespace", ns, "--wait=false", "--ignore-not-found")
+
+
+def guardrail_reports(cluster: Cluster, resource: str, ns: str) -> list[dict[str, Any]]:
+    """Every part of a namespace's reports, found by the scope label as the README says."""
+    listed = cluster.kubectl(
+        "get", resource, "-A", "-l", f"guardrail.dev/scope={ns}", "-o", "json"
+    ).stdout
+    return sorted(
+        json.loads(listed)["items"],
+        key=lambda r: int(r["metadata"]["labels"]["guardrail.dev/part"]),
+    )
+
+
+@pytest.mark.parametrize(
+    ("report_api", "resource", "kind"),
+    [("wgpolicyk8s", "policyreports", "PolicyReports"), ("openreports", "reports", "Reports")],
+    ids=["wgpolicyk8s", "openreports"],
+)
+def test_a_namespace_over_the_limit_is_written_in_parts_the_api_server_keeps(
+    cluster: Cluster, big_namespace: str, report_api: str, resource: str, kind: str
+) -> None:
+    """1,010 results are two reports the API server stores as sent (a rerun changes nothing),
+    holding every result; fixing 20 pods leaves one report and deletes the other."""
+    ns = big_namespace
+    cluster.kubectl("label", "pods", "--all", "-n", ns, "role-")  # as the fixture made them
+    audit = ["audit", "--namespace", ns, "--format", "json", "--write-reports"]
+    audit += ["--report-api", report_api]
+    done = run_guardrail(cluster, *audit)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == (
+        f"guardrail: {kind} written: 2 created, 0 updated, 0 unchanged, 0 deleted "
+        f"(2 reports for 1 scope; in parts: {ns} 2)\n"
+    )
+    first, second = guardrail_reports(cluster, resource, ns)
+    assert [r["metadata"]["name"] for r in (first, second)] == [
+        f"guardrail-{ns}",
+        f"guardrail-{ns}-2",
+    ]
+    assert [(r["summary"]["fail"], len(r["results"])) for r in (first, second)] == [
+        (1000, 1000),
+        (10, 10),
+    ]
+    held = [x["resources"][0]["name"] for r in (first, second) for x in r["results"]]
+    assert sorted(held) == [f"p{i:04d}" for i in range(BIG_PODS)]
+    if report_api == "openreports":
+        for report in (first, second):
+            assert report["configuration"] == {
+                "limits": {"maxResults": 1000, "statusFilter": ["fail", "warn"]}
+            }
+
+    rerun = run_guardrail(cluster, *audit)
+    assert "0 created, 0 updated, 2 unchanged, 0 deleted" in rerun.stderr, rerun.stderr
+
+    cluster.kubectl("label", "pods", "-n", ns, *(f"p{i:04d}" for i in range(20)), "role=fixed")
+    fixed = run_guardrail(cluster, *audit)
+    assert fixed.stderr == (
+        f"guardrail: {kind} written: 0 created, 1 updated, 0 unchanged, 1 deleted "
+        "(1 report for 1 scope)\n"
+    )
+    (only,) = guardrail_reports(cluster, resource, ns)
+    assert only["metadata"]["name"] == f"guardrail-{ns}"
+    assert len(only["results"]) == only["summary"]["fail"] == BIG_PODS - 20
