@@ -283,8 +283,8 @@ def test_every_format_parses_as_what_it_claims(
             ("PolicyReport", "guardrail-blog"),
             ("PolicyReport", "guardrail-shop"),
         ]
-        # blog's missing default-deny is in blog's own report, as the live audit files it.
-        assert [r["resources"][0]["kind"] for r in docs[0]["results"]] == ["Namespace"]
+        # The Deployment rejected for blog's missing default-deny is in blog's own report.
+        assert [r["resources"][0]["kind"] for r in docs[0]["results"]] == ["Deployment"]
         assert docs[1]["summary"]["fail"] == 3
         assert docs[1]["summary"]["warn"] == 1
     else:

@@ -12,10 +12,13 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from webhook import audit
 from webhook.audit import AuditResult
 from webhook.checking import CheckResult
+from webhook.cli import main
+from webhook.config import parse_config
 from webhook.policy.model import Finding, Mode, Violation
 from webhook.report import Resource, policyreport, render
 from webhook.report.policyreport import (
@@ -207,6 +210,54 @@ def test_check_and_audit_file_each_finding_in_the_same_report() -> None:
                 "require-role-labels web",
             ],
             ("ClusterPolicyReport", "", "guardrail-cluster"): ["restrict-allow-all open"],
+        }
+    )
+
+
+def test_check_and_audit_of_the_same_objects_file_findings_in_the_same_reports(
+    tmp_path: Path,
+) -> None:
+    """The same objects through `guardrail check --format policyreport` and through the live
+    audit's judging: an empty namespace's missing default-deny is in its own report in both."""
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "quiet"}},
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "default-deny", "namespace": "shop"},
+            "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web", "namespace": "shop", "labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+        },
+    ]
+    manifest = tmp_path / "all.yaml"
+    manifest.write_text(yaml.safe_dump_all(objects))
+    checked = CliRunner().invoke(main, ["check", "--format", "policyreport", str(manifest)])
+    assert checked.exit_code == 1, checked.output
+    offline = list(yaml.safe_load_all(checked.stdout))
+    judged = audit.audit_objects(objects, parse_config({}, "<test>"))
+    live = audit.reports(judged, api=WGPOLICY, now=0.0)
+
+    def placement(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[str]]:
+        return {
+            where(d): [
+                f"{r['policy']} {r['resources'][0]['kind']} {r['resources'][0]['name']}"
+                for r in d["results"]
+            ]
+            for d in docs
+        }
+
+    assert (
+        placement(offline)
+        == placement(live)
+        == {
+            ("PolicyReport", "quiet", "guardrail-quiet"): ["require-default-deny Namespace quiet"],
+            ("PolicyReport", "shop", "guardrail-shop"): ["require-role-labels Pod web"],
         }
     )
 
