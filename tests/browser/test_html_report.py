@@ -85,7 +85,19 @@ document.execCommand = function (name) {
   document.documentElement.setAttribute("data-exec", name + ":" + String(getSelection()));
   return COPIED;
 };</script>"""
-NO_SCRIPT = """<head><meta http-equiv="Content-Security-Policy" content="script-src 'none'">"""
+# Scripts off but for a probe with the nonce: it reads what the reader would see.
+NO_SCRIPT = (
+    """<head><meta http-equiv="Content-Security-Policy" content="script-src 'nonce-probe'">"""
+)
+SEEN = """<script nonce="probe">(function () {
+  var shown = function (node) { return node.getClientRects().length > 0; };
+  var root = document.documentElement;
+  root.setAttribute("data-filters-shown", String(shown(document.getElementById("filters"))));
+  root.setAttribute("data-buttons-shown", String(
+    Array.prototype.filter.call(document.querySelectorAll("button.copy"), shown).length));
+  root.setAttribute("data-codes-shown", String(
+    Array.prototype.filter.call(document.querySelectorAll(".fix code"), shown).length));
+})();</script>"""
 CLICK = """<script>document.querySelector("button.copy").click();
 document.documentElement.setAttribute("data-selection", String(getSelection()));</script>"""
 
@@ -385,15 +397,18 @@ def test_copy_button_copies_the_fix(
 
 
 def test_page_is_whole_without_script(pages: dict[str, Page], tmp_path: Path) -> None:
-    """With scripts off (a Content-Security-Policy that allows none), every group and command
-    is on the page; the copy buttons and the filters, which need the script, are not offered."""
+    """With the report's script blocked (a Content-Security-Policy), every group and command
+    is on the page and shown; the copy buttons and the filters, which need the script, are
+    not shown."""
     text = pages["examples"].path.read_text(encoding="utf-8")
     page = tmp_path / "no-script.html"
-    page.write_text(text.replace("<head>", NO_SCRIPT, 1), encoding="utf-8")
+    text = text.replace("<head>", NO_SCRIPT, 1).replace("</body>", SEEN + "</body>")
+    page.write_text(text, encoding="utf-8")
     dom = dumped(page, tmp_path)
     assert dom.one("body").attrs.get("data-ready") is None
-    assert dom.by_id("filters").hidden
-    assert all(button.hidden for button in dom.all("button", "copy"))
+    seen = dom.one("html").attrs
+    assert (seen["data-filters-shown"], seen["data-buttons-shown"]) == ("false", "0")
+    assert seen["data-codes-shown"] == "1"
     assert [c.text() for c in dom.one("div", "fix").all("code")] == [
         default_deny_command("legacy", BOTH)
     ]

@@ -68,6 +68,7 @@ LEVEL_TITLES = {
 
 _STYLE = """
 *{box-sizing:border-box}
+[hidden]{display:none!important}
 html{-webkit-text-size-adjust:100%}
 body{font:15px/1.45 system-ui,sans-serif;color:#1d1d1f;margin:0 auto;padding:1rem;
 max-width:80rem}
