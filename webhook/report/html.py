@@ -16,7 +16,7 @@ Big reports stay small: namespaces are collapsed (`<details>`) once there are mo
 few groups, a group lists `MEMBERS_SHOWN` of its findings and counts the rest, the first
 `DETAILED_GROUPS` groups are shown in full and the next ones as one line each, and past
 `LISTED_GROUPS` only counted; the page says how much is shown and that `--format json` has
-every finding. 50,000 findings make a page of about 2 MB.
+every finding. 50,677 findings in 2,000 namespaces make a page of 1.6 MB.
 
 A small inline script adds copy buttons (`navigator.clipboard`, else a selection and
 `document.execCommand("copy")`, else the command stays selected for Ctrl+C) and filters by
@@ -31,7 +31,7 @@ own text and the attributes this module writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html import escape
 
 from webhook.policy.model import Violation
@@ -257,12 +257,11 @@ class _Budget:
     members_shown: int = 0  # findings listed by name (or as the group's one finding)
     blocks: int = 0  # namespace blocks written, for their ids
     left_findings: int = 0  # findings of groups only counted
-    fixes: list[str] = field(default_factory=list)  # copy targets, in page order
+    fixes: int = 0  # fix commands written, for the ids their copy buttons name
 
     def fix_id(self) -> str:
-        ident = f"fix-{len(self.fixes)}"
-        self.fixes.append(ident)
-        return ident
+        self.fixes += 1
+        return f"fix-{self.fixes - 1}"
 
 
 # -- header ---------------------------------------------------------------------------------------
