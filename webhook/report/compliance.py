@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from webhook.report.base import ERROR, NOTE, WARNING, ReportInput, Resource, level
-from webhook.report.summary import CLUSTER_SCOPE, scope_namespace
+from webhook.report.base import ERROR, NOTE, WARNING, ReportInput, level
+from webhook.report.summary import scope_namespace, scope_of
 
 ResourceKey = tuple[str, str, str, str | None, int | None]  # kind, namespace, name, file, line
 
@@ -41,19 +41,12 @@ class NamespaceCompliance:
         return (100 * self.passing) // self.resources if self.resources else 100
 
 
-def resource_scope(resource: Resource) -> str:
-    """The namespace a judged object belongs to: a Namespace belongs to itself."""
-    if resource.kind == "Namespace" and not resource.namespace:
-        return resource.name
-    return resource.namespace or CLUSTER_SCOPE
-
-
 def compliance(result: ReportInput) -> list[NamespaceCompliance]:
     """Every namespace with a judged object or a finding, least compliant first (then the
     most failing resources, then by name)."""
     judged: dict[str, set[ResourceKey]] = {}
     for resource in result.judged:
-        judged.setdefault(resource_scope(resource), set()).add(
+        judged.setdefault(scope_of(resource.kind, resource.namespace, resource.name), set()).add(
             (resource.kind, resource.namespace, resource.name, resource.file, resource.line)
         )
     failing: dict[str, set[ResourceKey]] = {}
