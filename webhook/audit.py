@@ -31,7 +31,7 @@ from urllib.parse import quote
 import urllib3
 
 from webhook import kube, policy, report
-from webhook.checking import Selection, check_manifests
+from webhook.checking import Selection, api_server, check_manifests, origin
 from webhook.config import Config
 from webhook.manifests import Manifest
 from webhook.policy.errors import GuardrailError
@@ -39,7 +39,7 @@ from webhook.policy.model import Obj, Operation, Violation
 from webhook.policy.objects import flavor_of
 from webhook.policy.workloads import is_workload
 from webhook.report import text as text_report
-from webhook.report.base import Resource, fails
+from webhook.report.base import Origin, Resource, fails
 from webhook.report.policyreport import (
     REPORT_APIS,
     WGPOLICY,
@@ -162,6 +162,8 @@ class AuditResult:
     namespace: str | None = None
     headlines: dict[tuple[str, str], Violation] = field(default_factory=dict)
     unverified: tuple[str, ...] = ()  # a live cluster settles every namespace
+    server: str = ""  # the API server read (its URL, without credentials)
+    origin: Origin = field(default_factory=Origin)  # when, what and with which config
 
     @property
     def has_enforced_violation(self) -> bool:
@@ -380,6 +382,7 @@ def sweep(
     result = audit_objects(
         objects, config, namespace=namespace, include_passes=include_passes, selection=selection
     )
+    result.server = api_server(client.host)
     progress.clear()
     return result
 
@@ -398,8 +401,10 @@ def run(
     quiet: bool = False,
     fail_on: str = "enforce",
     selection: Selection = Selection(),  # noqa: B008 - frozen, so one shared default is safe
+    config_file: str | None = None,
 ) -> int:
-    """Sweep the cluster, print the report, optionally write report objects; the exit code."""
+    """Sweep the cluster, print the report, optionally write report objects; the exit code.
+    `config_file` (where `config` was read; None for every default) goes into the header."""
     out = out or sys.stdout
     err = err or sys.stderr
     if fmt not in AUDIT_FORMATS:
@@ -423,6 +428,8 @@ def run(
     finally:
         progress.clear()
     now = time.time()
+    scope = [f"namespace {namespace}"] if namespace else []
+    result.origin = origin("audit", [f"cluster {result.server}", *scope], config, config_file, now)
     out.write(render(result, fmt, api=api, now=now, quiet=quiet))
     out.flush()
     if write_reports:

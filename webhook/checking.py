@@ -15,19 +15,21 @@ state is what the manifests contain (plus the live cluster's with `--cluster`).
 from __future__ import annotations
 
 import difflib
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
 from webhook import policy
 from webhook.admission.judge import Judge
-from webhook.config import Config
+from webhook.config import Config, digest
 from webhook.manifests import CLUSTER_SCOPED_KINDS, Manifest, is_cluster_scoped, load_paths
 from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Finding, Operation, Request, Violation
 from webhook.policy.objects import NAMESPACED_FLAVORS, flavor_of
-from webhook.report.base import Resource
+from webhook.report.base import Origin, Resource, utc_timestamp
 from webhook.state.files import (
     DEFAULT_NAMESPACE,
     state_from_manifests,
@@ -91,6 +93,7 @@ class CheckResult:
     # Namespaces with workloads of which the input says nothing (without --cluster).
     unverified: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # the paths judged, or ["cluster"]
+    origin: Origin = field(default_factory=Origin)  # when, what and with which config
 
     @property
     def has_enforced_violation(self) -> bool:
@@ -117,6 +120,8 @@ def check_paths(
     stdin: BinaryIO | None = None,
     kubeconfig: str | None = None,
     selection: Selection = Selection(),
+    config_file: str | None = None,
+    now: float | None = None,
 ) -> CheckResult:
     """Load files, directories and `-` (stdin), and judge every object in them.
 
@@ -126,15 +131,21 @@ def check_paths(
     workload in a namespace the manifests say nothing about is *unverified*, not a violation
     (unless `selection.strict`): an application repository holds no platform policies.
     A file that cannot be parsed is reported in `errors` and the others are still judged.
+    `config_file` (where `config` was read, None for every default) and `now` (the time,
+    default the clock's) go into the report's header.
     """
+    generated = time.time() if now is None else now
     loaded = load_paths(list(paths), stdin, keep_going=True)
     state = None
+    server = ""
     if cluster:
         from webhook.kube import KubeClient  # noqa: PLC0415 - only with --cluster
         from webhook.state.live import read_cluster  # noqa: PLC0415 - only with --cluster
 
         state = IndexedState()
-        for obj in read_cluster(KubeClient(kubeconfig)):
+        client = KubeClient(kubeconfig)
+        server = api_server(client.host)
+        for obj in read_cluster(client):
             state.upsert(obj)
         for obj in state_objects(loaded.manifests):
             state.upsert(obj)
@@ -146,7 +157,37 @@ def check_paths(
     result.errors.extend(str(error) for error in loaded.errors)
     result.errors.extend(likely_typos(loaded.manifests))
     result.sources = ["cluster", *paths] if cluster else list(paths)
+    cluster_source = [f"cluster {server}"] if cluster else []
+    result.origin = origin("check", [*cluster_source, *paths], config, config_file, generated)
     return result
+
+
+def origin(
+    command: str, sources: Sequence[str], config: Config, config_file: str | None, now: float
+) -> Origin:
+    """What a report's header says of a run: when, what was judged, with which config."""
+    return Origin(
+        generated=utc_timestamp(now),
+        command=command,
+        sources=tuple("standard input" if s == "-" else s for s in sources),
+        config_file=config_file or "",
+        config_digest=digest(config),
+        modes=tuple(
+            (rule.id, str(config.modes.get(rule.id, config.mode))) for rule in policy.RULES
+        ),
+    )
+
+
+def api_server(url: str) -> str:
+    """The API server's URL as a report may show it: without any user or password in it."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def described_namespaces(manifests: Sequence[Manifest]) -> frozenset[str]:

@@ -407,6 +407,7 @@ def check(
             stdin=sys.stdin.buffer,
             kubeconfig=kubeconfig,
             selection=selection,
+            config_file=config_path,
         )
     for note in result.notes:
         click.echo(note, err=True)
@@ -536,6 +537,7 @@ def audit(
             quiet=quiet,
             fail_on=fail_on,
             selection=Selection(only=only, skip=skip),
+            config_file=config_path,
         )
     sys.exit(code)
 

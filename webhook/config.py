@@ -7,11 +7,13 @@ A command reads it once; `guardrail serve` re-reads it when it changes (config_r
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +132,56 @@ class Config:
     def enabled_policies(self) -> tuple[str, ...]:
         """Policies whose configured mode is not off (a namespace label never turns one on)."""
         return tuple(p for p in RULE_IDS if self.modes.get(p, self.mode) is not Mode.OFF)
+
+
+def canonical(config: Config) -> dict[str, Any]:
+    """The config as the file would spell it in full: every default filled in, lists of names
+    sorted. Equal configs give equal documents, however their files were written."""
+    policies: dict[str, Any] = {}
+    for rule in RULES:
+        body: dict[str, Any] = {"mode": config.modes.get(rule.id, config.mode)}
+        for setting in rule.settings:
+            body[setting.key] = _plain(config.settings.get(setting))
+        policies[rule.id] = body
+    return {
+        "mode": config.mode,
+        "onError": config.on_error,
+        "allowNamespaceModeLabel": config.allow_namespace_mode_label,
+        "exemptions": {
+            "namespaces": sorted(config.exemptions.namespaces),
+            "usernames": sorted(config.exemptions.usernames),
+            "groups": sorted(config.exemptions.groups),
+        },
+        "policies": policies,
+        "audit": {
+            "interval": config.audit.interval_seconds,
+            "reportApi": config.audit.report_api,
+            "includePasses": config.audit.include_passes,
+        },
+        "ownNamespace": config.own_namespace,
+    }
+
+
+def _plain(value: object) -> object:
+    """A setting's value as JSON: mappings stay, sets are sorted, tuples become lists."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Set):
+        return sorted((_plain(v) for v in value), key=str)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def digest(config: Config) -> str:
+    """`sha256:<hex>` of the canonical config: which config judged a report, comparable across
+    runs and machines. A file that spells out the defaults has the digest of no file at all;
+    unlike the file's own SHA-256 (what `serve` logs on reload), comments and order do not
+    count."""
+    text = json.dumps(canonical(config), sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
 def default_config(own_namespace: str | None = None) -> Config:

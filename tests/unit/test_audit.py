@@ -3,6 +3,7 @@ plan, and the webhook's violation record in audit mode (no cluster: objects as l
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -10,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from webhook import audit as audit_lib
+from webhook import kube
 from webhook.app import JsonFormatter, create_app
 from webhook.audit import AuditResult, Progress, audit_objects, controller_uid, render_text
-from webhook.config import parse_config
+from webhook.config import digest, parse_config
 from webhook.policy.model import Finding, Mode, Violation
 from webhook.report.policyreport import OPENREPORTS, WGPOLICY, Subject, cluster_reports
 from webhook.reports import carry_timestamps, plan
@@ -413,3 +416,56 @@ def test_audit_mode_violation_record_names_everything_an_admin_needs(
         'guardrail_violations_total{kind="Pod",mode="audit",namespace="shop",'
         'policy="require-role-labels"} 1.0'
     ) in metrics
+
+
+class ListingClient:
+    """An API server serving one namespace and one unlabelled pod, no other API group."""
+
+    host = "https://admin:secret@10.0.0.9:6443"
+
+    def get(
+        self, path: str, params: Any = None, timeout: float = 30.0
+    ) -> dict[str, Any]:  # the kube.Client protocol's reads
+        if path == "/api/v1/namespaces/shop":
+            return ns("shop")
+        if path == "/api/v1/namespaces/shop/pods":
+            return {"items": [pod("shop", "web", {"app": "web"})], "metadata": {}}
+        if path.startswith("/apis/") and path.count("/") == 3:  # discovery of a group version
+            raise kube.ApiError(404, "not found")
+        return {"items": [], "metadata": {}}
+
+
+def test_run_records_the_api_server_time_and_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`audit` puts the API server (without credentials), the time, the config file and its
+    digest into the result every format renders; the HTML header shows them."""
+    monkeypatch.setattr(audit_lib.kube, "KubeClient", lambda _kubeconfig: ListingClient())
+    monkeypatch.setattr(audit_lib.time, "time", lambda: 1_800_000_000.0)
+    seen: list[AuditResult] = []
+    real_render = audit_lib.render
+
+    def render(result: AuditResult, fmt: str, **options: Any) -> str:
+        seen.append(result)
+        return real_render(result, fmt, **options)
+
+    monkeypatch.setattr(audit_lib, "render", render)
+    out = io.StringIO()
+    code = audit_lib.run(
+        CONFIG,
+        namespace="shop",
+        fmt="html",
+        write_reports=False,
+        out=out,
+        err=io.StringIO(),
+        config_file="cfg.yaml",
+    )
+    assert code == 1
+    (result,) = seen
+    assert result.server == "https://10.0.0.9:6443"
+    assert result.origin.generated == "2027-01-15T08:00:00Z"
+    assert result.origin.sources == ("cluster https://10.0.0.9:6443", "namespace shop")
+    assert result.origin.config_file == "cfg.yaml"
+    assert result.origin.config_digest == digest(CONFIG)
+    page = out.getvalue()
+    assert "secret" not in page
+    assert '<dd id="source"><code>cluster https://10.0.0.9:6443</code>' in page
+    assert f'<code id="config-digest">{digest(CONFIG)}</code>' in page

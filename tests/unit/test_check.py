@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from webhook.checking import CheckResult, check_paths
-from webhook.config import Config, default_config, parse_config
+from webhook.checking import CheckResult, api_server, check_paths
+from webhook.config import Config, default_config, digest, parse_config
 from webhook.policy.errors import GuardrailError
+from webhook.report.base import Origin
 
 DEFAULT_DENY = """\
 apiVersion: networking.k8s.io/v1
@@ -279,3 +280,41 @@ def test_cluster_state_without_a_kubeconfig_is_bad_input(tmp_path: Path) -> None
         f"{missing}: cannot load Kubernetes client configuration: "
         "Invalid kube-config file. No configuration found."
     )
+
+
+def test_the_result_says_when_what_and_with_which_config(tmp_path: Path) -> None:
+    """check_paths records for the report's header the time (UTC, ISO), the paths as given
+    (`-` as standard input), the config file and its digest, and each policy's mode."""
+    path = write(tmp_path, "ns.yaml", NAMESPACE.format(ns="shop"))
+    config = parse_config({"policies": {"restrict-allow-all": {"mode": "audit"}}}, "c.yaml")
+    result = check_paths(
+        [path, "-"], config, stdin=io.BytesIO(b""), config_file="c.yaml", now=1_800_000_000.5
+    )
+    assert result.origin == Origin(
+        generated="2027-01-15T08:00:00Z",
+        command="check",
+        sources=(path, "standard input"),
+        config_file="c.yaml",
+        config_digest=digest(config),
+        modes=(
+            ("require-role-labels", "enforce"),
+            ("require-default-deny", "enforce"),
+            ("protect-default-deny", "enforce"),
+            ("restrict-allow-all", "audit"),
+        ),
+    )
+    assert check_paths([path], default_config()).origin.config_file == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://10.0.0.1:6443", "https://10.0.0.1:6443"),
+        ("https://admin:secret@api.example.com:6443/k8s", "https://api.example.com:6443/k8s"),
+        ("https://token@[fd00::1]:6443", "https://[fd00::1]:6443"),
+    ],
+    ids=["plain", "user-and-password", "ipv6-user"],
+)
+def test_api_server_is_shown_without_credentials(url: str, shown: str) -> None:
+    """A kubeconfig's server URL may carry a user or password: a report never shows them."""
+    assert api_server(url) == shown

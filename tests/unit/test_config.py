@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from webhook.config import (
     DEFAULT_EXEMPT_NAMESPACES,
     Config,
     OnError,
+    canonical,
     default_config,
+    digest,
     load_config,
     parse_config,
 )
@@ -47,6 +50,41 @@ def _write(tmp_path: Path, text: str | bytes) -> Path:
 def test_spec_example_equals_defaults(tmp_path: Path) -> None:
     """The SPEC's example config, which spells out every default, loads as the defaults."""
     assert load_config(_write(tmp_path, SPEC_EXAMPLE)) == default_config()
+
+
+def test_digest_is_of_the_config_not_of_its_spelling(tmp_path: Path) -> None:
+    """A file spelling out every default (comments, order and all) has the digest of no file;
+    the digest is `sha256:` and 64 hex digits, as report headers print it."""
+    data = yaml.safe_load(SPEC_EXAMPLE)
+    reordered = dict(reversed(list(data.items())))
+    shuffled = "# the defaults, reordered\n" + yaml.safe_dump(reordered, sort_keys=False)
+    spelled = digest(load_config(_write(tmp_path, SPEC_EXAMPLE)))
+    assert spelled == digest(default_config())
+    assert digest(load_config(_write(tmp_path, shuffled))) == spelled
+    assert spelled.startswith("sha256:")
+    assert len(spelled) == len("sha256:") + 64
+    assert canonical(default_config())["policies"]["restrict-allow-all"] == {"mode": "warn"}
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        {"mode": "warn"},
+        {"onError": "allow"},
+        {"allowNamespaceModeLabel": True},
+        {"exemptions": {"namespaces": ["kube-system"]}},
+        {"exemptions": {"usernames": ["ci"]}},
+        {"policies": {"restrict-allow-all": {"mode": "enforce"}}},
+        {"policies": {"require-role-labels": {"labels": ["app", "role", "team"]}}},
+        {"policies": {"require-role-labels": {"allowedValues": {"role": ["web"]}}}},
+        {"policies": {"require-default-deny": {"directions": ["Ingress"]}}},
+        {"audit": {"interval": "10m"}},
+    ],
+    ids=lambda changed: ".".join(str(k) for k in changed),
+)
+def test_digest_changes_with_any_setting(changed: dict[str, object]) -> None:
+    """Every field of the config counts in its digest: a report names the config it used."""
+    assert digest(parse_config(changed, "x")) != digest(default_config())
 
 
 SHIPPED = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 from webhook.policy import rule
@@ -26,8 +27,30 @@ class Resource:
     line: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a report comes from, so that a reader can trust it: when it was made, what was
+    judged, and with which config. `check_paths` and `audit.run` set it; a result built by
+    hand has an empty one, and renderers then leave the header out."""
+
+    generated: str = ""  # UTC, ISO 8601 to the second: 2026-11-24T10:00:00Z
+    command: str = ""  # "check" or "audit"
+    sources: tuple[str, ...] = ()  # the paths checked; the API server (`cluster https://...`)
+    config_file: str = ""  # "" when every default is used
+    config_digest: str = ""  # webhook.config.digest(): sha256 of the canonical config
+    modes: tuple[tuple[str, str], ...] = ()  # (policy, mode) as configured, registry order
+
+
+def utc_timestamp(seconds: float) -> str:
+    """`2026-11-24T10:00:00Z`: seconds since the epoch, in UTC, as every report header says."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class ReportInput(Protocol):
     """A check or audit result. `judged` may be empty when the source does not list passes."""
+
+    @property
+    def origin(self) -> Origin: ...
 
     @property
     def resources(self) -> int: ...
@@ -74,6 +97,24 @@ def level(violation: Violation) -> str:
     if violation.enforced:
         return ERROR
     return WARNING
+
+
+def level_reason(violation: Violation) -> str:
+    """Why the finding has its level, in the mode's words: a warning of an enforce-mode policy
+    says why it is not an error (advisory, or unverified offline)."""
+    mode = violation.mode
+    if mode is Mode.AUDIT:
+        return "audit mode: recorded, never denied"
+    if violation.enforced:
+        return "enforce mode: would be denied"
+    if mode is Mode.ENFORCE and violation.unverified:
+        return (
+            "enforce mode, but unverified: the input holds nothing about its namespace, "
+            "so it cannot be settled offline"
+        )
+    if mode is Mode.ENFORCE and violation.finding.advisory:
+        return "enforce mode, but advisory: never denied, it warns of rejections to come"
+    return f"{mode} mode: allowed with a warning"
 
 
 # Where each rule is documented: its own `docs` anchor in the README's "Policies" section.

@@ -9,7 +9,8 @@ order. Two kinds:
 - identical findings, the same rule saying the same thing about different objects
   ("2,000 Pods in 40 namespaces are missing `team`"), from `SAME_MIN` of them on.
 
-Anything else is a group of one.
+Anything else is a group of one. `by_namespace` groups the same findings for the HTML report:
+level, then namespace, then rule.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from webhook.policy import RULE_IDS
 from webhook.policy.model import Violation
-from webhook.report.base import LEVELS, ReportInput, level, plural
+from webhook.report.base import LEVELS, ReportInput, level, level_reason, plural
+from webhook.report.summary import scope_namespace
 
 SAME_MIN = 5
 
@@ -92,3 +95,45 @@ def _level_groups(
         else:
             found.extend(Group(name, policy, (m,)) for m in members)
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceBlock:
+    """One namespace's findings of one level, one Group per rule: where a reader works."""
+
+    level: str
+    namespace: str  # the finding's scope namespace (summary.scope_namespace); "" cluster-scoped
+    groups: tuple[Group, ...]
+
+    @property
+    def count(self) -> int:
+        return sum(len(g.members) for g in self.groups)
+
+
+def by_namespace(result: ReportInput) -> list[NamespaceBlock]:
+    """Findings by level (errors first), then namespace (most findings first), then rule.
+
+    A rule's findings in a namespace are one Group, under the namespace's headline when the
+    rule rolled them up; findings of one rule at one level but for different reasons (an
+    advisory beside an unverified one) are separate groups, so each says its reason once.
+    """
+    order = {policy_id: index for index, policy_id in enumerate(RULE_IDS)}
+    buckets: dict[tuple[str, str], dict[tuple[str, str], list[Violation]]] = {}
+    for violation in result.violations:
+        key = (level(violation), scope_namespace(violation.finding))
+        rules = buckets.setdefault(key, {})
+        rules.setdefault((violation.policy, level_reason(violation)), []).append(violation)
+    blocks: list[NamespaceBlock] = []
+    for (name, namespace), rules in buckets.items():
+        found = []
+        for (policy_id, _), members in sorted(
+            rules.items(), key=lambda item: (order.get(item[0][0], len(order)), item[0])
+        ):
+            headline = result.headlines.get((policy_id, namespace))
+            if headline is not None and level(headline) != name:
+                headline = None
+            found.append(Group(name, policy_id, tuple(members), headline))
+        blocks.append(NamespaceBlock(name, namespace, tuple(found)))
+    rank = {name: index for index, name in enumerate(LEVELS)}
+    blocks.sort(key=lambda b: (rank[b.level], -b.count, b.namespace == "", b.namespace))
+    return blocks
