@@ -15,18 +15,28 @@ state is what the manifests contain (plus the live cluster's with `--cluster`).
 from __future__ import annotations
 
 import difflib
+import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 
-from webhook import policy
+from webhook import fixes, policy
 from webhook.admission.judge import Judge
 from webhook.config import Config
-from webhook.manifests import CLUSTER_SCOPED_KINDS, Manifest, is_cluster_scoped, load_paths
+from webhook.manifests import (
+    CLUSTER_SCOPED_KINDS,
+    STDIN_NAME,
+    STDIN_PATH,
+    Manifest,
+    is_cluster_scoped,
+    load_paths,
+    read_text,
+)
 from webhook.policy.errors import GuardrailError
-from webhook.policy.model import Finding, Operation, Request, Violation
+from webhook.policy.model import Direction, Finding, Operation, Request, Violation
 from webhook.policy.objects import NAMESPACED_FLAVORS, flavor_of
+from webhook.policy.rules import require_default_deny
 from webhook.report.base import Resource
 from webhook.state.files import (
     DEFAULT_NAMESPACE,
@@ -91,6 +101,9 @@ class CheckResult:
     # Namespaces with workloads of which the input says nothing (without --cluster).
     unverified: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # the paths judged, or ["cluster"]
+    # The manifest each violation is about, for fixes.
+    origins: dict[Violation, Manifest] = field(default_factory=dict)
+    fixes: fixes.Plan = field(default_factory=fixes.Plan)
 
     @property
     def has_enforced_violation(self) -> bool:
@@ -117,6 +130,7 @@ def check_paths(
     stdin: BinaryIO | None = None,
     kubeconfig: str | None = None,
     selection: Selection = Selection(),
+    plan_fixes: bool = False,
 ) -> CheckResult:
     """Load files, directories and `-` (stdin), and judge every object in them.
 
@@ -126,27 +140,64 @@ def check_paths(
     workload in a namespace the manifests say nothing about is *unverified*, not a violation
     (unless `selection.strict`): an application repository holds no platform policies.
     A file that cannot be parsed is reported in `errors` and the others are still judged.
+    Files that a kustomization in the input lists as patches are partial objects, not
+    manifests: they are skipped with a note. With `plan_fixes`, `fixes` holds what would make
+    the input pass (webhook/fixes.py), each label fix with its exact source edit where the
+    file can be edited safely.
     """
     loaded = load_paths(list(paths), stdin, keep_going=True)
-    state = None
+    manifests, skipped = without_kustomize_patches(loaded.manifests)
+    state = IndexedState() if cluster else state_from_manifests(manifests)
     if cluster:
         from webhook.kube import KubeClient  # noqa: PLC0415 - only with --cluster
         from webhook.state.live import read_cluster  # noqa: PLC0415 - only with --cluster
 
-        state = IndexedState()
         for obj in read_cluster(KubeClient(kubeconfig)):
             state.upsert(obj)
-        for obj in state_objects(loaded.manifests):
+        for obj in state_objects(manifests):
             state.upsert(obj)
-    described = None if cluster else described_namespaces(loaded.manifests)
-    result = check_manifests(
-        loaded.manifests, config, state, described=described, selection=selection
-    )
-    result.notes[:0] = loaded.notes
+    described = None if cluster else described_namespaces(manifests)
+    result = check_manifests(manifests, config, state, described=described, selection=selection)
+    result.notes[:0] = [*loaded.notes, *skipped]
     result.errors.extend(str(error) for error in loaded.errors)
-    result.errors.extend(likely_typos(loaded.manifests))
+    result.errors.extend(likely_typos(manifests))
     result.sources = ["cluster", *paths] if cluster else list(paths)
+    if plan_fixes:
+        result.fixes = plan_for(result, config, state, from_stdin=STDIN_PATH in paths)
     return result
+
+
+def without_kustomize_patches(manifests: Sequence[Manifest]) -> tuple[list[Manifest], list[str]]:
+    """The manifests but those in files a kustomization of the input lists as patches (`patches`,
+    `patchesStrategicMerge`, `patchesJson6902`), and a note for each one left out: a patch holds
+    part of an object (a fix directory's label patches), which judged whole would be a finding."""
+    patch_files: dict[str, str] = {}
+    for manifest in manifests:
+        obj = manifest.obj
+        if not str(obj.get("apiVersion") or "").startswith("kustomize.config.k8s.io/"):
+            continue
+        base = os.path.dirname(os.path.abspath(manifest.file))
+        for key in ("patches", "patchesStrategicMerge", "patchesJson6902"):
+            entries = obj.get(key)
+            for entry in entries if isinstance(entries, list) else []:
+                path = entry.get("path") if isinstance(entry, dict) else entry
+                # An inline patch (a YAML string) holds a line break; a path does not.
+                if isinstance(path, str) and path and "\n" not in path:
+                    patch_files[os.path.normpath(os.path.join(base, path))] = manifest.file
+    if not patch_files:
+        return list(manifests), []
+    kept, notes = [], []
+    for manifest in manifests:
+        listed_in = (
+            None
+            if manifest.file == STDIN_NAME
+            else patch_files.get(os.path.normpath(os.path.abspath(manifest.file)))
+        )
+        if listed_in is None:
+            kept.append(manifest)
+        else:
+            notes.append(f"{manifest.where}: skipped: a kustomize patch (listed in {listed_in})")
+    return kept, notes
 
 
 def described_namespaces(manifests: Sequence[Manifest]) -> frozenset[str]:
@@ -245,6 +296,7 @@ def check_manifests(
             if unknown and rule.needs_state:
                 located = unverified(located, request.namespace)
             result.violations.append(located)
+            result.origins[located] = manifest
             if rule.rollup is not None and located.finding.namespace:
                 rolled.setdefault((rule.id, located.finding.namespace), []).append(located)
 
@@ -320,6 +372,82 @@ def unverified(violation: Violation, namespace: str) -> Violation:
         finding=replace(finding, message=message, summary=summary),
         unverified=True,
     )
+
+
+class _Namespaces:
+    """fixes.Namespaces over the state check judged with: a proposed default-deny is judged
+    by the same engine, with the policy added to the state and then taken out again."""
+
+    def __init__(self, result: CheckResult, config: Config, state: IndexedState) -> None:
+        self._result = result
+        self._config = config
+        self._state = state
+        self._judge = Judge(config, state)
+
+    def missing(self, namespace: str) -> tuple[Direction, ...]:
+        directions = self._config.settings.get(require_default_deny.DIRECTIONS)
+        found = require_default_deny.missing_for_every_pod(self._state, namespace, directions)
+        return found or directions
+
+    def policy_names(self, namespace: str) -> Collection[str]:
+        return {
+            str((obj.get("metadata") or {}).get("name") or "")
+            for obj in self._state.policies_in(namespace)
+            if obj.get("apiVersion") == "networking.k8s.io/v1"
+            and obj.get("kind") == "NetworkPolicy"
+        }
+
+    def resolved(
+        self, namespace: str, policy: Mapping[str, Any], found: Sequence[Violation]
+    ) -> list[Violation]:
+        added = dict(policy)
+        self._state.upsert(added)
+        try:
+            resolved = []
+            for violation in found:
+                manifest = self._result.origins.get(violation)
+                if manifest is None:
+                    continue
+                again = self._judge.violations(request_for(manifest))
+                if not any(v.policy == violation.policy for v in again):
+                    resolved.append(violation)
+            return resolved
+        finally:
+            self._state.remove(added)
+
+
+def plan_for(
+    result: CheckResult, config: Config, state: IndexedState, *, from_stdin: bool = False
+) -> fixes.Plan:
+    """What would make the input pass, with each label fix's exact source edit where its file
+    can be edited safely (objects read from stdin have no file to edit)."""
+    plan = fixes.plan(
+        result.violations,
+        result.headlines,
+        result.origins,
+        config.settings,
+        _Namespaces(result, config, state),
+    )
+    files = {
+        fix_violation.file
+        for fix_violation, fix in plan.found.items()
+        if fix.kind == "labels" and fix_violation.file is not None
+    }
+    for file in sorted(files):
+        if from_stdin and file == STDIN_NAME:
+            for violation, fix in list(plan.found.items()):
+                if fix.kind == "labels" and violation.file == STDIN_NAME:
+                    plan.found[violation] = replace(fix, source_note="it was read from stdin")
+            continue
+        try:
+            text = read_text(file)
+        except GuardrailError as exc:
+            for violation, fix in list(plan.found.items()):
+                if fix.kind == "labels" and violation.file == file:
+                    plan.found[violation] = replace(fix, source_note=f"cannot read it again: {exc}")
+            continue
+        fixes.with_source_edits(plan, file, text)
+    return plan
 
 
 def request_for(manifest: Manifest) -> Request:
