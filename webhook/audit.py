@@ -33,6 +33,7 @@ import urllib3
 from webhook import kube, policy, report
 from webhook.checking import Selection, check_manifests
 from webhook.config import Config
+from webhook.fixes import Plan
 from webhook.manifests import Manifest
 from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Obj, Operation, Violation
@@ -161,6 +162,8 @@ class AuditResult:
     namespace: str | None = None
     headlines: dict[tuple[str, str], Violation] = field(default_factory=dict)
     unverified: tuple[str, ...] = ()  # a live cluster settles every namespace
+    # No fixes: a live cluster's objects have no files to patch (check plans them).
+    fixes: Plan = field(default_factory=Plan)
 
     @property
     def has_enforced_violation(self) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from webhook.fixes import Plan
 from webhook.policy import rule
 from webhook.policy.model import Mode, Violation
 
@@ -43,6 +44,11 @@ class ReportInput(Protocol):
 
     @property
     def unverified(self) -> Sequence[str]: ...
+
+    @property
+    def fixes(self) -> Plan:
+        """What would fix each finding (webhook/fixes.py); empty where none was planned."""
+        ...
 
 
 # apiVersion of the kinds policies report on, for findings whose object is not in `judged`.
