@@ -411,6 +411,16 @@ def with_source_edits(result: Plan, file: str, text: str) -> None:
     found = label_edits(text, list(targets.values()))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     good = {line: edits for line, edits in found.items() if isinstance(edits, list)}
+    # Two objects edited at one place share their labels through a YAML anchor: editing it
+    # once would fix both, twice would write each label twice. Neither is left to chance.
+    starts: dict[int, int] = {}
+    for edits in good.values():
+        for edit in edits:
+            starts[edit.start] = starts.get(edit.start, 0) + 1
+    shared = {line for line, edits in good.items() if any(starts[e.start] > 1 for e in edits)}
+    for line in shared:
+        found[line] = "its labels are shared with another object (a YAML anchor)"
+        del good[line]
     if good and not _all_verified(file, text, good, targets):
         good = {
             line: edits

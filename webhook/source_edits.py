@@ -196,6 +196,8 @@ def _set_labels(
     node = root
     step = 2
     for depth, key in enumerate(target.path):
+        if text[node.start_mark.index : node.start_mark.index + 1] == "&":
+            raise _RefusedError("it is written with a YAML anchor, which other objects may share")
         child = _get(node, key)
         if child is None:
             rest: Entries = dict(target.labels)
@@ -208,6 +210,8 @@ def _set_labels(
         if not child.flow_style and not node.flow_style and child.value and node.value:
             step = max(1, child.value[0][0].start_mark.column - node.value[0][0].start_mark.column)
         node = child
+    if text[node.start_mark.index : node.start_mark.index + 1] == "&":
+        raise _RefusedError("its labels are a YAML anchor, which other objects may share")
     edits: list[tuple[int, int, str]] = []
     new: dict[str, str] = {}
     for key, value in target.labels.items():
@@ -278,15 +282,19 @@ def _insert_block(
     single_line = last_value.start_mark.line == last_value.end_mark.line and (
         one_line_scalar or one_line_flow
     )
+    # Before the first entry, which must start its own line (not `- key:` of a list item):
+    # where a pod template's new `metadata:` goes, ahead of its `spec:`.
+    line_start = text.rfind("\n", 0, first_key.start_mark.index) + 1
+    own_line = not text[line_start : first_key.start_mark.index].strip(" ")
+    if own_line and "metadata" in entries:
+        return (line_start, line_start, lines)
     if single_line and last_key.end_mark.index <= last_value.start_mark.index:
         # After the line the last entry ends on (its comment stays with it).
         newline_at = text.find("\n", last_value.end_mark.index)
         if newline_at == -1:
             return (len(text), len(text), style.newline + lines.removesuffix(style.newline))
         return (newline_at + 1, newline_at + 1, lines)
-    # Before the first entry, which must start its own line (not `- key:` of a list item).
-    line_start = text.rfind("\n", 0, first_key.start_mark.index) + 1
-    if text[line_start : first_key.start_mark.index].strip(" "):
+    if not own_line:
         raise _RefusedError("no line of its own to add the labels on")
     return (line_start, line_start, lines)
 
