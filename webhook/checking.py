@@ -131,6 +131,7 @@ def check_paths(
     kubeconfig: str | None = None,
     selection: Selection = Selection(),
     plan_fixes: bool = False,
+    source_edits: bool = False,
 ) -> CheckResult:
     """Load files, directories and `-` (stdin), and judge every object in them.
 
@@ -142,8 +143,9 @@ def check_paths(
     A file that cannot be parsed is reported in `errors` and the others are still judged.
     Files that a kustomization in the input lists as patches are partial objects, not
     manifests: they are skipped with a note. With `plan_fixes`, `fixes` holds what would make
-    the input pass (webhook/fixes.py), each label fix with its exact source edit where the
-    file can be edited safely.
+    the input pass (webhook/fixes.py); with `source_edits` too, each label fix also has its
+    exact source edit where the file can be edited safely (reading and parsing those files
+    again: what SARIF and `--write` need, and JSON does not pay for).
     """
     loaded = load_paths(list(paths), stdin, keep_going=True)
     manifests, skipped = without_kustomize_patches(loaded.manifests)
@@ -163,7 +165,8 @@ def check_paths(
     result.errors.extend(likely_typos(manifests))
     result.sources = ["cluster", *paths] if cluster else list(paths)
     if plan_fixes:
-        result.fixes = plan_for(result, config, state, from_stdin=STDIN_PATH in paths)
+        edited = manifests if source_edits else None
+        result.fixes = plan_for(result, config, state, edited, from_stdin=STDIN_PATH in paths)
     return result
 
 
@@ -417,10 +420,16 @@ class _Namespaces:
 
 
 def plan_for(
-    result: CheckResult, config: Config, state: IndexedState, *, from_stdin: bool = False
+    result: CheckResult,
+    config: Config,
+    state: IndexedState,
+    manifests: Sequence[Manifest] | None,
+    *,
+    from_stdin: bool = False,
 ) -> fixes.Plan:
-    """What would make the input pass, with each label fix's exact source edit where its file
-    can be edited safely (objects read from stdin have no file to edit)."""
+    """What would make the input pass; given the manifests judged, each label fix also has its
+    exact source edit where its file can be edited safely (objects read from stdin have no
+    file to edit)."""
     plan = fixes.plan(
         result.violations,
         result.headlines,
@@ -428,6 +437,8 @@ def plan_for(
         config.settings,
         _Namespaces(result, config, state),
     )
+    if manifests is None:
+        return plan
     files = {
         fix_violation.file
         for fix_violation, fix in plan.found.items()
@@ -446,7 +457,8 @@ def plan_for(
                 if fix.kind == "labels" and violation.file == file:
                     plan.found[violation] = replace(fix, source_note=f"cannot read it again: {exc}")
             continue
-        fixes.with_source_edits(plan, file, text)
+        loaded = [m for m in manifests if m.file == file]
+        fixes.with_source_edits(plan, file, text, loaded)
     return plan
 
 

@@ -394,10 +394,14 @@ def _file_name(kind: str, name: str) -> str:
     return f"{stem}.patch.yaml"
 
 
-def with_source_edits(result: Plan, file: str, text: str) -> None:
+def with_source_edits(
+    result: Plan, file: str, text: str, loaded: Sequence[Manifest] | None = None
+) -> None:
     """Attach to each label fix of objects in `file` the exact edit of `text` that fixes it,
-    kept only when re-reading the edited text finds exactly the labels added; a fix whose
+    kept only when re-reading the edited text finds exactly the objects of `loaded` (what was
+    read from the file and judged; else `text` read again) with the labels added; a fix whose
     object cannot be edited safely says why in `source_note`."""
+    before: str | Sequence[Manifest] = text if loaded is None else loaded
     fixes = [
         (violation, fix)
         for violation, fix in result.found.items()
@@ -421,11 +425,11 @@ def with_source_edits(result: Plan, file: str, text: str) -> None:
     for line in shared:
         found[line] = "its labels are shared with another object (a YAML anchor)"
         del good[line]
-    if good and not _all_verified(file, text, good, targets):
+    if good and not _all_verified(file, text, before, good, targets):
         good = {
             line: edits
             for line, edits in good.items()
-            if _all_verified(file, text, {line: edits}, targets)
+            if _all_verified(file, text, before, {line: edits}, targets)
         }
     for violation, fix in fixes:
         line = violation.line or 0
@@ -442,11 +446,15 @@ def with_source_edits(result: Plan, file: str, text: str) -> None:
 
 
 def _all_verified(
-    file: str, text: str, edits: Mapping[int, list[Edit]], targets: Mapping[int, Target]
+    file: str,
+    text: str,
+    before: str | Sequence[Manifest],
+    edits: Mapping[int, list[Edit]],
+    targets: Mapping[int, Target],
 ) -> bool:
     after = apply(text, [edit for line_edits in edits.values() for edit in line_edits])
     changes = {line: (targets[line].path, targets[line].labels) for line in edits}
-    return verified(file, text, after, changes)
+    return verified(file, before, after, changes)
 
 
 def _where(violation: Violation) -> str:

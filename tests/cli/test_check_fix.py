@@ -537,7 +537,7 @@ def test_write_with_fix_puts_only_policies_and_unwritten_patches_in_the_director
 # -- JSON and SARIF -------------------------------------------------------------------------
 def test_json_carries_a_fix_per_finding(tmp_path: Path) -> None:
     """`fix` holds the manifest or the patch, the path in the fix directory, the file written
-    (null without --fix) and the exact source edit."""
+    (null without --fix), and with --write the exact source edit made."""
     write(tmp_path, {"app/ns.yaml": NAMESPACE, "app/web.yaml": WEB})
     plain = json.loads(run(tmp_path, "check", "--format", "json", "app").stdout)
     by_policy = {v["policy"]: v["fix"] for v in plain["violations"]}
@@ -549,7 +549,16 @@ def test_json_carries_a_fix_per_finding(tmp_path: Path) -> None:
     assert labels["patch"]["spec"] == {"template": {"metadata": {"labels": {"role": "REPLACE-ME"}}}}
     assert labels["target"]["name"] == "web"
     assert labels["placeholders"] == ["role"]
-    assert labels["source"] == {
+    assert "source" not in labels
+    fixed = json.loads(run(tmp_path, "check", "--format", "json", "--fix", "fixes", "app").stdout)
+    files = {v["policy"]: v["fix"]["file"] for v in fixed["violations"]}
+    assert files == {
+        "require-default-deny": "fixes/shop/default-deny.yaml",
+        "require-role-labels": "fixes/shop/deployment-web.patch.yaml",
+    }
+    written = json.loads(run(tmp_path, "check", "--format", "json", "--write", "app").stdout)
+    [made] = [v["fix"] for v in written["violations"] if v["policy"] == "require-role-labels"]
+    assert made["source"] == {
         "file": "app/web.yaml",
         "edits": [
             {
@@ -560,14 +569,9 @@ def test_json_carries_a_fix_per_finding(tmp_path: Path) -> None:
                 "text": "        role: REPLACE-ME\n",
             }
         ],
-        "applied": False,
+        "applied": True,
     }
-    fixed = json.loads(run(tmp_path, "check", "--format", "json", "--fix", "fixes", "app").stdout)
-    files = {v["policy"]: v["fix"]["file"] for v in fixed["violations"]}
-    assert files == {
-        "require-default-deny": "fixes/shop/default-deny.yaml",
-        "require-role-labels": "fixes/shop/deployment-web.patch.yaml",
-    }
+    assert made["file"] is None  # made in place: no patch
 
 
 def _apply_sarif(text: str, replacements: list[dict[str, Any]]) -> str:

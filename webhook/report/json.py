@@ -16,9 +16,9 @@ A finding that has a fix (webhook/fixes.py) carries it as `fix`:
      "manifest": {...}                       # the NetworkPolicy to apply; or, for labels:
      "patch": {...}, "target": {...},        # the strategic-merge patch and its kustomize target
      "placeholders": ["role"],               # labels set to REPLACE-ME: a person must choose
-     "source": {"file": "shop/web.yaml",     # the exact edit of the source file, when safe
+     "source": {"file": "shop/web.yaml",     # with --write: the exact edit of the source file
                 "edits": [{"startLine", "startColumn", "endLine", "endColumn", "text"}],
-                "applied": false}}           # true once --write made it
+                "applied": true}}            # false where the file was left as it was
 
 Lines and columns are 1-based, columns in code points, endColumn one past the region (an
 insertion when start and end are equal), as in SARIF.
