@@ -467,11 +467,12 @@ def check(
 
 
 # Formats that carry fixes (a `fix` per finding, SARIF `fixes`): planned for them even
-# without --fix, so a code-scanning service or a tool can offer them. The exact source edits
-# cost a second parse of each file with a label finding: SARIF's fixes are those edits, JSON
-# (CI's format, held to check's time target) carries them only with --write.
+# without --fix, so a code-scanning service or a tool can offer them (HTML may show them).
+# The exact source edits cost a second parse of each file with a label finding: SARIF's
+# fixes are those edits; JSON (CI's format, held to check's time target) carries them only
+# with --write.
 FIX_FORMATS = ("json", "sarif", "html")
-EDIT_FORMATS = ("sarif", "html")
+EDIT_FORMATS = ("sarif",)
 
 
 def _quiet_with_text(quiet: bool, fmt: str) -> None:
