@@ -33,6 +33,7 @@ import urllib3
 from webhook import kube, policy, report
 from webhook.checking import Selection, api_server, check_manifests, origin
 from webhook.config import Config
+from webhook.fixes import Plan
 from webhook.manifests import Manifest
 from webhook.policy.errors import GuardrailError
 from webhook.policy.model import Obj, Operation, Violation
@@ -164,6 +165,8 @@ class AuditResult:
     unverified: tuple[str, ...] = ()  # a live cluster settles every namespace
     server: str = ""  # the API server read (its URL, without credentials)
     origin: Origin = field(default_factory=Origin)  # when, what and with which config
+    # No fixes: a live cluster's objects have no files to patch (check plans them).
+    fixes: Plan = field(default_factory=Plan)
 
     @property
     def has_enforced_violation(self) -> bool:

@@ -15,20 +15,30 @@ state is what the manifests contain (plus the live cluster's with `--cluster`).
 from __future__ import annotations
 
 import difflib
+import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
-from webhook import policy
+from webhook import fixes, policy
 from webhook.admission.judge import Judge
 from webhook.config import Config, digest
-from webhook.manifests import CLUSTER_SCOPED_KINDS, Manifest, is_cluster_scoped, load_paths
+from webhook.manifests import (
+    CLUSTER_SCOPED_KINDS,
+    STDIN_NAME,
+    STDIN_PATH,
+    Manifest,
+    is_cluster_scoped,
+    load_paths,
+    read_text,
+)
 from webhook.policy.errors import GuardrailError
-from webhook.policy.model import Finding, Operation, Request, Violation
+from webhook.policy.model import Direction, Finding, Operation, Request, Violation
 from webhook.policy.objects import NAMESPACED_FLAVORS, flavor_of
+from webhook.policy.rules import require_default_deny
 from webhook.report.base import Origin, Resource, utc_timestamp
 from webhook.state.files import (
     DEFAULT_NAMESPACE,
@@ -94,6 +104,9 @@ class CheckResult:
     unverified: list[str] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # the paths judged, or ["cluster"]
     origin: Origin = field(default_factory=Origin)  # when, what and with which config
+    # The manifest each violation is about, for fixes.
+    origins: dict[Violation, Manifest] = field(default_factory=dict)
+    fixes: fixes.Plan = field(default_factory=fixes.Plan)
 
     @property
     def has_enforced_violation(self) -> bool:
@@ -122,6 +135,8 @@ def check_paths(
     selection: Selection = Selection(),
     config_file: str | None = None,
     now: float | None = None,
+    plan_fixes: bool = False,
+    source_edits: bool = False,
 ) -> CheckResult:
     """Load files, directories and `-` (stdin), and judge every object in them.
 
@@ -133,32 +148,38 @@ def check_paths(
     A file that cannot be parsed is reported in `errors` and the others are still judged.
     `config_file` (where `config` was read, None for every default) and `now` (the time,
     default the clock's) go into the report's header.
+    Files that a kustomization in the input lists as patches are partial objects, not
+    manifests: they are skipped with a note. With `plan_fixes`, `fixes` holds what would make
+    the input pass (webhook/fixes.py); with `source_edits` too, each label fix also has its
+    exact source edit where the file can be edited safely (reading and parsing those files
+    again: what SARIF and `--write` need, and JSON does not pay for).
     """
     generated = time.time() if now is None else now
     loaded = load_paths(list(paths), stdin, keep_going=True)
-    state = None
+    manifests, skipped = without_kustomize_patches(loaded.manifests)
+    state = IndexedState() if cluster else state_from_manifests(manifests)
     server = ""
     if cluster:
         from webhook.kube import KubeClient  # noqa: PLC0415 - only with --cluster
         from webhook.state.live import read_cluster  # noqa: PLC0415 - only with --cluster
 
-        state = IndexedState()
         client = KubeClient(kubeconfig)
         server = api_server(client.host)
         for obj in read_cluster(client):
             state.upsert(obj)
-        for obj in state_objects(loaded.manifests):
+        for obj in state_objects(manifests):
             state.upsert(obj)
-    described = None if cluster else described_namespaces(loaded.manifests)
-    result = check_manifests(
-        loaded.manifests, config, state, described=described, selection=selection
-    )
-    result.notes[:0] = loaded.notes
+    described = None if cluster else described_namespaces(manifests)
+    result = check_manifests(manifests, config, state, described=described, selection=selection)
+    result.notes[:0] = [*loaded.notes, *skipped]
     result.errors.extend(str(error) for error in loaded.errors)
-    result.errors.extend(likely_typos(loaded.manifests))
+    result.errors.extend(likely_typos(manifests))
     result.sources = ["cluster", *paths] if cluster else list(paths)
     cluster_source = [f"cluster {server}"] if cluster else []
     result.origin = origin("check", [*cluster_source, *paths], config, config_file, generated)
+    if plan_fixes:
+        edited = manifests if source_edits else None
+        result.fixes = plan_for(result, config, state, edited, from_stdin=STDIN_PATH in paths)
     return result
 
 
@@ -188,6 +209,39 @@ def api_server(url: str) -> str:
     if parts.port is not None:
         netloc += f":{parts.port}"
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+def without_kustomize_patches(manifests: Sequence[Manifest]) -> tuple[list[Manifest], list[str]]:
+    """The manifests but those in files a kustomization of the input lists as patches (`patches`,
+    `patchesStrategicMerge`, `patchesJson6902`), and a note for each one left out: a patch holds
+    part of an object (a fix directory's label patches), which judged whole would be a finding."""
+    patch_files: dict[str, str] = {}
+    for manifest in manifests:
+        obj = manifest.obj
+        if not str(obj.get("apiVersion") or "").startswith("kustomize.config.k8s.io/"):
+            continue
+        base = os.path.dirname(os.path.abspath(manifest.file))
+        for key in ("patches", "patchesStrategicMerge", "patchesJson6902"):
+            entries = obj.get(key)
+            for entry in entries if isinstance(entries, list) else []:
+                path = entry.get("path") if isinstance(entry, dict) else entry
+                # An inline patch (a YAML string) holds a line break; a path does not.
+                if isinstance(path, str) and path and "\n" not in path:
+                    patch_files[os.path.normpath(os.path.join(base, path))] = manifest.file
+    if not patch_files:
+        return list(manifests), []
+    kept, notes = [], []
+    for manifest in manifests:
+        listed_in = (
+            None
+            if manifest.file == STDIN_NAME
+            else patch_files.get(os.path.normpath(os.path.abspath(manifest.file)))
+        )
+        if listed_in is None:
+            kept.append(manifest)
+        else:
+            notes.append(f"{manifest.where}: skipped: a kustomize patch (listed in {listed_in})")
+    return kept, notes
 
 
 def described_namespaces(manifests: Sequence[Manifest]) -> frozenset[str]:
@@ -286,6 +340,7 @@ def check_manifests(
             if unknown and rule.needs_state:
                 located = unverified(located, request.namespace)
             result.violations.append(located)
+            result.origins[located] = manifest
             if rule.rollup is not None and located.finding.namespace:
                 rolled.setdefault((rule.id, located.finding.namespace), []).append(located)
 
@@ -361,6 +416,91 @@ def unverified(violation: Violation, namespace: str) -> Violation:
         finding=replace(finding, message=message, summary=summary),
         unverified=True,
     )
+
+
+class _Namespaces:
+    """fixes.Namespaces over the state check judged with: a proposed default-deny is judged
+    by the same engine, with the policy added to the state and then taken out again."""
+
+    def __init__(self, result: CheckResult, config: Config, state: IndexedState) -> None:
+        self._result = result
+        self._config = config
+        self._state = state
+        self._judge = Judge(config, state)
+
+    def missing(self, namespace: str) -> tuple[Direction, ...]:
+        directions = self._config.settings.get(require_default_deny.DIRECTIONS)
+        found = require_default_deny.missing_for_every_pod(self._state, namespace, directions)
+        return found or directions
+
+    def policy_names(self, namespace: str) -> Collection[str]:
+        return {
+            str((obj.get("metadata") or {}).get("name") or "")
+            for obj in self._state.policies_in(namespace)
+            if obj.get("apiVersion") == "networking.k8s.io/v1"
+            and obj.get("kind") == "NetworkPolicy"
+        }
+
+    def resolved(
+        self, namespace: str, policy: Mapping[str, Any], found: Sequence[Violation]
+    ) -> list[Violation]:
+        added = dict(policy)
+        self._state.upsert(added)
+        try:
+            resolved = []
+            for violation in found:
+                manifest = self._result.origins.get(violation)
+                if manifest is None:
+                    continue
+                again = self._judge.violations(request_for(manifest))
+                if not any(v.policy == violation.policy for v in again):
+                    resolved.append(violation)
+            return resolved
+        finally:
+            self._state.remove(added)
+
+
+def plan_for(
+    result: CheckResult,
+    config: Config,
+    state: IndexedState,
+    manifests: Sequence[Manifest] | None,
+    *,
+    from_stdin: bool = False,
+) -> fixes.Plan:
+    """What would make the input pass; given the manifests judged, each label fix also has its
+    exact source edit where its file can be edited safely (objects read from stdin have no
+    file to edit)."""
+    plan = fixes.plan(
+        result.violations,
+        result.headlines,
+        result.origins,
+        config.settings,
+        _Namespaces(result, config, state),
+    )
+    if manifests is None:
+        return plan
+    files = {
+        fix_violation.file
+        for fix_violation, fix in plan.found.items()
+        if fix.kind == "labels" and fix_violation.file is not None
+    }
+    for file in sorted(files):
+        if from_stdin and file == STDIN_NAME:
+            for violation, fix in list(plan.found.items()):
+                if fix.kind == "labels" and violation.file == STDIN_NAME:
+                    plan.found[violation] = replace(fix, source_note="it was read from stdin")
+            continue
+        try:
+            text = read_text(file)
+        except GuardrailError as exc:
+            for violation, fix in list(plan.found.items()):
+                if fix.kind == "labels" and violation.file == file:
+                    plan.found[violation] = replace(fix, source_note=f"cannot read it again: {exc}")
+            continue
+        loaded = [m for m in manifests if m.file == file]
+        fixes.with_source_edits(plan, file, text, loaded)
+    return plan
 
 
 def request_for(manifest: Manifest) -> Request:

@@ -365,6 +365,25 @@ def certs(out_dir: str, service: str, namespace: str, hosts: tuple[str, ...], da
     is_flag=True,
     help="Input without any manifest is fine, not bad input (a pre-commit run on other YAML).",
 )
+@click.option(
+    "--fix",
+    "fix_dir",
+    type=click.Path(file_okay=False),
+    metavar="DIR",
+    help="Write what would make the input pass into DIR: each namespace's missing default-deny, "
+    "label patches, and a kustomization.yaml (a kustomize Component) applying them.",
+)
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Add missing labels to the source files in place (never stdin); a file that cannot "
+    "be edited exactly is left as it was.",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="With --fix: replace files in DIR that differ from the fix (default: refuse, exit 2).",
+)
 @selection_options
 @click.argument("paths", nargs=-1, required=True)
 def check(
@@ -374,6 +393,9 @@ def check(
     kubeconfig: str | None,
     strict: bool,
     allow_empty: bool,
+    fix_dir: str | None,
+    write: bool,
+    force: bool,
     only: frozenset[str],
     skip: frozenset[str],
     fail_on: str,
@@ -384,6 +406,8 @@ def check(
 
     A workload in a namespace the input holds nothing about (no Namespace, no policy: an
     application repository) is unverified, a warning, unless --strict or --cluster.
+    --fix DIR and --write never change what is judged or the exit code; a label whose value
+    only a person can choose is written as REPLACE-ME, which Guardrail rejects until then.
 
     \b
     Examples:
@@ -391,12 +415,19 @@ def check(
       kustomize build overlays/prod | guardrail check -
       guardrail check --format sarif --cluster manifests/ > guardrail.sarif
       guardrail check --strict --only require-default-deny platform/ apps/
+      guardrail check --fix fixes/ k8s/     # then: components: [fixes] in your kustomization
+      guardrail check --write --fix fixes/ k8s/
     """
     from webhook import checking, report  # noqa: PLC0415 - each command imports only what it runs, so `--help` stays fast
     from webhook.report import text  # noqa: PLC0415 - as above
     from webhook.report.base import fails  # noqa: PLC0415 - as above
 
     _quiet_with_text(quiet, fmt)
+    if force and fix_dir is None:
+        click.echo(
+            "guardrail: --force replaces files in the --fix directory; give --fix DIR", err=True
+        )
+        sys.exit(EXIT_BAD_INPUT)
     config = _load_config(config_path)
     selection = checking.Selection(only=only, skip=skip, strict=strict)
     with bad_input(prefix=""):
@@ -408,6 +439,8 @@ def check(
             kubeconfig=kubeconfig,
             selection=selection,
             config_file=config_path,
+            plan_fixes=bool(fix_dir or write) or fmt in FIX_FORMATS,
+            source_edits=write or fmt in EDIT_FORMATS,
         )
     for note in result.notes:
         click.echo(note, err=True)
@@ -419,6 +452,12 @@ def check(
         if not result.errors:
             click.echo(f"no manifests found in {', '.join(paths)}", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    if fix_dir is not None or write:
+        from webhook import fixing  # noqa: PLC0415 - only when writing fixes
+
+        with bad_input():
+            for line in fixing.apply(result.fixes, fix_dir, write=write, force=force):
+                click.echo(f"guardrail: {line}", err=True)
     output = text.render_summary(result) if quiet else report.render(result, fmt)
     click.echo(output, nl=False)
     for error in result.errors:
@@ -432,6 +471,15 @@ def check(
         )
         sys.exit(EXIT_BAD_INPUT)
     sys.exit(EXIT_VIOLATION if fails(result, fail_on) else EXIT_OK)
+
+
+# Formats that carry fixes (a `fix` per finding, SARIF `fixes`): planned for them even
+# without --fix, so a code-scanning service or a tool can offer them (HTML may show them).
+# The exact source edits cost a second parse of each file with a label finding: SARIF's
+# fixes are those edits; JSON (CI's format, held to check's time target) carries them only
+# with --write.
+FIX_FORMATS = ("json", "sarif", "html")
+EDIT_FORMATS = ("sarif",)
 
 
 def _quiet_with_text(quiet: bool, fmt: str) -> None:

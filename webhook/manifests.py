@@ -179,6 +179,12 @@ def load_bytes(data: bytes, file: str) -> LoadResult:
     return result
 
 
+def read_text(file: str) -> str:
+    """A manifest file's text, bounded and decoded as loading does (ManifestError if it cannot
+    be): what a fix's exact edits are computed on."""
+    return _decode(_read_file(file), file)
+
+
 def manifest_files(path: str) -> Iterator[str]:
     """The path itself if it is a file, else the manifest files under it, sorted, recursively.
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from webhook.fixes import Plan
 from webhook.policy import rule
 from webhook.policy.model import Mode, Violation
 
@@ -66,6 +67,11 @@ class ReportInput(Protocol):
 
     @property
     def unverified(self) -> Sequence[str]: ...
+
+    @property
+    def fixes(self) -> Plan:
+        """What would fix each finding (webhook/fixes.py); empty where none was planned."""
+        ...
 
 
 # apiVersion of the kinds policies report on, for findings whose object is not in `judged`.

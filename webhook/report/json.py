@@ -7,6 +7,21 @@
 
 `file` and `line` appear only for objects that came from a file, `unverified: true` only on
 findings the input cannot settle. The totals are the ones every other format prints.
+
+A finding that has a fix (webhook/fixes.py) carries it as `fix`:
+
+    {"description": "...",
+     "path": "shop/default-deny.yaml",      # in the --fix directory; null: no file for it
+     "file": "fixes/shop/default-deny.yaml", # the file written, only with --fix DIR, else null
+     "manifest": {...}                       # the NetworkPolicy to apply; or, for labels:
+     "patch": {...}, "target": {...},        # the strategic-merge patch and its kustomize target
+     "placeholders": ["role"],               # labels set to REPLACE-ME: a person must choose
+     "source": {"file": "shop/web.yaml",     # with --write: the exact edit of the source file
+                "edits": [{"startLine", "startColumn", "endLine", "endColumn", "text"}],
+                "applied": true}}            # false where the file was left as it was
+
+Lines and columns are 1-based, columns in code points, endColumn one past the region (an
+insertion when start and end are equal), as in SARIF.
 """
 
 from __future__ import annotations
@@ -14,6 +29,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from webhook.fixes import Fix, Plan
 from webhook.report.base import ReportInput, help_uri, level, severity, tally
 
 
@@ -38,6 +54,9 @@ def document(result: ReportInput) -> dict[str, Any]:
             entry["file"] = violation.file
             if violation.line is not None:
                 entry["line"] = violation.line
+        fix = result.fixes.for_violation(violation)
+        if fix is not None:
+            entry["fix"] = fix_entry(fix, result.fixes)
         violations.append(entry)
     t = tally(result)
     return {
@@ -52,6 +71,38 @@ def document(result: ReportInput) -> dict[str, Any]:
         },
         "violations": violations,
     }
+
+
+def fix_entry(fix: Fix, plan: Plan) -> dict[str, Any]:
+    """A fix as JSON (the shape in the module docstring)."""
+    entry: dict[str, Any] = {
+        "description": fix.description,
+        "path": fix.path,
+        "file": plan.location(fix),
+    }
+    if fix.is_patch:
+        entry["patch"] = fix.document
+        entry["target"] = fix.target
+    elif fix.document:
+        entry["manifest"] = fix.document
+    if fix.placeholders:
+        entry["placeholders"] = list(fix.placeholders)
+    if fix.source is not None:
+        entry["source"] = {
+            "file": fix.source.file,
+            "edits": [
+                {
+                    "startLine": edit.start_line,
+                    "startColumn": edit.start_column,
+                    "endLine": edit.end_line,
+                    "endColumn": edit.end_column,
+                    "text": edit.text,
+                }
+                for edit in fix.source.edits
+            ],
+            "applied": plan.is_applied(fix),
+        }
+    return entry
 
 
 def render(result: ReportInput) -> str:

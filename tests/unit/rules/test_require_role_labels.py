@@ -175,6 +175,44 @@ def test_disallowed_value_names_label_value_and_allowed_values() -> None:
     assert 'tier="db" not allowed' in finding.summary
 
 
+def test_the_fix_placeholder_is_rejected_like_a_missing_label() -> None:
+    """`REPLACE-ME`, which `check --fix` writes when only a person can know the value, never
+    passes: a fix nobody finished keeps CI red and is denied at admission."""
+    [finding] = judge(request(workload("Deployment", {"app": "web", "role": "REPLACE-ME"})))
+    assert finding.message == (
+        '[require-role-labels] Deployment "web" in namespace "shop" has a placeholder label '
+        'value in its pod template: role="REPLACE-ME" is a placeholder to replace. Choose its '
+        "value under spec.template.metadata.labels."
+    )
+    assert 'role="REPLACE-ME" placeholder' in finding.summary
+    assert len(finding.summary) < 120
+
+
+def test_a_placeholder_names_the_allowed_values_and_is_not_also_disallowed() -> None:
+    """With allowedValues the placeholder says what to choose from, and is one problem, not two."""
+    labels = {"app": "REPLACE-ME", "role": "api", "tier": "REPLACE-ME"}
+    [finding] = judge(request(workload("Pod", labels)), TIERS)
+    assert finding.message == (
+        '[require-role-labels] Pod "web" in namespace "shop" has placeholder label values: '
+        'app="REPLACE-ME" is a placeholder to replace; tier="REPLACE-ME" is a placeholder to '
+        "replace with one of: backend, frontend. Choose their values under metadata.labels."
+    )
+
+
+def test_missing_labels_and_a_placeholder_are_one_finding() -> None:
+    """A label still missing and one still a placeholder are reported together."""
+    [finding] = judge(request(workload("Pod", {"role": "REPLACE-ME"})))
+    assert finding.message == (
+        '[require-role-labels] Pod "web" in namespace "shop" is missing required labels: app; '
+        'role="REPLACE-ME" is a placeholder to replace. Add or fix them under metadata.labels.'
+    )
+
+
+def test_a_placeholder_on_a_label_that_is_not_required_passes() -> None:
+    """Only required labels are judged: the placeholder elsewhere is someone else's business."""
+    assert judge(request(workload("Pod", {"app": "a", "role": "b", "x": "REPLACE-ME"}))) == []
+
+
 def test_allowed_value_passes() -> None:
     """A value listed in allowedValues passes."""
     labels = {"app": "web", "role": "api", "tier": "frontend"}

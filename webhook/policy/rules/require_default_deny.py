@@ -228,20 +228,30 @@ def missing_for_every_pod(
     return tuple(d for d in directions if not view.decide_any_pod(d).isolated)
 
 
-def default_deny_command(namespace: str, directions: Sequence[Direction]) -> str:
-    """A kubectl one-liner applying a NetworkPolicy that is a default-deny for directions.
-
-    Named after what it covers (`default-deny-egress`) unless it covers both, so applying it
-    never overwrites an existing `default-deny` that provides the other direction.
-    """
+def default_deny_name(directions: Sequence[Direction]) -> str:
+    """`default-deny` when it covers both directions, else named after what it covers
+    (`default-deny-egress`), so applying it never overwrites an existing `default-deny` that
+    provides the other direction."""
     both = set(directions) >= {Direction.INGRESS, Direction.EGRESS}
-    name = "default-deny" if both else "default-deny-" + "-".join(d.lower() for d in directions)
-    manifest = {
+    return "default-deny" if both else "default-deny-" + "-".join(d.lower() for d in directions)
+
+
+def default_deny_manifest(
+    namespace: str, directions: Sequence[Direction], name: str | None = None
+) -> dict[str, object]:
+    """The NetworkPolicy that is a default-deny for directions in namespace: it selects every
+    pod (`podSelector: {}`) and allows nothing in those directions."""
+    return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": namespace},
+        "metadata": {"name": name or default_deny_name(directions), "namespace": namespace},
         "spec": {"podSelector": {}, "policyTypes": [str(d) for d in directions]},
     }
+
+
+def default_deny_command(namespace: str, directions: Sequence[Direction]) -> str:
+    """A kubectl one-liner applying `default_deny_manifest(namespace, directions)`."""
+    manifest = default_deny_manifest(namespace, directions)
     return f"echo '{json.dumps(manifest, separators=(',', ':'))}' | kubectl apply -f -"
 
 
