@@ -373,3 +373,34 @@ def test_sarif_paths_are_from_the_repository_root(tmp_path: Path) -> None:
         for r in sarif["runs"][0]["results"]
     }
     assert uris == {"k8s/web.yaml"}
+
+
+def test_json_and_sarif_say_when_what_and_with_which_config(tmp_path: Path) -> None:
+    """The HTML header's facts are in the machine formats too: two runs' configs compare by
+    digest, whatever the file's spelling."""
+    write(tmp_path, "k8s/web.yaml", POD.format(name="web", ns="shop"))
+    (tmp_path / "a.yaml").write_text(CONFIG)
+    (tmp_path / "b.yaml").write_text("# the same, spelled out\n" + CONFIG)
+    doc = json.loads(
+        guardrail(tmp_path, "check", "--format", "json", "--config", "a.yaml", "k8s").stdout
+    )
+    origin = doc["origin"]
+    assert origin["command"] == "check"
+    assert origin["sources"] == ["k8s"]
+    assert origin["configFile"] == "a.yaml"
+    assert origin["configDigest"].startswith("sha256:")
+    assert origin["modes"]["require-role-labels"] == "audit"
+    assert origin["generated"].endswith("Z")
+    other = json.loads(
+        guardrail(tmp_path, "check", "--format", "json", "--config", "b.yaml", "k8s").stdout
+    )
+    assert other["origin"]["configDigest"] == origin["configDigest"]
+    default = json.loads(guardrail(tmp_path, "check", "--format", "json", "k8s").stdout)
+    assert default["origin"]["configFile"] is None
+    assert default["origin"]["configDigest"] != origin["configDigest"]
+    sarif = json.loads(
+        guardrail(tmp_path, "check", "--format", "sarif", "--config", "a.yaml", "k8s").stdout
+    )
+    (invocation,) = sarif["runs"][0]["invocations"]
+    assert invocation["properties"]["configDigest"] == origin["configDigest"]
+    assert invocation["startTimeUtc"].endswith("Z")

@@ -1,6 +1,8 @@
 """`--format json`: the one object of SPEC §4, its keys kept, more beside them.
 
-    {"summary": {"resources": 12, "violations": 3, "errors": 2, "warnings": 1, "notes": 0,
+    {"origin": {"generated": "2026-12-02T10:00:00Z", "command": "check", "sources": ["k8s/"],
+                "configFile": null, "configDigest": "sha256:...", "modes": {policy: mode}},
+     "summary": {"resources": 12, "violations": 3, "errors": 2, "warnings": 1, "notes": 0,
                  "unverified": 0, "unverifiedNamespaces": []},
      "violations": [{"policy", "mode", "level", "severity", "helpUri", "kind", "namespace",
                      "name", "message", "file", "line"}]}
@@ -30,7 +32,7 @@ import json
 from typing import Any
 
 from webhook.fixes import Fix, Plan
-from webhook.report.base import ReportInput, help_uri, level, severity, tally
+from webhook.report.base import Origin, ReportInput, help_uri, level, severity, tally
 
 
 def document(result: ReportInput) -> dict[str, Any]:
@@ -59,7 +61,10 @@ def document(result: ReportInput) -> dict[str, Any]:
             entry["fix"] = fix_entry(fix, result.fixes)
         violations.append(entry)
     t = tally(result)
-    return {
+    document: dict[str, Any] = {}
+    if result.origin.generated:
+        document["origin"] = origin_entry(result.origin)
+    return document | {
         "summary": {
             "resources": t.resources,
             "violations": t.violations,
@@ -70,6 +75,18 @@ def document(result: ReportInput) -> dict[str, Any]:
             "unverifiedNamespaces": list(result.unverified),
         },
         "violations": violations,
+    }
+
+
+def origin_entry(origin: Origin) -> dict[str, Any]:
+    """Where the report comes from, as the HTML header says it: when, what, which config."""
+    return {
+        "generated": origin.generated,
+        "command": origin.command,
+        "sources": list(origin.sources),
+        "configFile": origin.config_file or None,
+        "configDigest": origin.config_digest,
+        "modes": dict(origin.modes),
     }
 
 

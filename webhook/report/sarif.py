@@ -163,6 +163,21 @@ def document(result: ReportInput) -> dict[str, Any]:
         for change in fix["artifactChanges"]
     ):
         run["originalUriBaseIds"] = {FIXES_BASE: _fix_base(result.fixes)}
+    origin = result.origin
+    if origin.generated:
+        # The run's when and what; the config digest tells two runs' configs apart.
+        run["invocations"] = [
+            {
+                "executionSuccessful": True,
+                "startTimeUtc": origin.generated,
+                "properties": {
+                    "command": origin.command,
+                    "sources": list(origin.sources),
+                    "configFile": origin.config_file or None,
+                    "configDigest": origin.config_digest,
+                },
+            }
+        ]
     return {
         "$schema": SCHEMA,
         "version": "2.1.0",
