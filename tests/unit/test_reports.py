@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 
@@ -17,7 +18,7 @@ from webhook.policy.model import Direction, Finding, Mode, Violation
 from webhook.policy.rules.require_default_deny import default_deny_command
 from webhook.report import FORMATS, Resource, render
 from webhook.report import html as html_report
-from webhook.report.base import Origin
+from webhook.report.base import DOCS_URL, Origin
 from webhook.report.compliance import NamespaceCompliance, compliance
 from webhook.report.fixes import fix_command
 
@@ -506,7 +507,9 @@ def test_html_is_one_escaped_page() -> None:
     assert page.split('<script id="report-script">')[1].split("</script>")[0] == html_report._SCRIPT
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;&amp;" in page
     assert "http://" not in page
-    assert "https://" not in page  # self-contained: nothing fetched
+    # Self-contained: nothing fetched; the only addresses are links to the rules' docs.
+    assert set(re.findall(r"https://[^\"#]*", page)) <= {DOCS_URL}
+    assert 'src="https://' not in page
     assert "1 resource, 1 violation: 1 error" in page
     assert "No violations." in render(empty(), "html")
 
@@ -587,20 +590,32 @@ def test_html_level_follows_mode_and_says_why() -> None:
     dom = htmldom.parse(render(html_sample(), "html"))
     metas = {(g.attrs["data-level"], g.one("p", "meta").text()) for g in dom.all("div", "group")}
     assert metas == {
-        ("error", "error require-default-deny · enforce mode: would be denied · 3 findings"),
-        ("error", "error require-role-labels · enforce mode: would be denied · 1 finding"),
+        (
+            "error",
+            "error require-default-deny · severity high · enforce mode: would be denied · 3 findings",
+        ),
+        (
+            "error",
+            "error require-role-labels · severity medium · enforce mode: would be denied · 1 finding",
+        ),
         (
             "warning",
-            "warning require-default-deny · enforce mode, but unverified: the input holds "
+            "warning require-default-deny · severity high · enforce mode, but unverified: the input holds "
             "nothing about its namespace, so it cannot be settled offline · 1 finding",
         ),
         (
             "warning",
-            "warning require-default-deny · enforce mode, but advisory: never denied, it warns "
+            "warning require-default-deny · severity high · enforce mode, but advisory: never denied, it warns "
             "of rejections to come · 1 finding",
         ),
-        ("warning", "warning restrict-allow-all · warn mode: allowed with a warning · 1 finding"),
-        ("note", "note require-default-deny · audit mode: recorded, never denied · 1 finding"),
+        (
+            "warning",
+            "warning restrict-allow-all · severity medium · warn mode: allowed with a warning · 1 finding",
+        ),
+        (
+            "note",
+            "note require-default-deny · severity high · audit mode: recorded, never denied · 1 finding",
+        ),
     }
 
 
@@ -775,3 +790,13 @@ def test_every_rules_help_uri_points_at_a_heading_of_the_readme() -> None:
         base, _, fragment = uri.partition("#")
         assert base == DOCS_URL
         assert fragment in anchors, (policy_id, fragment)
+
+
+def test_html_names_each_rules_severity_and_links_its_docs() -> None:
+    page = render(sample(), "html")
+    assert (
+        'href="https://github.com/guardrail-dev/guardrail/blob/main/README.md#require-role-labels"'
+        in page
+    )
+    assert "severity medium" in page
+    assert "severity high" in page  # require-default-deny

@@ -41,9 +41,11 @@ from webhook.report.base import (
     NOTE,
     WARNING,
     ReportInput,
+    help_uri,
     level_reason,
     location,
     plural,
+    severity,
     summary_line,
     tally,
 )
@@ -409,7 +411,8 @@ def _group(group: Group, budget: _Budget) -> str:
     reason = level_reason(first)
     meta = (
         f'<p class="meta"><span class="badge {group.level}">{group.level}</span> '
-        f"<code>{_e(group.policy)}</code> · {_e(reason)} · "
+        f'<a class="docs" href="{_e(help_uri(group.policy))}"><code>{_e(group.policy)}</code></a>'
+        f" · severity {_e(severity(group.policy))} · {_e(reason)} · "
         f"{_e(plural(len(members), 'finding'))}</p>"
     )
     opening = (
@@ -597,7 +600,8 @@ def _findings(result: ReportInput, anchors: dict[str, str]) -> str:
 
 def _by_policy(result: ReportInput) -> str:
     rows = "".join(
-        f'<tr><td class="name"><code>{_e(policy)}</code></td>'
+        f'<tr><td class="name"><a class="docs" href="{_e(help_uri(policy))}">'
+        f"<code>{_e(policy)}</code></a> ({_e(severity(policy))})</td>"
         + "".join(
             f'<td class="num" data-label="{LEVEL_TITLES[name][0]}">{per[name]:,}</td>'
             for name in LEVELS
