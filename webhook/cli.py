@@ -125,6 +125,22 @@ def selection_options(command: F) -> F:
     return command
 
 
+def text_or_json_option(help_text: str) -> Callable[[F], F]:
+    """`--format text|json`, for the commands that print their own result (test, explain)."""
+
+    def decorate(command: F) -> F:
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(["text", "json"], case_sensitive=False),
+            default="text",
+            show_default=True,
+            help=help_text,
+        )(command)
+
+    return decorate
+
+
 def kubeconfig_option(purpose: str) -> Callable[[F], F]:
     def decorate(command: F) -> F:
         return click.option(
@@ -492,13 +508,8 @@ def _quiet_with_text(quiet: bool, fmt: str) -> None:
 
 
 @main.command("test")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"], case_sensitive=False),
-    default="text",
-    show_default=True,
-    help="text: each expectation that does not hold, with Guardrail's message; json: all.",
+@text_or_json_option(
+    "text: each expectation that does not hold, with Guardrail's message; json: all."
 )
 @click.option("--verbose", "-v", is_flag=True, help="Text: list the expectations that hold too.")
 @click.argument("paths", nargs=-1, required=True)
@@ -601,14 +612,7 @@ def audit(
 @click.option("--namespace", "-n", default=None, help="The pod's namespace (else the manifest's).")
 @click.option("--labels", default=None, help="The pod's labels, k=v,... (with --namespace).")
 @click.option("--service-account", default=None, help="The pod's service account.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"], case_sensitive=False),
-    default="text",
-    show_default=True,
-    help="text: the verdict and the walk behind it; json: the same as data.",
-)
+@text_or_json_option("text: the verdict and the walk behind it; json: the same as data.")
 @click.argument("manifest", required=False)
 def explain(
     state_path: str | None,
