@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.peers import base, cases  # noqa: E402 - after the sys.path set-up
 from bench.peers.floor import Floor, served  # noqa: E402
+from bench.peers.gatekeeper import Gatekeeper  # noqa: E402
 from bench.peers.guardrail import Guardrail  # noqa: E402
 from bench.peers.kyverno import Kyverno  # noqa: E402
 from tests.e2e.harness import Cluster, running_cluster  # noqa: E402
@@ -52,6 +53,7 @@ from tests.e2e.harness import Cluster, running_cluster  # noqa: E402
 PEERS: dict[str, Callable[[], base.Peer]] = {
     "floor": Floor,
     "guardrail": Guardrail,
+    "gatekeeper": Gatekeeper,
     "kyverno": Kyverno,
 }
 BASELINE = "baseline"

@@ -6,9 +6,12 @@ through the API server; this pins the other side of that equivalence, in process
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask.testing import FlaskClient
 
 from bench.peers import cases
@@ -56,3 +59,56 @@ def test_every_fixture_is_judged() -> None:
 def test_the_peers_require_guardrails_labels() -> None:
     """The labels the peers require are Guardrail's default role labels."""
     assert default_config().settings.get(require_role_labels.LABELS) == cases.REQUIRED_LABELS
+
+
+MANIFESTS = Path(__file__).resolve().parents[2] / "bench" / "peers" / "manifests"
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def test_gatekeeper_constraints_require_the_cases_rules() -> None:
+    """Gatekeeper's constraints ask for the cases' labels and both directions, and deny."""
+    constraints = {
+        doc["kind"]: doc["spec"]
+        for doc in _documents(MANIFESTS / "gatekeeper" / "constraints.yaml")
+    }
+    assert tuple(constraints["K8sRequiredLabels"]["parameters"]["labels"]) == cases.REQUIRED_LABELS
+    assert constraints["K8sDefaultDeny"]["parameters"]["directions"] == ["Ingress", "Egress"]
+    assert {spec["enforcementAction"] for spec in constraints.values()} == {"deny"}
+
+
+def test_kyverno_policies_require_the_cases_labels() -> None:
+    """Kyverno's ClusterPolicy pattern and ValidatingPolicy list name exactly the cases' labels."""
+    (policy,) = _documents(MANIFESTS / "kyverno" / "clusterpolicy.yaml")
+    rule = next(r for r in policy["spec"]["rules"] if r["name"] == "require-role-labels")
+    assert tuple(rule["validate"]["pattern"]["metadata"]["labels"]) == cases.REQUIRED_LABELS
+    (validating,) = _documents(MANIFESTS / "kyverno" / "validatingpolicy.yaml")
+    missing = next(v for v in validating["spec"]["variables"] if v["name"] == "missing")
+    assert missing["expression"].startswith(repr(list(cases.REQUIRED_LABELS)).replace('"', "'"))
+
+
+def test_kyverno_subjects_see_only_their_own_namespaces() -> None:
+    """Kyverno's webhooks select both its subjects; each policy then only its own namespaces."""
+    (config,) = _documents(MANIFESTS / "kyverno" / "config.yaml")
+    (selector,) = json.loads(config["data"]["webhooks"])["namespaceSelector"]["matchExpressions"]
+    assert (selector["key"], selector["operator"]) == (cases.LABEL, "In")
+    assert selector["values"] == ["kyverno-cp", "kyverno-vp"]
+    (validating,) = _documents(MANIFESTS / "kyverno" / "validatingpolicy.yaml")
+    assert validating["spec"]["matchConstraints"]["namespaceSelector"] == {
+        "matchLabels": {cases.LABEL: "kyverno-vp"}
+    }
+    (policy,) = _documents(MANIFESTS / "kyverno" / "clusterpolicy.yaml")
+    (condition,) = policy["spec"]["webhookConfiguration"]["matchConditions"]
+    prefix = condition["expression"].split("'")[1]
+    assert all(cases.namespace_name("kyverno-cp", f).startswith(prefix) for f in cases.FIXTURES)
+    assert not any(cases.namespace_name("kyverno-vp", f).startswith(prefix) for f in cases.FIXTURES)
+
+
+@pytest.mark.parametrize("peer", ["gatekeeper", "kyverno"])
+def test_peer_denials_name_the_rule(peer: str) -> None:
+    """Each peer's deny messages start with the rule's id in brackets, as Guardrail's do."""
+    text = "".join(p.read_text(encoding="utf-8") for p in (MANIFESTS / peer).glob("*.yaml"))
+    for rule in ("require-role-labels", "require-default-deny"):
+        assert f"[{rule}]" in text
