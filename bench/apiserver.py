@@ -104,6 +104,30 @@ def apiserver_pid(cluster: Cluster) -> int | None:
 
 
 # -- set-up -------------------------------------------------------------------------------------
+def registered_webhooks(cluster: Cluster) -> list[dict[str, Any]]:
+    """Every validating webhook the API server calls for Pods, as registered (the README's list)."""
+    out = cluster.kubectl("get", "validatingwebhookconfigurations", "-o", "json")
+    found = []
+    for config in json.loads(out.stdout)["items"]:
+        for webhook in config.get("webhooks", []):
+            resources = sorted({r for rule in webhook.get("rules", []) for r in rule["resources"]})
+            if not {"pods", "*", "*/*"} & set(resources):
+                continue
+            found.append(
+                {
+                    "configuration": config["metadata"]["name"],
+                    "webhook": webhook["name"],
+                    "url": webhook["clientConfig"].get("url", ""),
+                    "resources": resources,
+                    "namespaceSelector": webhook.get("namespaceSelector"),
+                    "matchConditions": webhook.get("matchConditions", []),
+                    "failurePolicy": webhook.get("failurePolicy"),
+                    "timeoutSeconds": webhook.get("timeoutSeconds"),
+                }
+            )
+    return found
+
+
 def create_namespaces(cluster: Cluster, subjects: list[str]) -> None:
     objects: list[dict[str, Any]] = [cases.namespace(BASELINE, cases.MEASURED, labelled=False)]
     policies = cases.network_policies(
@@ -455,7 +479,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--sequential", type=int, default=300, help="timed pods per namespace")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--phase-seconds", type=float, default=5.0)
-    parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per namespace")
+    parser.add_argument("--rounds", type=int, default=3, help="throughput rounds per namespace")
     parser.add_argument("--wrk", help="wrk binary for the direct load (default: on PATH)")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections")
     parser.add_argument("--direct-seconds", type=float, default=4.0)
@@ -482,6 +506,7 @@ def run(args: argparse.Namespace, peers: list[base.Peer], result: dict[str, Any]
                 api = Api(cluster)
                 for subject in subjects:
                     wait_registered(api, subject)
+                result["webhooks"] = registered_webhooks(cluster)
                 log("equivalence: every subject's verdicts on the bench's cases")
                 result["equivalence"] = equivalence(api, subjects)
                 wrong = {

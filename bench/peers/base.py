@@ -174,6 +174,26 @@ def apply_files(cluster: Cluster, *paths: Path) -> None:
     cluster.kubectl("apply", "--server-side", *args, timeout=180)
 
 
+def install_crds(cluster: Cluster, crds: Sequence[dict[str, Any]], timeout: float = 180) -> None:
+    """Apply CRDs and wait until the API server serves every one of them."""
+    apply(cluster, *crds)
+    names = {crd["metadata"]["name"] for crd in crds}
+
+    def established() -> bool:
+        out = cluster.kubectl("get", "crd", "-o", "json")
+        ready = {
+            crd["metadata"]["name"]
+            for crd in json.loads(out.stdout)["items"]
+            if any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in crd.get("status", {}).get("conditions") or []
+            )
+        }
+        return names <= ready
+
+    wait_until(established, f"{len(names)} CRDs to be established", timeout)
+
+
 def list_of(objects: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "List", "items": list(objects)}
 

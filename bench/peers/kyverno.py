@@ -74,8 +74,7 @@ class Kyverno:
     def start(self, ctx: base.Context) -> Iterator[list[base.Subject]]:
         cluster = ctx.cluster
         module = gobuild.module_dir(BINARY.module, BINARY.version)
-        base.apply(cluster, *crds(module))
-        cluster.kubectl("wait", "--for=condition=Established", "--timeout=120s", "crd", "--all")
+        base.install_crds(cluster, crds(module))
         base.apply(
             cluster, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
         )
