@@ -760,9 +760,10 @@ def main() -> None:
         f"{results['load_average_start']} → {results['load_average_end']}; "
         f"{results['seconds']:.0f} s\n"
     )
-    print(table(results))
-    if "apiserver" in results:
+    if any(key in results for key in ("keepalive", "fixed_rate", "decision", "check")):
+        print(table(results))
         print()
+    if "apiserver" in results:
         print(peers_table(results["apiserver"]))
     print(f"\nJSON: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
