@@ -656,6 +656,12 @@ def peers_table(api: dict[str, Any]) -> str:
             f"{ratio(s['cpu_ms_per_pod'], kvp, 'cpu_ms_per_pod')} | {direct} | "
             f"{s['pss_mib']:.0f} |"
         )
+    if "kyverno-cp" in subjects or "kyverno-vp" in subjects:
+        rows += [
+            "",
+            "Kyverno's two rows are one process (one PSS); each row's CPU is that process's over "
+            "its own namespace's phases.",
+        ]
     g = subjects.get("guardrail")
     if g:
         rows += ["", "| target (Guardrail) | measured | met |", "| --- | --- | --- |"]
