@@ -9,8 +9,7 @@ download``): its source is also where the peer's CRDs are read from.
 module's own go.mod has ``replace`` directives (Kyverno's replaces
 k8s.io/pod-security-admission); such a module is built with ``go build`` inside its downloaded,
 checksum-verified source instead, so that its go.mod applies as the upstream Makefile's does.
-
-    python -m bench.peers.gobuild kyverno     # build one peer's binary ahead of a run
+`bench/apiserver.py --build-only` builds every peer ahead of a run.
 """
 
 from __future__ import annotations
@@ -111,7 +110,7 @@ class GoBinary:
             bindir = Path(tempfile.mkdtemp(prefix="gobin-", dir=self.directory))
             command = [go(), "install", *flags, f"{package}@{self.version}"]
             cwd = bindir
-        log(f"building {package}@{self.version} (go {' '.join(command[1:2])}); load {load_before}")
+        log(f"building {package}@{self.version} (go {command[1]}); load average {load_before}")
         env = go_env()
         if command[1] == "install":
             env["GOBIN"] = str(bindir)
