@@ -11,7 +11,9 @@ Installs what it lacks (wrk from Debian, kopf into this venv, the Go load genera
 3. a TLS handshake per request (wrk with `Connection: close`) against keep-alive;
 4. decision time and cache memory from 100 to 100,000 namespaces (bench/decision.py);
 5. `guardrail check` over 10,000 manifests;
-6. pod creation through a real kube-apiserver with and without Guardrail (bench/apiserver.py).
+6. pod creation through a real kube-apiserver (bench/apiserver.py): no webhook, the Go floor
+   (bench/floor), Guardrail, Gatekeeper and Kyverno (bench/peers/), alternating in one run,
+   after checking that every one gives the bench's cases the same verdicts.
 
 Results go to bench/results/bench-<time>.json; the table is printed at the end.
 """
@@ -478,20 +480,21 @@ def check_section(args: argparse.Namespace, work: Path, results: dict[str, Any])
 
 
 def apiserver_section(args: argparse.Namespace, work: Path, results: dict[str, Any]) -> None:
-    log("pod creation through kube-apiserver (e2e harness)")
-    out = subprocess.run(
-        [
-            PYTHON,
-            str(BENCH / "apiserver.py"),
-            f"--cert-dir={work / 'certs'}",
-            f"--workers={args.workers}",
-            f"--threads={args.threads}",
-        ],
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    results["apiserver"] = json.loads(out.stdout.strip().splitlines()[-1])
+    log(f"pod creation through kube-apiserver (e2e harness): baseline and {args.peers}")
+    command = [
+        PYTHON,
+        str(BENCH / "apiserver.py"),
+        f"--cert-dir={work / 'certs'}",
+        f"--workers={args.workers}",
+        f"--threads={args.threads}",
+        f"--peers={args.peers}",
+        f"--wrk={ensure_wrk()}",
+    ]
+    out = subprocess.run(command, check=False, stdout=subprocess.PIPE, text=True)
+    lines = out.stdout.strip().splitlines()
+    if out.returncode != 0 or not lines:
+        raise SystemExit(f"bench: bench/apiserver.py failed ({out.returncode})")
+    results["apiserver"] = json.loads(lines[-1])
     results["apiserver"]["load_average"] = load_average()
 
 
@@ -594,31 +597,89 @@ def table(results: dict[str, Any]) -> str:
             "",
             "< 5 s",
         )
-    api = results.get("apiserver")
-    if api:
-        g, n = api["guardrail"], api["no_webhook"]
-        row(
-            "kube-apiserver pod creation: median ms (p90)",
-            f"{g['median_ms']:.2f} ({g['p90_ms']:.2f}); "
-            f"no webhook {n['median_ms']:.2f} ({n['p90_ms']:.2f})",
-            "",
-            "",
-            "",
+    return "\n".join(rows)
+
+
+PEER_ROWS = (
+    ("baseline", "no webhook"),
+    ("floor", "Go floor (allow-all)"),
+    ("guardrail", "Guardrail"),
+    ("gatekeeper", "Gatekeeper"),
+    ("kyverno-cp", "Kyverno ClusterPolicy + globalContext"),
+    ("kyverno-vp", "Kyverno ValidatingPolicy + globalContext"),
+)
+
+
+def ratio(value: float, reference: dict[str, Any] | None, key: str) -> str:
+    if not reference or reference.get(key, 0) <= 0:
+        return ""
+    return f"{value / reference[key]:.2f}×"
+
+
+def peers_table(api: dict[str, Any]) -> str:
+    """Pod creation through the API server: every subject of one run, side by side."""
+    subjects = api["subjects"]
+    floor, kvp = subjects.get("floor"), subjects.get("kyverno-vp")
+    rows = [
+        f"Pod creation through kube-apiserver, {api['date']}: {api['sequential_pods']} sequential "
+        f"pods per namespace (load average {api['sequential_load_average']}), "
+        f"{api['clients']} clients × {api['phase_seconds']:.0f} s × {api['rounds']} rounds; "
+        f"load average {api['load_average_start']} → {api['load_average_end']}",
+        "",
+        "| namespace | added p50 / p90 (ms) | pods/s | webhook CPU per pod (ms) "
+        "| p50 ÷ floor | CPU ÷ floor | p50 ÷ Kyverno VP | CPU ÷ Kyverno VP "
+        "| direct: req/s, p50/p99 (ms), req per CPU-s | PSS (MiB) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, title in PEER_ROWS:
+        s = subjects.get(key)
+        if s is None:
+            continue
+        if key == "baseline":
+            rows.append(
+                f"| {title} | {s['p50_ms']:.2f} / {s['p90_ms']:.2f} absolute | "
+                f"{s['pods_per_s']:.0f} |  |  |  |  |  |  |  |"
+            )
+            continue
+        d = s.get("direct")
+        direct = (
+            f"{d['rps']:.0f}, {d['p50_ms']:.2f}/{d['p99_ms']:.2f}, {d['requests_per_cpu_s']:.0f}"
+            if d
+            else ""
         )
-        row(
-            "… median overhead of the webhook (ms)",
-            f"**{api['median_overhead_ms']:.2f}**",
-            "",
-            "",
-            "≤ 3 ms",
+        rows.append(
+            f"| {s.get('title', title)} | {s['added_p50_ms']:.2f} / {s['added_p90_ms']:.2f} | "
+            f"{s['pods_per_s']:.0f} | {s['cpu_ms_per_pod']:.2f} | "
+            f"{ratio(s['added_p50_ms'], floor, 'added_p50_ms')} | "
+            f"{ratio(s['cpu_ms_per_pod'], floor, 'cpu_ms_per_pod')} | "
+            f"{ratio(s['added_p50_ms'], kvp, 'added_p50_ms')} | "
+            f"{ratio(s['cpu_ms_per_pod'], kvp, 'cpu_ms_per_pod')} | {direct} | "
+            f"{s['pss_mib']:.0f} |"
         )
-        row(
-            f"… pods created per second ({api['clients']} clients)",
-            f"{g['pods_per_s']:.0f}; no webhook {n['pods_per_s']:.0f}",
+    if "kyverno-cp" in subjects or "kyverno-vp" in subjects:
+        rows += [
             "",
-            "",
-            "",
-        )
+            "Kyverno's two rows are one process (one PSS); each row's CPU is that process's over "
+            "its own namespace's phases.",
+        ]
+    g = subjects.get("guardrail")
+    if g:
+        rows += ["", "| target (Guardrail) | measured | met |", "| --- | --- | --- |"]
+        gk = subjects.get("gatekeeper")
+        checks = [("added p50 ≤ 3 ms", g["added_p50_ms"], 3.0, "ms")]
+        for name, reference, key, limit in (
+            ("added p50 ≤ 1.3× the Go floor's", floor, "added_p50_ms", 1.3),
+            ("added p50 ≤ 0.6× Gatekeeper's", gk, "added_p50_ms", 0.6),
+            ("CPU per pod ≤ 0.5× Gatekeeper's", gk, "cpu_ms_per_pod", 0.5),
+            ("CPU per pod ≤ 0.67× Kyverno ValidatingPolicy's", kvp, "cpu_ms_per_pod", 0.67),
+        ):
+            if reference and reference[key] > 0:
+                checks.append((name, g[key] / reference[key], limit, "×"))
+        for name, value, limit, unit in checks:
+            rows.append(
+                f"| {name} | {value:.2f}{' ' if unit == 'ms' else ''}{unit} | "
+                f"{'yes' if value <= limit else '**no**'} |"
+            )
     return "\n".join(rows)
 
 
@@ -651,6 +712,13 @@ def main() -> None:
     parser.add_argument("--rate-seconds", type=float, default=20.0)
     parser.add_argument("--manifests", type=int, default=CHECK_MANIFESTS)
     parser.add_argument("--sizes", type=int, nargs="*", default=list(DECISION_SIZES))
+    parser.add_argument(
+        "--peers",
+        default="floor,guardrail,gatekeeper,kyverno",
+        help="the API-server part's webhooks besides the no-webhook baseline; Gatekeeper and "
+        "Kyverno are built from their Go modules on first use (about 5 and 15 minutes of CPU), "
+        "e.g. --peers floor,guardrail to skip them",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results")
     args = parser.parse_args()
     sections = set(args.only or ("http", "decision", "check", "apiserver"))
@@ -698,7 +766,11 @@ def main() -> None:
         f"{results['load_average_start']} → {results['load_average_end']}; "
         f"{results['seconds']:.0f} s\n"
     )
-    print(table(results))
+    if any(key in results for key in ("keepalive", "fixed_rate", "decision", "check")):
+        print(table(results))
+        print()
+    if "apiserver" in results:
+        print(peers_table(results["apiserver"]))
     print(f"\nJSON: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
 
 

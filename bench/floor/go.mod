@@ -1,0 +1,3 @@
+module guardrail.dev/bench/floor
+
+go 1.22
