@@ -187,10 +187,14 @@ def test_only_the_lease_holder_reports_and_the_other_takes_over(
     # Each gunicorn master adds up its own workers: exactly one leader, in the holder's replica.
     eventually(lambda: leader_gauge(leader) == 1.0, what="the leader gauge")
     assert leader_gauge(standby) == 0.0
-    assert re.search(
-        rf'^guardrail_audit_violations{{namespace="{shop}",policy="require-role-labels"}} 1\.0$',
-        leader.metrics(),
-        re.MULTILINE,
+    # The gauges are published once the reports are written: a moment after the report.
+    eventually(
+        lambda: re.search(
+            rf'^guardrail_audit_violations{{namespace="{shop}",policy="require-role-labels"}} 1\.0$',
+            leader.metrics(),
+            re.MULTILINE,
+        ),
+        what="the leader's violations gauge",
     )
     assert "guardrail_audit_violations{" not in standby.metrics()
 

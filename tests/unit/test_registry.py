@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from webhook.config import default_config, parse_config
+from webhook.fixes import Plan
 from webhook.policy import RULE_IDS, RULES, rule
 from webhook.policy.errors import ConfigError
 from webhook.policy.model import Mode
 from webhook.report import render
+from webhook.report.base import Origin
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,6 +83,12 @@ def test_sarif_rules_follow_the_registry() -> None:
 
 
 class _Empty:
+    """A result with nothing in it: every field a renderer reads (base.ReportInput)."""
+
     resources = 0
     violations: tuple[()] = ()
     judged: tuple[()] = ()
+    headlines: dict[tuple[str, str], object] = {}  # noqa: RUF012 - read only, never mutated
+    unverified: tuple[()] = ()
+    origin = Origin()
+    fixes = Plan()
