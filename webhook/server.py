@@ -301,12 +301,18 @@ def gunicorn_options(
 ) -> dict[str, Any]:
     """gunicorn's settings for `serve` (also the benchmark's bare endpoint: the same stack)."""
     from webhook.logs import formatter_class  # noqa: PLC0415 - as configure_logging chose
-    from webhook.worker import MAX_CONNECTIONS_PER_WORKER, DeadlineWorker  # noqa: PLC0415 - gunicorn: serve only
+    from webhook.worker import (  # noqa: PLC0415 - gunicorn: serve only
+        MAX_CONNECTIONS_PER_WORKER,
+        DeadlineWorker,
+        share_accept_table,
+    )
 
     return {
         "bind": [bind],
         "workers": workers,
         "worker_class": DeadlineWorker,
+        # Connections spread over the workers, fewest open first (webhook.worker).
+        "pre_fork": share_accept_table,
         "threads": threads,
         "worker_connections": MAX_CONNECTIONS_PER_WORKER,
         "keepalive": KEEPALIVE_SECONDS,

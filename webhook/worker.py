@@ -32,6 +32,13 @@ stays silent costs a file descriptor and a few bytes, never a thread.
   at most `LINGER_SECONDS`, instead of gunicorn's blocking close in the loop thread.
 - Every connection cut this way is counted in `guardrail_connections_dropped_total{reason}` and
   logged, a summary line at most once a second.
+- Connections are spread over the workers, fewest open first: each worker publishes how many it
+  holds in a table the master shares with every worker it forks (`AcceptTable`, gunicorn's
+  pre_fork hook `share_accept_table`), and a worker holding more than another live one leaves a
+  new connection to it (its listener off for `ACCEPT_DEFER_SECONDS`, then it accepts whatever
+  is still waiting). On the shared listener alone, whichever worker woke first accepted a whole
+  burst, and the API server's few long-lived keep-alive connections often all ended on one
+  worker, one core, while the other idled.
 
 HTTP/1.1 only: the TLS context offers no other ALPN protocol (see ReloadingTLS).
 """
@@ -40,10 +47,13 @@ from __future__ import annotations
 
 import errno
 import logging
+import math
+import mmap
 import resource
 import selectors
 import socket
 import ssl
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -80,6 +90,12 @@ DROP_LOG_INTERVAL = 1.0
 ACCEPT_PAUSE_SECONDS = 0.5
 RECV_BYTES = 64 * 1024
 ACCEPT_BATCH = 64
+# Least-connections accepting: a worker leaves a new connection to a sibling holding fewer for
+# this long (both are woken by the same connection; the sibling takes it meanwhile), then takes
+# whatever is still waiting. A sibling silent this long (its loop turns at least once a second)
+# is dead or stuck, and not waited for.
+ACCEPT_DEFER_SECONDS = 0.005
+ACCEPT_TABLE_STALE_SECONDS = 3.0
 # Descriptors a worker needs besides its connections: listeners, pipes, the poller, log and
 # metrics files, the watch connections to the API server.
 FD_RESERVE = 128
@@ -339,6 +355,53 @@ class BufferedSource:
         return b""
 
 
+# -- spreading connections over the workers -----------------------------------------------------
+class AcceptTable:
+    """How many connections each worker holds, in memory the master shares with its forks.
+
+    One record per slot: the worker's pid, its open connections, and when it last wrote them
+    (CLOCK_MONOTONIC, the same in every process). The master gives each new worker a slot no
+    live worker has (`share_accept_table`); a record not written for
+    ACCEPT_TABLE_STALE_SECONDS is a worker gone or stuck, and left out.
+    """
+
+    RECORD = struct.Struct("=qqd")
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._memory = mmap.mmap(-1, self.RECORD.size * slots)  # anonymous, MAP_SHARED
+
+    def publish(self, slot: int, pid: int, connections: int, now: float) -> None:
+        self.RECORD.pack_into(self._memory, slot * self.RECORD.size, pid, connections, now)
+
+    def fewest_elsewhere(self, slot: int, now: float) -> int | None:
+        """The fewest connections a live worker other than `slot`'s holds, or None."""
+        fewest: int | None = None
+        for other in range(self.slots):
+            if other == slot:
+                continue
+            pid, connections, written = self.RECORD.unpack_from(
+                self._memory, other * self.RECORD.size
+            )
+            if pid and now - written < ACCEPT_TABLE_STALE_SECONDS:
+                fewest = connections if fewest is None else min(fewest, connections)
+        return fewest
+
+
+def share_accept_table(arbiter: Any, worker: Any) -> None:
+    """gunicorn's pre_fork hook (in the master): the table every worker shares, made at the
+    first fork, and a slot for this worker that no other live worker holds."""
+    table = getattr(arbiter, "guardrail_accept_table", None)
+    if table is None:
+        # Slots for a full set of workers and as many replacements starting at once.
+        table = arbiter.guardrail_accept_table = AcceptTable(2 * max(int(arbiter.num_workers), 1))
+    taken = {getattr(w, "accept_slot", None) for w in arbiter.WORKERS.values()}
+    free = [slot for slot in range(table.slots) if slot not in taken]
+    if free:  # else (more workers added than slots): this one accepts without weighing
+        worker.accept_table = table
+        worker.accept_slot = free[0]
+
+
 # -- the worker ---------------------------------------------------------------------------------
 class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
     """gunicorn's gthread worker whose threads only ever get whole requests (module docstring)."""
@@ -354,6 +417,10 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         self._drops: Counter[str] = Counter()
         self._drops_logged = -DROP_LOG_INTERVAL  # the first drop is logged at once
         self._drop_counter: Any = None
+        # Set by share_accept_table before the fork; without it (no hook) no balancing.
+        self.accept_table: AcceptTable | None = None
+        self.accept_slot = 0
+        self._deferred_at = -math.inf
 
     def init_process(self) -> None:
         self.connection_cap = _fit_descriptor_limit(int(self.cfg.worker_connections))
@@ -376,6 +443,7 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         super().init_process()  # runs the loop: last, as gunicorn requires
 
     def run(self) -> None:
+        self._publish(time.monotonic())  # before the listener is watched: siblings see this one
         try:
             super().run()
         finally:
@@ -389,6 +457,8 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
 
     def accept(self, listener: socket.socket) -> None:
         for _ in range(ACCEPT_BATCH):
+            if self._leave_to_sibling():
+                return
             try:
                 raw, client = listener.accept()
             except BlockingIOError:
@@ -409,9 +479,40 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
                 self._drop("over_capacity")
                 continue
             self.nr_conns += 1
+            self._publish(time.monotonic())
             framer = RequestFramer(header_limit=self.header_limit)
             conn = Connection(self.cfg, raw, client, listener.getsockname(), self._on_event, framer)
             self._start(conn)
+
+    def _leave_to_sibling(self) -> bool:
+        """Whether to leave the waiting connection to a live worker holding fewer, for
+        ACCEPT_DEFER_SECONDS; one still waiting after that is taken, not left again."""
+        if self.accept_table is None:
+            return False
+        now = time.monotonic()
+        if now - self._deferred_at < 2 * ACCEPT_DEFER_SECONDS:
+            self._deferred_at = -math.inf  # this one is taken; the next is weighed again
+            return False
+        fewest = self.accept_table.fewest_elsewhere(self.accept_slot, now)
+        if fewest is None or self.nr_conns <= fewest:
+            return False
+        self._deferred_at = now
+        self._accept_paused_until = now + ACCEPT_DEFER_SECONDS
+        super().set_accept_enabled(False)
+        return True
+
+    def _publish(self, now: float) -> None:
+        if self.accept_table is not None:
+            # A stopping worker accepts no more: no sibling should leave a connection to it.
+            pid = self.pid if self.alive else 0
+            self.accept_table.publish(self.accept_slot, pid, self.nr_conns, now)
+
+    def wait_for_and_dispatch_events(self, timeout: float) -> None:
+        # Wake when accepting may resume, not a whole loop timeout later.
+        paused = self._accept_paused_until - time.monotonic()
+        if paused > 0:
+            timeout = min(timeout, paused)
+        super().wait_for_and_dispatch_events(timeout)
 
     def _start(self, conn: Connection) -> None:
         if not self.cfg.is_ssl:
@@ -621,9 +722,11 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         util.close(conn.sock)
 
     def murder_pending(self) -> None:
-        """Each loop turn (gthread calls it with murder_keepalived): past-deadline connections."""
+        """Each loop turn (gthread calls it with murder_keepalived): past-deadline connections,
+        and this worker's record in the accept table."""
         super().murder_pending()
         now = time.monotonic()
+        self._publish(now)
         if now < self._next_sweep:
             return
         self._next_sweep = now + SWEEP_INTERVAL
