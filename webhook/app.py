@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 from flask import Flask, Response, request
@@ -27,6 +27,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wsgi import get_content_length
 
 from webhook.admission import judge, review
 from webhook.admission.judge import Confirmer, Judge
@@ -36,6 +38,9 @@ from webhook.logs import LOGGER_NAME, JsonFormatter, configure_logging
 from webhook.policy.cluster import ClusterState
 from webhook.policy.errors import ConfigError, GuardrailError
 from webhook.policy.model import Request, Violation
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 # The logging names were defined here first and stay importable; webhook.logs is their home.
 __all__ = ["LOGGER_NAME", "JsonFormatter", "Metrics", "configure_logging", "create_app"]
@@ -48,6 +53,11 @@ DRAIN_BYTES = 32 * 1024 * 1024
 READ_CHUNK = 64 * 1024
 TOO_LARGE = f"request body is larger than {MAX_BODY_BYTES} bytes (4 MiB)"
 log = logging.getLogger(f"{LOGGER_NAME}.admission")
+# What Flask's Response puts on the wire for the view's answers, written by the lean path.
+STATUS_LINES = {code: f"{code} {HTTP_STATUS_CODES[code].upper()}" for code in (200, 400, 413)}
+JSON_CONTENT_TYPE = ("Content-Type", "application/json")
+# The environ key carrying an exception from the lean path to the Flask view that re-raises it.
+LEAN_FAILURE = "guardrail.lean_failure"
 
 # Admission decisions take well under a millisecond to a few; the API server gives up at the
 # webhook's timeoutSeconds (5 s by default in deploy/).
@@ -216,6 +226,77 @@ class _Judges:
         return judge
 
 
+class _Answer:
+    """POST /validate: the status and JSON body answering the review in a WSGI environ."""
+
+    def __init__(self, judges: _Judges, metrics: Metrics) -> None:
+        self.judges = judges
+        self.metrics = metrics
+
+    def __call__(self, environ: WSGIEnvironment) -> tuple[int, bytes]:
+        started = time.perf_counter()
+        body = _read_body(environ["wsgi.input"], get_content_length(environ))
+        if body is None:
+            return 413, _error_body(TOO_LARGE)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return 400, _error_body(_json_problem(body, exc))
+        try:
+            parsed = review.parse(doc)
+        except review.ReviewError as exc:
+            return 400, _error_body(str(exc))
+
+        req = parsed.request
+        judging = self.judges.current()
+        try:
+            decision = judging.decide(req)
+        except GuardrailError as exc:
+            # Something in the object under review (or the state) could not be read.
+            log.warning(
+                "could not judge request: %s",
+                exc,
+                extra={"fields": {**_request_fields(req), "error": str(exc)}},
+            )
+            self.metrics.errors.inc()
+            decision = judge.failure(judging.config.on_error, str(exc))
+        except Exception:
+            log.exception(
+                "internal error while judging a request", extra={"fields": _request_fields(req)}
+            )
+            self.metrics.errors.inc()
+            decision = judge.failure(judging.config.on_error, "internal error, see guardrail's log")
+
+        if decision.violations:
+            try:
+                _record(decision.violations, req, self.metrics)
+            except Exception:
+                # The verdict stands: bookkeeping must not turn it into a 5xx.
+                log.exception("could not record violations", extra={"fields": _request_fields(req)})
+        out = orjson.dumps(review.build_response(parsed.api_version, req.uid, decision))
+        self.metrics.duration.observe(time.perf_counter() - started)
+        return 200, out
+
+
+def _lean(flask_wsgi: WSGIApplication, answer: _Answer) -> WSGIApplication:
+    """The app's WSGI callable: POST /validate answered without Flask's request context,
+    routing and Response object, with the same status line, headers and body as the view;
+    every other request is Flask's."""
+
+    def lean_wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != "/validate" or environ.get("REQUEST_METHOD") != "POST":
+            return flask_wsgi(environ, start_response)
+        try:
+            code, out = answer(environ)
+        except Exception as exc:  # noqa: BLE001 - handed to Flask, as the view would raise it
+            environ[LEAN_FAILURE] = exc
+            return flask_wsgi(environ, start_response)
+        start_response(STATUS_LINES[code], [JSON_CONTENT_TYPE, ("Content-Length", str(len(out)))])
+        return [out]
+
+    return lean_wsgi
+
+
 def create_app(
     config: Config | Callable[[], Config],
     state: ClusterState,
@@ -250,50 +331,20 @@ def create_app(
         ),
     )
 
+    answer = _Answer(judges, metrics)
+
     @app.post("/validate")
     def validate() -> Response:
-        started = time.perf_counter()
-        body = _read_body(request.environ["wsgi.input"], request.content_length)
-        if body is None:
-            return _error(413, TOO_LARGE)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return _error(400, _json_problem(body, exc))
-        try:
-            parsed = review.parse(doc)
-        except review.ReviewError as exc:
-            return _error(400, str(exc))
+        # Reached only with an exception the lean path below caught: raised again here, it
+        # gets Flask's handling (error handlers, the exception log, a 500) as from any view.
+        failed = request.environ.pop(LEAN_FAILURE, None)
+        if failed is not None:
+            raise failed
+        code, out = answer(request.environ)
+        return Response(out, code, mimetype="application/json")
 
-        req = parsed.request
-        judging = judges.current()
-        try:
-            decision = judging.decide(req)
-        except GuardrailError as exc:
-            # Something in the object under review (or the state) could not be read.
-            log.warning(
-                "could not judge request: %s",
-                exc,
-                extra={"fields": {**_request_fields(req), "error": str(exc)}},
-            )
-            metrics.errors.inc()
-            decision = judge.failure(judging.config.on_error, str(exc))
-        except Exception:
-            log.exception(
-                "internal error while judging a request", extra={"fields": _request_fields(req)}
-            )
-            metrics.errors.inc()
-            decision = judge.failure(judging.config.on_error, "internal error, see guardrail's log")
-
-        if decision.violations:
-            try:
-                _record(decision.violations, req, metrics)
-            except Exception:
-                # The verdict stands: bookkeeping must not turn it into a 5xx.
-                log.exception("could not record violations", extra={"fields": _request_fields(req)})
-        out = orjson.dumps(review.build_response(parsed.api_version, req.uid, decision))
-        metrics.duration.observe(time.perf_counter() - started)
-        return Response(out, 200, mimetype="application/json")
+    # Flask's documented place for WSGI middleware (server.py wraps it again for client CAs).
+    app.wsgi_app = _lean(app.wsgi_app, answer)  # type: ignore[method-assign,assignment]  # Flask documents wrapping wsgi_app
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -339,7 +390,11 @@ def _json(code: int, body: Mapping[str, Any]) -> Response:
 
 
 def _error(code: int, message: str) -> Response:
-    return _json(code, {"error": message})
+    return Response(_error_body(message), code, mimetype="application/json")
+
+
+def _error_body(message: str) -> bytes:
+    return orjson.dumps({"error": message})
 
 
 def _read_body(stream: BinaryIO, length: int | None) -> bytes | None:
