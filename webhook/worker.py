@@ -28,6 +28,9 @@ stays silent costs a file descriptor and a few bytes, never a thread.
   accepted past the cap is closed at once (the newest is shed) rather than accepts stopping,
   which would let held connections lock everyone out. Buffered requests share
   `BUFFER_BUDGET_BYTES` per worker; a connection that would exceed it is closed.
+- A response goes out in one write, its head with its body (gunicorn wrote the head, then the
+  body: two TLS records and two syscalls for a review's few hundred bytes), its Date header
+  formatted once a second.
 - Closing after a response drains what the client still sends (RFC 9112 9.6) in the loop, for
   at most `LINGER_SECONDS`, instead of gunicorn's blocking close in the loop thread.
 - Every connection cut this way is counted in `guardrail_connections_dropped_total{reason}` and
@@ -45,7 +48,9 @@ HTTP/1.1 only: the TLS context offers no other ALPN protocol (see ReloadingTLS).
 
 from __future__ import annotations
 
+import datetime
 import errno
+import functools
 import logging
 import math
 import mmap
@@ -63,6 +68,7 @@ from typing import Any
 
 from gunicorn import http, util
 from gunicorn import sock as gunicorn_sock
+from gunicorn.http import wsgi
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 log = logging.getLogger("guardrail.server")
@@ -358,6 +364,89 @@ class BufferedSource:
         return b""
 
 
+# -- responses ----------------------------------------------------------------------------------
+class _Head:
+    """Where gunicorn's send_headers writes the head, to be sent with the body instead."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def sendall(self, data: bytes) -> None:
+        self.data += data
+
+
+@functools.lru_cache(maxsize=2)
+def _http_date(second: int) -> str:
+    return util.http_date(second)  # type: ignore[no-any-return]  # gunicorn is untyped
+
+
+class OneWriteResponse(wsgi.Response):  # type: ignore[misc]  # gunicorn is untyped
+    """gunicorn's response, its head held back and sent with the first body bytes in one write,
+    the Date header formatted once a second; otherwise gunicorn's own."""
+
+    sock: Any  # gunicorn's, set by its __init__
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head = b""
+
+    def default_headers(self) -> list[str]:
+        # gunicorn's, with the date of this second formatted once (util.http_date each time).
+        if self.upgrade:
+            connection = "upgrade"
+        elif self.should_close():
+            connection = "close"
+        else:
+            connection = "keep-alive"
+        headers = [
+            f"HTTP/{self.req.version[0]}.{self.req.version[1]} {self.status}\r\n",
+            f"Server: {self.version}\r\n",
+            f"Date: {_http_date(int(time.time()))}\r\n",
+            f"Connection: {connection}\r\n",
+        ]
+        if self.chunked:
+            headers.append("Transfer-Encoding: chunked\r\n")
+        return headers
+
+    def send_headers(self) -> None:
+        # gunicorn's head, composed by gunicorn, kept for the first body write or close.
+        if self.headers_sent:
+            return
+        sock, head = self.sock, _Head()
+        self.sock = head
+        try:
+            super().send_headers()
+        finally:
+            self.sock = sock
+        self._head = head.data
+
+    def _emit_body(self, data: bytes) -> None:
+        head, self._head = self._head, b""
+        if not head:
+            super()._emit_body(data)
+        elif self.chunked:
+            self.sock.sendall(head + b"%X\r\n%s\r\n" % (len(data), data))
+        else:
+            self.sock.sendall(head + data)
+
+    def close(self) -> None:
+        if not self.headers_sent:
+            self.send_headers()
+        head, self._head = self._head, b""
+        if head:  # no body was written (empty, HEAD, 204, 304)
+            self.sock.sendall(head)
+        super().close()
+
+
+def _write(resp: OneWriteResponse, respiter: Any, environ: dict[str, Any]) -> None:
+    if isinstance(respiter, environ["wsgi.file_wrapper"]):
+        resp.write_file(respiter)
+    else:
+        for item in respiter:
+            resp.write(item)
+    resp.close()
+
+
 # -- spreading connections over the workers -----------------------------------------------------
 class AcceptTable:
     """How many connections each worker holds, in memory the master shares with its forks.
@@ -408,6 +497,8 @@ def share_accept_table(arbiter: Any, worker: Any) -> None:
 # -- the worker ---------------------------------------------------------------------------------
 class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
     """gunicorn's gthread worker whose threads only ever get whole requests (module docstring)."""
+
+    alive: bool  # gunicorn's, set by its __init__
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -649,11 +740,62 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         # gthread's handle() has just made the socket blocking; the thread only writes to it.
         conn.sock.settimeout(RESPONSE_SECONDS)
         try:
-            return bool(super().handle_request(req, conn))
+            return self._respond(req, conn)
         except TimeoutError as exc:
             self.method_queue.defer(self._drop, "response_timeout")
             # What gthread's handle() takes for a client gone (logged at debug, closed).
             raise OSError(errno.EPIPE, "the client did not read its response") from exc
+
+    def _respond(self, req: Any, conn: Connection) -> bool:
+        """gthread's handle_request (gunicorn 27.0), with OneWriteResponse as the response."""
+        environ: dict[str, Any] = {}
+        resp = None
+        try:
+            self.cfg.pre_request(self, req)
+            request_start = datetime.datetime.now()
+            resp, environ = wsgi.create(
+                req, conn.sock, conn.client, conn.server, self.cfg, OneWriteResponse
+            )
+            environ["wsgi.multithread"] = True
+            if self._last_request() or len(self.keepalived_conns) >= self.max_keepalived:
+                resp.force_close()
+            respiter = self.wsgi(environ, resp.start_response)
+            try:
+                _write(resp, respiter, environ)
+            finally:
+                request_time = datetime.datetime.now() - request_start
+                self.log.access(resp, req, environ, request_time)
+                if hasattr(respiter, "close"):
+                    respiter.close()
+            if resp.should_close():
+                self.log.debug("Closing connection.")
+                return False
+        except OSError:
+            raise
+        except (Exception, SystemExit):
+            if resp and resp.headers_sent:
+                # Timeout abort is SystemExit. If the response has started, writing a 500 on
+                # the same socket would corrupt it.
+                self.log.exception("Error handling request")
+                util.close_graceful(conn.sock)
+                raise StopIteration from None
+            raise
+        finally:
+            try:
+                self.cfg.post_request(self, req, environ, resp)
+            except Exception:
+                self.log.exception("Exception in post_request hook")
+        return True
+
+    def _last_request(self) -> bool:
+        """Count a request; whether its connection must close after it (gthread's rules)."""
+        self.nr += 1
+        if self.nr >= self.max_requests:
+            if self.alive:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+            return True
+        return not self.alive or not self.cfg.keepalive
 
     # -- back from a thread ---------------------------------------------------------------------
     def _keepalive_after(self, conn: Connection, keepalive: bool) -> bool:
