@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/ab.py before=guardrail@/tmp/guardrail-A after=guardrail@. bare=bare@.
 
-Each target is NAME=KIND@TREE: KIND `guardrail` (`guardrail serve --state`, the benchmark's
-10,000 namespaces and 30,000 policies) or `bare` (bench/bare_app.py), TREE the source tree put
-first on PYTHONPATH (a checkout or `git archive` of the commit to compare). Every target gets
+Each target is NAME=KIND@TREE[,workers=N][,threads=N]: KIND `guardrail` (`guardrail serve
+--state`, the benchmark's 10,000 namespaces and 30,000 policies) or `bare` (bench/bare_app.py),
+TREE the source tree put first on PYTHONPATH (a checkout or `git archive` of the commit to
+compare), workers and threads that target's own gunicorn settings. Every target gets
 the same wrk load as bench/run.py's keep-alive section (bench/rotate.lua, 8 connections); the
 order of targets alternates round by round so that each shares the machine's noisy moments.
 
@@ -45,6 +46,9 @@ class Target:
     name: str
     kind: str
     tree: Path
+    # gunicorn settings of this target alone (`,workers=N,threads=N`); else the flags'.
+    workers: int | None = None
+    threads: int | None = None
 
 
 @dataclass
@@ -57,13 +61,22 @@ class Running:
 
 def parse_target(text: str) -> Target:
     name, eq, rest = text.partition("=")
-    kind, at, tree = rest.partition("@")
+    kind, at, rest = rest.partition("@")
+    tree, *options = rest.split(",")
     if not eq or not at or kind not in KINDS or not name:
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=KIND@TREE, KIND one of {KINDS}")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME=KIND@TREE[,workers=N][,threads=N], KIND one of {KINDS}"
+        )
     path = Path(tree).resolve()
     if not (path / "webhook").is_dir():
         raise argparse.ArgumentTypeError(f"{path} holds no webhook/ package")
-    return Target(name, kind, path)
+    settings: dict[str, int] = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        if key not in ("workers", "threads") or not value.isdigit():
+            raise argparse.ArgumentTypeError(f"{option!r}: only workers=N and threads=N")
+        settings[key] = int(value)
+    return Target(name, kind, path, **settings)
 
 
 def prepare(
@@ -109,8 +122,8 @@ def command(
     common = [
         f"--cert-dir={certs}",
         f"--bind=127.0.0.1:{port}",
-        f"--workers={args.workers}",
-        f"--threads={args.threads}",
+        f"--workers={target.workers or args.workers}",
+        f"--threads={target.threads or args.threads}",
     ]
     if target.kind == "guardrail":
         return [run.PYTHON, str(run.VENV_BIN / "guardrail"), "serve", f"--state={state}", *common]
@@ -256,7 +269,9 @@ def summary(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("targets", nargs="+", type=parse_target, help="NAME=KIND@TREE")
+    parser.add_argument(
+        "targets", nargs="+", type=parse_target, help="NAME=KIND@TREE[,workers=N][,threads=N]"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=6)
