@@ -100,7 +100,7 @@ ACCEPT_BATCH = 64
 # this long (both are woken by the same connection; the sibling takes it meanwhile), then takes
 # whatever is still waiting. A sibling silent this long (its loop turns at least once a second)
 # is dead or stuck, and not waited for.
-ACCEPT_DEFER_SECONDS = 0.005
+ACCEPT_DEFER_SECONDS = 0.02
 ACCEPT_TABLE_STALE_SECONDS = 3.0
 # The heartbeat the master checks against gunicorn's `timeout` (30 s): a file's mtime, set by a
 # syscall, which gthread's loop made on every turn, thousands of times a second under load.
