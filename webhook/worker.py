@@ -37,11 +37,11 @@ stays silent costs a file descriptor and a few bytes, never a thread.
   logged, a summary line at most once a second.
 - Connections are spread over the workers, fewest open first: each worker publishes how many it
   holds in a table the master shares with every worker it forks (`AcceptTable`, gunicorn's
-  pre_fork hook `share_accept_table`), and a worker holding more than another live one leaves a
-  new connection to it (its listener off for `ACCEPT_DEFER_SECONDS`, then it accepts whatever
-  is still waiting). On the shared listener alone, whichever worker woke first accepted a whole
-  burst, and the API server's few long-lived keep-alive connections often all ended on one
-  worker, one core, while the other idled.
+  pre_fork hook `share_accept_table`), and a worker holding `ACCEPT_IMBALANCE` more than another
+  live one leaves a new connection to it (its listener off for `ACCEPT_DEFER_SECONDS`, then it
+  accepts whatever is still waiting). On the shared listener alone, whichever worker woke
+  first accepted a whole burst, and the API server's few long-lived keep-alive connections
+  often all ended on one worker, one core, while the other idled.
 
 HTTP/1.1 only: the TLS context offers no other ALPN protocol (see ReloadingTLS).
 """
@@ -98,9 +98,13 @@ RECV_BYTES = 64 * 1024
 ACCEPT_BATCH = 64
 # Least-connections accepting: a worker leaves a new connection to a sibling holding fewer for
 # this long (both are woken by the same connection; the sibling takes it meanwhile), then takes
-# whatever is still waiting. A sibling silent this long (its loop turns at least once a second)
-# is dead or stuck, and not waited for.
-ACCEPT_DEFER_SECONDS = 0.02
+# whatever is still waiting.
+ACCEPT_DEFER_SECONDS = 0.005
+# Only a worker holding this many more than a sibling leaves it a connection: within that, two
+# workers taking connections at once (a client reconnecting for every request) never wait.
+ACCEPT_IMBALANCE = 2
+# A sibling whose record is this old (its loop turns at least once a second) is dead or stuck,
+# and not waited for.
 ACCEPT_TABLE_STALE_SECONDS = 3.0
 # The heartbeat the master checks against gunicorn's `timeout` (30 s): a file's mtime, set by a
 # syscall, which gthread's loop made on every turn, thousands of times a second under load.
@@ -595,8 +599,11 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         if now - self._deferred_at < 2 * ACCEPT_DEFER_SECONDS:
             self._deferred_at = -math.inf  # this one is taken; the next is weighed again
             return False
+        # Our own count first: two workers weighing at once then cannot each see the other
+        # holding fewer and both step aside.
+        self._publish(now)
         fewest = self.accept_table.fewest_elsewhere(self.accept_slot, now)
-        if fewest is None or self.nr_conns <= fewest:
+        if fewest is None or self.nr_conns < fewest + ACCEPT_IMBALANCE:
             return False
         self._deferred_at = now
         self._accept_paused_until = now + ACCEPT_DEFER_SECONDS
@@ -872,6 +879,7 @@ class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
         conn.buffer = bytearray()
         conn.phase = Phase.CLOSED
         self.nr_conns -= 1
+        self._publish(time.monotonic())
         util.close(conn.sock)
 
     def murder_pending(self) -> None:

@@ -94,7 +94,7 @@ class _Opened(http.client.HTTPSConnection):
 def test_keepalive_connections_are_spread_over_the_workers(server: Server) -> None:
     """24 connections opened at once (all queued before a worker accepts one, as a client's
     burst), then each answered and kept alive, are held half by each worker of a 2-worker
-    server (give or take the few a worker takes when its sibling does not within 20 ms), not
+    server (give or take the few a worker takes when its sibling does not within 5 ms), not
     all by the worker that woke first."""
     # /readyz answered once one worker was up; the other may still be starting.
     wait_for(
