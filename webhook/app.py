@@ -281,7 +281,9 @@ class _Answer:
 def _lean(flask_wsgi: WSGIApplication, answer: _Answer) -> WSGIApplication:
     """The app's WSGI callable: POST /validate answered without Flask's request context,
     routing and Response object, with the same status line, headers and body as the view;
-    every other request is Flask's."""
+    every other request is Flask's. Flask's request hooks (before_request, after_request,
+    teardown) and signals do not run for it: create_app registers none, and one added later
+    must be added here too (tests/unit/test_lean_path.py compares the two paths)."""
 
     def lean_wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != "/validate" or environ.get("REQUEST_METHOD") != "POST":
