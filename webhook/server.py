@@ -29,10 +29,16 @@
   whose body is still arriving, within its deadline) within `graceful_timeout`, then exits.
 - Metrics from several workers are added up through prometheus_client's multiprocess mode,
   in a private temporary directory removed when the server exits.
+- State: read once, in the master, before the workers are forked (`--state` files, or the
+  API server's lists with `preload`), then frozen out of the garbage collector's reach
+  (`gc.freeze`): the workers share its memory pages copy-on-write instead of each holding a
+  copy, so a pod's memory hardly grows with its worker count. Each worker keeps the live state
+  current with its own watches, resumed from the master's lists (`webhook.state.live`).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import shutil
@@ -57,7 +63,7 @@ if TYPE_CHECKING:
     from prometheus_client import Gauge
 
     from webhook.app import Metrics
-    from webhook.kube import Client
+    from webhook.kube import Client, KubeClient
     from webhook.selfcerts import Lifetimes
     from webhook.state.live import LiveState
 
@@ -373,6 +379,9 @@ class ServeOptions:
     webhook_configuration: str = "guardrail"
     cert_hosts: tuple[str, ...] = ()
     log_format: str | None = None  # auto, json or text; None: $GUARDRAIL_LOG_FORMAT, else auto
+    # Live state: list the cluster once in the master, shared by the workers it forks; False:
+    # each worker lists it itself (a copy per worker).
+    preload: bool = True
 
 
 def serve(options: ServeOptions) -> None:
@@ -405,9 +414,8 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
 
     configure_logging(fmt=options.log_format)
     files_state = load_state(Path(state_path)) if state_path is not None else None
-    if files_state is None:
-        # Fail now, in the foreground, on a client configuration that cannot work at all.
-        KubeClient(kubeconfig)
+    # Fail now, in the foreground, on a client configuration that cannot work at all.
+    master_client = KubeClient(kubeconfig) if files_state is None else None
     ensure_certificates(cert_dir)
     if client_ca is not None and not client_ca.is_file():
         raise GuardrailError("no such file", str(client_ca))
@@ -423,9 +431,17 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
         if options.config_path is not None
         else None
     )
+    # Last, once every flag has proved good: listing a large cluster takes a while.
+    preloaded = (
+        preload_state(master_client) if master_client is not None and options.preload else None
+    )
+    # What was read so far (the state above all) is shared with the workers: out of the
+    # collector's reach, its pages are not written by collections in the workers.
+    gc.collect()
+    gc.freeze()
 
     def factory() -> Any:
-        # Runs in each worker after fork (no preload): watch threads do not survive a fork.
+        # Runs in each worker after fork: threads (the watches) do not survive a fork.
         metrics = Metrics(metrics_dir)
         tls.loaded = _export_expiry(metrics.certificate_expiry())
         tls.loaded(tls.served)  # this worker's, until its context next reloads
@@ -455,7 +471,7 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
             # State read from files is complete once loaded: always ready.
             app = create_app(current, files_state, metrics=metrics, not_ready=not_ready)
         else:
-            state = live_state(KubeClient(kubeconfig), metrics)
+            state = live_state(KubeClient(kubeconfig), metrics, preloaded=preloaded)
             app = create_app(current, state, state, metrics=metrics, not_ready=not_ready)
             # Every worker competes for the audit Lease; one process runs it (background.py).
             from webhook import background  # noqa: PLC0415 - in the worker, after the env var
@@ -478,6 +494,7 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
         tls=tls,
     )
     settings["child_exit"] = child_exit
+    settings["pre_fork"] = _pre_fork(preloaded)
     log.info(
         "starting guardrail",
         extra={
@@ -495,8 +512,56 @@ def _run(options: ServeOptions, metrics_dir: Path) -> None:
     _gunicorn_application(settings, factory).run()
 
 
-def live_state(client: Client, metrics: Metrics) -> LiveState:
-    """A started LiveState whose health is exported through the app's metrics."""
+def _pre_fork(preloaded: LiveState | None) -> Callable[[object, object], None]:
+    """gunicorn's pre_fork hook: in the master, before each fork."""
+
+    def pre_fork(_server: object, _worker: object) -> None:
+        # A replacement worker (a crash, SIGHUP) starts from a snapshot brought up to date,
+        # and shares what was read since.
+        if preloaded is not None:
+            preloaded.catch_up()
+            # No connection of the master's may be inherited: a TLS stream used by two
+            # processes is garbage to both.
+            preloaded.close_client()
+        gc.collect()  # what the master made since the last fork (frozen objects are skipped)
+        gc.freeze()
+
+    return pre_fork
+
+
+def preload_state(client: KubeClient) -> LiveState:
+    """The live state listed now, in the master, for the workers to fork from (no thread runs).
+
+    A list that fails leaves that resource to each worker to list (as without preload).
+    """
+    from webhook.state.live import LiveState  # noqa: PLC0415 - after the env var
+
+    started = time.monotonic()
+    state = LiveState(client)
+    state.preload()
+    state.close_client()
+    counts = state.counts()
+    log.info(
+        "cluster state listed, shared by the workers",
+        extra={
+            "fields": {
+                "namespaces": counts["namespaces"],
+                "policies": counts["policies"],
+                "seconds": round(time.monotonic() - started, 2),
+            }
+        },
+    )
+    return state
+
+
+def live_state(
+    client: Client, metrics: Metrics, *, preloaded: LiveState | None = None
+) -> LiveState:
+    """A started LiveState whose health is exported through the app's metrics.
+
+    With `preloaded` (listed by the master, this process forked from it), that one, resuming
+    its watches from the master's lists.
+    """
     from webhook.state.live import CacheHooks, LiveState  # noqa: PLC0415 - after the env var
 
     last_contact = [0.0]
@@ -516,15 +581,19 @@ def live_state(client: Client, metrics: Metrics) -> LiveState:
             metrics.cache_contact.set(time.time() - age)
         metrics.cache_synced.set(1 if synced else 0)
 
-    state = LiveState(
-        client,
-        hooks=CacheHooks(
-            restart=lambda resource: metrics.watch_restarts.labels(resource).inc(),
-            objects=lambda resource, count: metrics.cache_objects.labels(resource).set(count),
-            contact=contact,
-            health=health,
-        ),
+    hooks = CacheHooks(
+        restart=lambda resource: metrics.watch_restarts.labels(resource).inc(),
+        objects=lambda resource, count: metrics.cache_objects.labels(resource).set(count),
+        contact=contact,
+        health=health,
     )
+    if preloaded is not None:
+        state = preloaded
+        state.forked(client, hooks)
+        for resource, count in state.object_counts().items():
+            hooks.objects(resource, count)
+    else:
+        state = LiveState(client, hooks=hooks)
 
     def before_scrape() -> None:
         health(state.synced, state.age_seconds())
