@@ -11,6 +11,7 @@ is recorded, so a test can say what a worker asked for.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -25,10 +26,11 @@ CALICO_CRD = CALICO_POLICIES["crd.projectcalico.org/v1"]
 class FakeApi:
     """Namespaces and Kubernetes NetworkPolicies (Calico's CRDs too with `calico`)."""
 
-    def __init__(self, *, calico: bool = False, page_size: int = 2) -> None:
+    def __init__(self, *, calico: bool = False, page_size: int = 2, counts: bool = True) -> None:
         self.host = "https://fake"
         self.resources = RESOURCES + (CALICO_CRD if calico else ())
         self.page_size = page_size
+        self.counts = counts  # lists say how many items remain (remainingItemCount)
         self.revision = 100
         self.compacted = 0  # watches from a revision below this answer 410 Gone
         self.objects: dict[str, dict[str, dict[str, Any]]] = {r.url(): {} for r in self.resources}
@@ -99,16 +101,26 @@ class FakeApi:
                 raise ApiError(404, "not found")
             return {"resources": [{"name": r.plural} for r in served]}
         self.requests.append(("list", path, params))
+        collection, namespace = path, None
+        found = re.fullmatch(r"(/apis?/.+)/namespaces/([^/]+)/([^/]+)", path)
+        if found is not None:
+            collection, namespace = f"{found[1]}/{found[3]}", found[2]
         with self._changed:
-            items = sorted(self.objects[path].items())
+            items = sorted(
+                (key, obj)
+                for key, obj in self.objects[collection].items()
+                if namespace is None or key.startswith(f"{namespace}/")
+            )
             start = int(params.get("continue") or 0)
-            size = int(params.get("limit") or len(items) or 1)
-            size = min(size, self.page_size)
+            # Pages of page_size items when asked for a limit; everything at once when not.
+            size = min(int(params["limit"]), self.page_size) if "limit" in params else len(items)
+            size = max(size, 1)
             page = [copy.deepcopy(obj) for _key, obj in items[start : start + size]]
             meta: dict[str, Any] = {"resourceVersion": str(self.revision)}
             if start + size < len(items):
                 meta["continue"] = str(start + size)
-                meta["remainingItemCount"] = len(items) - start - size
+                if self.counts:
+                    meta["remainingItemCount"] = len(items) - start - size
         return {"items": page, "metadata": meta}
 
     def send(
@@ -167,4 +179,13 @@ def default_deny(namespace: str, name: str = "default-deny") -> dict[str, Any]:
         "kind": "NetworkPolicy",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
+def global_deny_all(name: str = "deny-all") -> dict[str, Any]:
+    return {
+        "apiVersion": "crd.projectcalico.org/v1",
+        "kind": "GlobalNetworkPolicy",
+        "metadata": {"name": name},
+        "spec": {"selector": "all()", "types": ["Ingress", "Egress"]},
     }

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.polling import eventually
-from tests.unit.fake_api import FakeApi, default_deny, namespace
+from tests.unit.fake_api import CALICO_CRD, FakeApi, default_deny, global_deny_all, namespace
 from webhook.kube import K8S_POLICIES, NAMESPACES
 from webhook.policy.model import Direction
 from webhook.state.live import LiveState
@@ -188,3 +188,40 @@ def test_a_relist_removes_what_is_gone(api: FakeApi, master: LiveState) -> None:
     master._list(master._watchers[K8S_POLICIES.name])
     assert list(master.policies_in("billing")) == []
     assert master.object_counts()[K8S_POLICIES.name] == 1
+
+
+def test_the_confirmation_rereads_cluster_scoped_policies_only_when_their_number_changed() -> None:
+    """Before a denial the namespace's policies are read live; the cluster-scoped ones only
+    when the API server holds more or fewer than the cache (one created a moment ago), not
+    all 1,000 GlobalNetworkPolicies of a large cluster for every denial."""
+    api = FakeApi(calico=True)
+    api.put(namespace("legacy"))
+    api.put({**global_deny_all("unrelated"), "spec": {"selector": "app == 'none'"}})
+    state = LiveState(api)
+    state.preload()
+    globals_url = CALICO_CRD[1].url()
+    api.requests.clear()
+    assert state.confirm_providers("legacy") is not None
+    reads = [p for verb, path, p in api.requests if verb == "list" and path == globals_url]
+    assert reads == [{"limit": "1"}]  # counted, not read
+
+    api.put(global_deny_all())  # created a moment before the pod; no watch runs here
+    view = state.confirm_providers("legacy")
+    assert view is not None
+    assert all(view.decide_any_pod(d).isolated for d in Direction)
+
+
+def test_the_confirmation_reads_cluster_scoped_policies_from_a_server_that_does_not_count() -> None:
+    """A server whose lists do not say how many items remain: the cluster-scoped policies are
+    read in full before a denial, as always."""
+    api = FakeApi(calico=True, page_size=1, counts=False)
+    api.put(namespace("legacy"))
+    for name in ("a", "b"):
+        api.put({**global_deny_all(name), "spec": {"selector": "app == 'none'"}})
+    state = LiveState(api)
+    state.preload()
+    globals_url = CALICO_CRD[1].url()
+    api.requests.clear()
+    state.confirm_providers("legacy")
+    reads = [p for verb, path, p in api.requests if verb == "list" and path == globals_url]
+    assert reads == [{"limit": "1"}, {}]
