@@ -530,7 +530,8 @@ def _pre_fork(preloaded: LiveState | None) -> Callable[[object, object], None]:
 
 
 def preload_state(client: KubeClient) -> LiveState:
-    """The live state listed now, in the master, for the workers to fork from (no thread runs).
+    """The live state listed now, in the master, for the workers to fork from (no thread is
+    left running).
 
     A list that fails leaves that resource to each worker to list (as without preload).
     """

@@ -159,7 +159,9 @@ class IndexedState:
     def namespaces(self) -> Iterable[Namespace]:
         with self._lock:
             found = []
-            for name in list(self._records.keys() | self._pending.keys()):
+            # In the order the namespaces were first stored (what reports list first).
+            names = [*self._records, *(n for n in self._pending if n not in self._records)]
+            for name in names:
                 ns = self._known.get(name)
                 if ns is None:
                     record = self._record(name)

@@ -21,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,7 +208,7 @@ class LiveState:
     from a preloaded snapshot, once each of its watches has resumed from the snapshot).
 
     Two ways to start it. `start()` lists and watches from this process. `preload()` lists
-    every resource in the calling thread and starts nothing: the gunicorn master does that
+    every resource and returns with no thread left running: the gunicorn master does that
     before it forks, then each worker calls `forked(client, hooks)` and `start()`, sharing the
     master's lists page for page (copy-on-write) and watching each resource from the
     resourceVersion of the master's list, so no change made since is missed (a 410 Gone, the
@@ -267,7 +268,8 @@ class LiveState:
 
     # -- lifecycle -------------------------------------------------------------------------
     def preload(self) -> None:
-        """Discover and list every resource now, in this thread, starting no thread.
+        """Discover and list every resource now (all at once), returning when every list is
+        done: no thread it starts outlives it.
 
         For the gunicorn master: it forks its workers from what this lists (see the class).
         A failure is logged and leaves the rest to the workers: a resource not listed here is
@@ -285,19 +287,29 @@ class LiveState:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            for resource in resources:
-                watcher = _Watcher(resource)
-                self._watchers[resource.name] = watcher
-                try:
-                    watcher.version = self._list(watcher)
-                except Exception as exc:  # noqa: BLE001 - each worker lists it instead
-                    log.warning(
-                        "cannot list %s before starting the workers: %s", resource.name, exc
-                    )
+            watchers = [_Watcher(resource) for resource in resources]
+            self._watchers = {w.resource.name: w for w in watchers}
+            # Every resource at once: the API server serves one list while this process reads
+            # another (one after the other, each waited for the other). The threads have all
+            # ended when this returns, before any fork.
+            with ThreadPoolExecutor(len(watchers), thread_name_prefix="guardrail-list") as pool:
+                for watcher, listed in zip(
+                    watchers, pool.map(self._preload_one, watchers), strict=True
+                ):
+                    watcher.version = listed
             self._index.compile_globals()
         finally:
             if collecting:
                 gc.enable()
+
+    def _preload_one(self, watcher: _Watcher) -> str:
+        try:
+            return self._list(watcher)
+        except Exception as exc:  # noqa: BLE001 - each worker lists it instead
+            log.warning(
+                "cannot list %s before starting the workers: %s", watcher.resource.name, exc
+            )
+            return ""
 
     def catch_up(self, max_age: float = SNAPSHOT_MAX_AGE_SECONDS) -> None:
         """Bring a preloaded snapshot up to date when it is older than max_age, in this thread.
