@@ -38,6 +38,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
@@ -541,6 +542,8 @@ def preload_state(client: KubeClient) -> LiveState:
     state = LiveState(client)
     state.preload()
     state.close_client()
+    gc.collect()
+    _return_free_memory()
     counts = state.counts()
     log.info(
         "cluster state listed, shared by the workers",
@@ -553,6 +556,21 @@ def preload_state(client: KubeClient) -> LiveState:
         },
     )
     return state
+
+
+def _return_free_memory() -> None:
+    """Give the C allocator's free memory back to the system (glibc's malloc_trim).
+
+    The lists' pages were parsed by several threads at once, and glibc keeps what each
+    thread's arena freed: 30 to 45 MiB at 100,000 namespaces, which every worker would
+    otherwise inherit. Elsewhere (no glibc), nothing happens.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return
+    trim(0)
 
 
 def live_state(
