@@ -332,22 +332,35 @@ def worker_of(served: Serve, conn: http.client.HTTPSConnection) -> int | None:
 
 
 def connection_per_worker(served: Serve) -> dict[int, http.client.HTTPSConnection]:
-    """A keep-alive connection to each worker: connect until every worker holds one."""
+    """A keep-alive connection to each worker: connect until every worker holds one.
+
+    The workers share one listening socket and whichever wakes first accepts, so one worker
+    can win most connections (issue 16): connections are opened 16 at a time and held open
+    until every worker holds one, then the spare ones are closed.
+    """
     held: dict[int, http.client.HTTPSConnection] = {}
     spare: list[http.client.HTTPSConnection] = []
-    for _ in range(200):
+
+    def opened() -> http.client.HTTPSConnection:
         conn = served.connection()
         conn.request("GET", "/healthz")
         conn.getresponse().read()
-        pid = worker_of(served, conn)
-        if pid is not None and pid not in held:
-            held[pid] = conn
-        else:
-            spare.append(conn)
-        if len(held) >= served.workers:
-            break
-    for conn in spare:
-        conn.close()
+        return conn
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            for _ in range(100):
+                for conn in pool.map(lambda _i: opened(), range(16)):
+                    pid = worker_of(served, conn)
+                    if pid is not None and pid not in held:
+                        held[pid] = conn
+                    else:
+                        spare.append(conn)
+                if len(held) >= served.workers:
+                    break
+    finally:
+        for conn in spare:
+            conn.close()
     if len(held) < served.workers:
         raise SystemExit(f"scale: reached {len(held)} of {served.workers} workers")
     return held
