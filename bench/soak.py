@@ -270,8 +270,10 @@ def live_mix(namespaces: int) -> list[tuple[dict[str, Any], bool]]:
         **POLICY,
         "metadata": {"name": "allow-web", "namespace": objects.ns_name(isolated[0])},
     }
-    mix = [(_review(_pod(objects.ns_name(i), labels)), True) for i in isolated[:6]]
-    mix += [(_review(_pod(objects.ns_name(i), labels)), False) for i in bare[:2]]
+    # One in ten denied for want of a default-deny: each such denial reads the namespace's
+    # policies from the API server first (the live confirmation).
+    mix = [(_review(_pod(objects.ns_name(i), labels)), True) for i in isolated[:7]]
+    mix += [(_review(_pod(objects.ns_name(i), labels)), False) for i in bare[:1]]
     mix.append((_review(_pod(objects.ns_name(isolated[1]), {"app": "shop"})), False))
     mix.append((_review(policy), True))
     return mix
