@@ -37,6 +37,12 @@ class FakeApi:
         self.events: list[tuple[int, str, str, dict[str, Any]]] = []  # (rev, url, type, obj)
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # (verb, url, params)
         self.down = False  # every request fails as a refused connection would
+        # 410 Gone as an ERROR event on an accepted stream (what the watch cache sends),
+        # rather than as the HTTP status.
+        self.gone_as_event = False
+        # Cleared to hold every list until set again (a relist under way).
+        self.lists_open = threading.Event()
+        self.lists_open.set()
         # Set to hold every watch before it is accepted (the test releases it).
         self.accept = threading.Event()
         self.accept.set()
@@ -101,6 +107,7 @@ class FakeApi:
                 raise ApiError(404, "not found")
             return {"resources": [{"name": r.plural} for r in served]}
         self.requests.append(("list", path, params))
+        self.lists_open.wait()
         collection, namespace = path, None
         found = re.fullmatch(r"(/apis?/.+)/namespaces/([^/]+)/([^/]+)", path)
         if found is not None:
@@ -144,9 +151,12 @@ class FakeApi:
         self.accept.wait()
         self._check_up()
         since = int(params["resourceVersion"] or 0)
-        if since < self.compacted - 1:
+        if since < self.compacted - 1 and not self.gone_as_event:
             raise ApiError(410, "too old resource version")
         opened()
+        if since < self.compacted - 1:
+            yield {"type": "ERROR", "object": {"code": 410, "message": "too old resource version"}}
+            return
         position = 0
         deadline = float(params.get("timeoutSeconds") or 1)
         waited = 0.0

@@ -118,6 +118,23 @@ def test_a_version_compacted_away_relists_in_the_worker(api: FakeApi, master: Li
     assert lists(api, K8S_POLICIES.url()) == 2  # the master's, then the worker's
 
 
+def test_a_version_gone_on_an_accepted_stream_keeps_the_worker_unsynced_until_relisted(
+    api: FakeApi, master: LiveState
+) -> None:
+    """The watch cache accepts the stream, then sends 410 Gone as its first event: the worker
+    is not ready on the master's stale lists while it relists."""
+    api.delete(default_deny("shop"))
+    api.compact()
+    api.gone_as_event = True
+    api.lists_open.clear()  # the worker's relist waits here
+    master.forked(api)
+    master.start()
+    assert not master.wait_synced(0.5)
+    api.lists_open.set()
+    assert master.wait_synced(10)
+    eventually(lambda: not isolated(master, "shop"), what="the relist dropping the policy")
+
+
 def test_a_failed_preload_leaves_the_listing_to_the_worker(api: FakeApi) -> None:
     """The API server down while the master starts: the master lists nothing and starts
     anyway; each worker discovers and lists for itself."""

@@ -198,6 +198,8 @@ class _Watcher:
     # here so a stream that breaks mid-way resumes after the last event it delivered.
     version: str = ""
     listed_at: float = 0.0  # monotonic time of the last full list (the next resync counts)
+    # Resumed from the master's version, and nothing delivered on that stream yet.
+    just_resumed: bool = False
     thread: threading.Thread | None = None
 
 
@@ -494,6 +496,7 @@ class LiveState:
                 # Every change since the master's list is on this stream, in order.
                 with self._index.batch():
                     self._resuming.discard(resource.name)
+                    watcher.just_resumed = True
                     self._check_synced()
 
         while not (self._stop.is_set() or watcher.stop.is_set()):
@@ -578,11 +581,20 @@ class LiveState:
                 continue
             self._touch(watcher)
             if kind == "ERROR":
-                raise ApiError(int(obj.get("code") or 500), str(obj.get("message") or ""))
+                code = int(obj.get("code") or 500)
+                if code == 410 and watcher.just_resumed:
+                    # The stream was accepted, then said the master's version is gone: this
+                    # worker does not know the cluster until it has listed it itself.
+                    with self._index.batch():
+                        self._resuming.add(resource.name)
+                        self._synced.clear()
+                raise ApiError(code, str(obj.get("message") or ""))
+            watcher.just_resumed = False
             # BOOKMARK events carry only the resourceVersion to resume from.
             if kind in ("ADDED", "MODIFIED", "DELETED"):
                 self._apply(watcher, str(kind), slim(obj, resource))
             watcher.version = _version_of(obj) or watcher.version
+        watcher.just_resumed = False
 
     # -- writes, and which objects came from which resource --------------------------------------
     def _apply(self, watcher: _Watcher, kind: str, obj: Obj) -> None:
