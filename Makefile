@@ -57,5 +57,12 @@ fuzz: install
 bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
+## make bench-scale: SPEC §6 "Scale" against a real API server holding 100,000 namespaces and
+## 300,000 policies (bench/scale.py; the e2e servers built by `make test`); 12 to 30 minutes on
+## 2 shared cores. SCALE_ARGS passes flags, e.g. SCALE_ARGS="--namespaces 20000 --workers 2".
+.PHONY: bench-scale
+bench-scale: install
+	PYTHONPATH=$(CURDIR) $(BIN)/python bench/scale.py $(SCALE_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -181,7 +181,7 @@ def main() -> None:
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="gunicorn worker processes (each holds its own cache of the cluster).",
+    help="gunicorn worker processes (they share the state the master read, see --preload).",
 )
 @click.option(
     "--threads",
@@ -191,6 +191,13 @@ def main() -> None:
     help="Threads per worker that judge reviews.",
 )
 @kubeconfig_option(" for the live state")
+@click.option(
+    "--preload/--no-preload",
+    default=True,
+    show_default=True,
+    help="Live state: list the cluster once in the master, shared by every worker (each then "
+    "watches for changes); --no-preload: each worker lists and holds its own copy.",
+)
 @click.option(
     "--client-ca",
     type=click.Path(dir_okay=False),
@@ -258,6 +265,7 @@ def serve(
     workers: int,
     threads: int,
     kubeconfig: str | None,
+    preload: bool,
     client_ca: str | None,
     certificates: str,
     service: str,
@@ -296,6 +304,7 @@ def serve(
         workers=workers,
         threads=threads,
         kubeconfig=kubeconfig,
+        preload=preload,
         client_ca=Path(client_ca) if client_ca is not None else None,
         certificates=certificates,
         namespace=config.own_namespace,

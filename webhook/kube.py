@@ -260,6 +260,48 @@ class Listed(NamedTuple):
     resource_version: str  # of the list's snapshot; "" where the server gives none
 
 
+class Page(NamedTuple):
+    items: list[dict[str, Any]]
+    resource_version: str  # of the list's snapshot so far; "" where the server gives none
+    total: int | None  # items in the whole list, when the server says
+
+
+def list_pages(
+    client: Client,
+    path: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    missing_ok: bool = False,
+) -> Iterator[Page]:
+    """A collection page by page (one consistent snapshot), each page as it arrives.
+
+    A caller that keeps only what it needs of each page never holds the whole list: the live
+    cache's list of 300,000 policies would be most of a gigabyte as parsed JSON. With
+    `missing_ok`, a 404 (a kind the cluster does not serve) ends the list; else ApiError.
+    """
+    query = {**(params or {}), "limit": LIST_PAGE_SIZE}
+    version = ""
+    seen = 0
+    while True:
+        try:
+            page = client.get(path, query, timeout=timeout)
+        except ApiError as exc:
+            if missing_ok and exc.status == 404:
+                return
+            raise
+        items = [item for item in page.get("items") or () if isinstance(item, dict)]
+        seen += len(items)
+        meta = page.get("metadata") or {}
+        version = str(meta.get("resourceVersion") or version)
+        remaining = meta.get("remainingItemCount")
+        token = meta.get("continue")
+        yield Page(items, version, seen + remaining if isinstance(remaining, int) else None)
+        if not token:
+            return
+        query = {**query, "continue": str(token)}
+
+
 def list_all(
     client: Client,
     path: str,
@@ -276,28 +318,15 @@ def list_all(
     `progress` gets (items so far, total when the server says). With `missing_ok`, a 404 (a
     kind the cluster does not serve) ends the list with what was read; else ApiError.
     """
-    query = {**(params or {}), "limit": LIST_PAGE_SIZE}
     items: list[dict[str, Any]] = []
     version = ""
     total: int | None = None
-    while True:
-        try:
-            page = client.get(path, query, timeout=timeout)
-        except ApiError as exc:
-            if missing_ok and exc.status == 404:
-                return Listed(items, version)
-            raise
-        items.extend(each(item) for item in page.get("items") or () if isinstance(item, dict))
-        meta = page.get("metadata") or {}
-        version = str(meta.get("resourceVersion") or version)
-        remaining = meta.get("remainingItemCount")
-        if isinstance(remaining, int):
-            total = len(items) + remaining
+    for page in list_pages(client, path, params=params, timeout=timeout, missing_ok=missing_ok):
+        items.extend(each(item) for item in page.items)
+        version = page.resource_version
+        total = page.total if page.total is not None else total
         progress(len(items), total)
-        token = meta.get("continue")
-        if not token:
-            return Listed(items, version)
-        query = {**query, "continue": str(token)}
+    return Listed(items, version)
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -379,6 +408,10 @@ class KubeClient:
             key_file=configuration.key_file,
             assert_hostname=configuration.assert_hostname,
         )
+
+    def close(self) -> None:
+        """Close every pooled connection (the next request opens a new one)."""
+        self._pool.clear()
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": "guardrail"}

@@ -241,12 +241,23 @@ class Cluster:
 
     @classmethod
     def start(
-        cls, *, binaries: Mapping[str, Path] | None = None, log: Log = print, keep_tmp: bool = False
+        cls,
+        *,
+        binaries: Mapping[str, Path] | None = None,
+        log: Log = print,
+        keep_tmp: bool = False,
+        etcd_flags: Sequence[str] = (),
+        apiserver_flags: Sequence[str] = (),
+        controller_manager: bool = True,
     ) -> Cluster:
         """Start etcd, kube-apiserver and kube-controller-manager; return once Pods can be made.
 
         ``binaries`` maps kube-apiserver / kube-controller-manager to executables; by default
-        they come from build_cluster's cache, built there first if missing.
+        they come from build_cluster's cache, built there first if missing. ``etcd_flags`` and
+        ``apiserver_flags`` are added to the servers' own (the scale benchmark raises etcd's
+        quota and turns the audit log off; a later flag wins); without ``controller_manager``
+        no namespace gets its ServiceAccount (no Pod can be created), but a benchmark creating
+        100,000 namespaces does not pay for 200,000 more objects written by the controllers.
         """
         started = time.monotonic()
         if binaries is None:
@@ -272,7 +283,9 @@ class Cluster:
             _log=log,
         )
         try:
-            cluster._configure(etcd, binaries, port)
+            cluster._configure(etcd, binaries, port, etcd_flags, apiserver_flags)
+            if not controller_manager:
+                del cluster._servers["kube-controller-manager"]
             cluster._start_all()
         except BaseException:
             cluster.stop()
@@ -283,7 +296,14 @@ class Cluster:
         )
         return cluster
 
-    def _configure(self, etcd: str, binaries: Mapping[str, Path], port: int) -> None:
+    def _configure(
+        self,
+        etcd: str,
+        binaries: Mapping[str, Path],
+        port: int,
+        etcd_flags: Sequence[str] = (),
+        apiserver_flags: Sequence[str] = (),
+    ) -> None:
         tmp = self.tmp
         (tmp / "logs").mkdir()
         for name in ("etcd", "apiserver-certs", "kcm-certs", "flexvolume", "kube-cache"):
@@ -319,6 +339,7 @@ class Cluster:
                 "--initial-cluster-state=new",
                 "--logger=zap",
                 "--log-level=warn",
+                *etcd_flags,
             ],
             logs / "etcd.log",
         )
@@ -342,6 +363,7 @@ class Cluster:
                 f"--audit-policy-file={audit_policy}",
                 f"--audit-log-path={self.audit_log}",
                 "--profiling=false",
+                *apiserver_flags,
             ],
             logs / "kube-apiserver.log",
         )
@@ -374,7 +396,9 @@ class Cluster:
         etcd.start()
         _wait_for("etcd /health", self._etcd_healthy, [etcd], timeout=30)
         self.start_apiserver()
-        kcm = self._servers["kube-controller-manager"]
+        kcm = self._servers.get("kube-controller-manager")
+        if kcm is None:
+            return
         kcm.start()
         # The default ServiceAccount is written by the controller manager: its presence proves
         # the controllers run and that Pods in `default` can pass ServiceAccount admission.
@@ -518,9 +542,22 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(log: Log = print, *, keep_tmp: bool = False) -> Iterator[Cluster]:
+def running_cluster(
+    log: Log = print,
+    *,
+    keep_tmp: bool = False,
+    etcd_flags: Sequence[str] = (),
+    apiserver_flags: Sequence[str] = (),
+    controller_manager: bool = True,
+) -> Iterator[Cluster]:
     """Start a cluster for the duration of the block, stopping it however the block ends."""
-    cluster = Cluster.start(log=log, keep_tmp=keep_tmp)
+    cluster = Cluster.start(
+        log=log,
+        keep_tmp=keep_tmp,
+        etcd_flags=etcd_flags,
+        apiserver_flags=apiserver_flags,
+        controller_manager=controller_manager,
+    )
     try:
         yield cluster
     finally:

@@ -1,9 +1,13 @@
 """The live state source in-process against the real API server: list+watch, resync, discovery
-of Calico's CRDs, the confirmation read, and staleness."""
+of Calico's CRDs, the confirmation read, staleness, and a worker forked from a preloaded state."""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -200,3 +204,49 @@ def test_confirmation_against_an_unreachable_api_is_none(cluster: Cluster, tmp_p
         assert live.confirm_providers("default", timeout=2) is None
     finally:
         live.stop()
+
+
+def test_a_worker_forked_after_the_masters_list_sees_what_changed_since(
+    cluster: Cluster, namespace: str
+) -> None:
+    """A process lists the cluster as guardrail serve's master does and forks a worker after
+    a default-deny was deleted and another created: the worker, resuming its watches from the
+    master's lists, holds the new one only."""
+    cluster.kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=DEFAULT_DENY.format(
+            api="networking.k8s.io/v1", name="early", namespace=namespace, spec=K8S_SPEC
+        ),
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    with subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.preload_fork", str(cluster.kubeconfig), namespace],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as master:
+        try:
+            assert master.stdout is not None
+            assert master.stdin is not None
+            assert master.stdout.readline().strip() == "listed"
+            # Between the master's list and the worker's watch:
+            cluster.kubectl("delete", "networkpolicy", "early", "-n", namespace, *AS_EXEMPT)
+            cluster.kubectl(
+                "apply",
+                "-f",
+                "-",
+                input=DEFAULT_DENY.format(
+                    api="networking.k8s.io/v1", name="late", namespace=namespace, spec=K8S_SPEC
+                ),
+            )
+            master.stdin.write("fork\n")
+            master.stdin.flush()
+            seen = json.loads(master.stdout.readline())
+            assert master.wait(timeout=60) == 0
+        finally:
+            if master.poll() is None:
+                master.kill()
+    assert seen == {"synced": True, "policies": ["late"]}

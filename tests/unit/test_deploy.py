@@ -161,13 +161,17 @@ def test_deployment_is_highly_available(rendered: dict[str, list[Doc]], overlay:
 def test_container_probes_resources_and_termination(
     rendered: dict[str, list[Doc]], overlay: str
 ) -> None:
-    """Probes on /healthz and /readyz over HTTPS, requests and limits for CPU and memory, and a
-    grace period longer than gunicorn's drain."""
+    """Probes on /healthz and /readyz over HTTPS, a startup probe that waits out the master's
+    list of a large cluster, requests and limits for CPU and memory, and a grace period longer
+    than gunicorn's drain."""
     pod = _one(rendered[overlay], "Deployment", "guardrail")["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    for probe in ("livenessProbe", "readinessProbe"):
+    startup = container["startupProbe"]
+    assert startup["httpGet"]["path"] == "/healthz"
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 300
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
         assert container[probe]["httpGet"]["scheme"] == "HTTPS"
         assert container[probe]["httpGet"]["port"] == container["ports"][0]["name"]
     for bound in ("requests", "limits"):

@@ -23,10 +23,7 @@ PathArg = str | os.PathLike[str]
 
 def load_state(paths: PathArg | Sequence[PathArg]) -> IndexedState:
     """Read the Namespaces and network policies of files and directories (ManifestError if bad)."""
-    state = IndexedState()
-    for obj in read_state_objects(paths):
-        state.upsert(obj)
-    return state
+    return state_from_objects(read_state_objects(paths))
 
 
 def read_state_objects(paths: PathArg | Sequence[PathArg]) -> list[dict[str, Any]]:
@@ -40,16 +37,14 @@ def read_state_objects(paths: PathArg | Sequence[PathArg]) -> list[dict[str, Any
 def state_from_objects(objs: Iterable[Obj]) -> IndexedState:
     """An index of objects already read (the live cluster's, listed once)."""
     state = IndexedState()
-    for obj in objs:
-        state.upsert(obj)
+    with state.batch():  # each namespace's record encoded once
+        for obj in objs:
+            state.upsert(obj)
     return state
 
 
 def state_from_manifests(manifests: Iterable[Manifest]) -> IndexedState:
-    state = IndexedState()
-    for obj in state_objects(manifests):
-        state.upsert(obj)
-    return state
+    return state_from_objects(state_objects(manifests))
 
 
 def state_objects(manifests: Iterable[Manifest]) -> list[dict[str, Any]]:

@@ -4,11 +4,20 @@ Every source (manifest files, the API server's list+watch) feeds the same `Index
 decision costs the same dictionary lookups whichever source is behind it: O(1) in the number
 of namespaces and policies in the cluster.
 
+Each namespace is one record: the Namespace (labels, whether it is terminating) and its
+network policies, held together as one compact JSON encoding (a third of the memory of the
+parsed objects; SPEC §6: under 1 KiB per policy), decoded only when the namespace's view is
+rebuilt, its policies are read, or it changes. One object per namespace matters where workers
+share a state read before they were forked (`serve`): CPython writes an object's reference
+count whenever it is read, which copies the memory page holding it, and a namespace spread
+over a dozen small objects would cost a dozen copied pages the first time each worker judged
+something there.
+
 The isolation engine's forms are built lazily and memoised: cluster-scoped policies and tiers
 are compiled once into a stack (again after any of them changes); a namespace's own policies
 are compiled, and its view built, the first time a decision there needs them (again after one
 of them, or the namespace's labels, changes). A namespace nobody asks about costs only its
-compact JSON.
+record.
 """
 
 from __future__ import annotations
@@ -36,25 +45,52 @@ from webhook.policy.objects import (
     ref_of,
 )
 
-# A namespaced policy is held as its JSON encoding: a third of the memory of the parsed
-# object (SPEC §6: under 1 KiB per policy), decoded only when a namespace's view is rebuilt
-# or a policy change is judged, never on a cached decision.
-Stored = bytes | Obj
+
+class _Record:
+    """One namespace, decoded: its Namespace (None when only its policies are known) and its
+    policies by key. Only ever held briefly, or by a batch being written."""
+
+    __slots__ = ("namespace", "policies")
+
+    def __init__(self, namespace: Namespace | None, policies: dict[PolicyKey, Obj]) -> None:
+        self.namespace = namespace
+        self.policies = policies
+
+    def empty(self) -> bool:
+        return self.namespace is None and not self.policies
 
 
-def _compact(obj: Obj) -> Stored:
+# A record as held: its JSON encoding, or the record itself when some object in it is not
+# JSON-shaped (never from the API server or a manifest).
+Stored = bytes | _Record
+
+
+def _encode(record: _Record) -> Stored:
+    ns = record.namespace
     try:
-        # orjson's result keeps its 4 KiB working buffer: copy it into an exact-size bytes.
-        return bytes(memoryview(orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS)))
-    except TypeError:  # not JSON-shaped (never from the API server or a manifest): keep as is
-        return obj
+        encoded = orjson.dumps(
+            [
+                None if ns is None else [dict(ns.labels), ns.terminating],
+                [[*key, obj] for key, obj in record.policies.items()],
+            ],
+            option=orjson.OPT_NON_STR_KEYS,
+        )
+    except TypeError:
+        return _Record(ns, dict(record.policies))
+    # orjson's result keeps its 4 KiB working buffer: copy it into an exact-size bytes.
+    return bytes(memoryview(encoded))
 
 
-def _expand(stored: Stored) -> Obj:
-    if isinstance(stored, bytes):
-        loaded: Obj = orjson.loads(stored)
-        return loaded
-    return stored
+def _decode(name: str, stored: Stored) -> _Record:
+    if isinstance(stored, _Record):
+        return _Record(stored.namespace, dict(stored.policies))
+    ns_part, policies = orjson.loads(stored)
+    namespace = (
+        None
+        if ns_part is None
+        else Namespace(name=name, labels=ns_part[0], terminating=bool(ns_part[1]))
+    )
+    return _Record(namespace, {(k0, k1, k2): obj for k0, k1, k2, obj in policies})
 
 
 class IndexedState:
@@ -66,25 +102,78 @@ class IndexedState:
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
-        self._namespaces: dict[str, Namespace] = {}
-        self._namespaced: dict[str, dict[PolicyKey, Stored]] = {}
+        self._records: dict[str, Stored] = {}
+        # Records being written by the current batch, decoded; encoded when it ends.
+        self._pending: dict[str, _Record] = {}
+        self._depth = 0
+        # Namespaces decoded for readers: what a decision asks for is a dictionary lookup.
+        self._known: dict[str, Namespace] = {}
+        self._namespace_count = 0
+        self._policy_count = 0
         self._global: dict[PolicyKey, Obj] = {}
         self._global_snapshot: tuple[Obj, ...] = ()
         self._global_stack: PolicyStack | None = None
         self._views: dict[str, tuple[PolicyStack, NamespaceView]] = {}
 
+    # -- records ---------------------------------------------------------------------------
+    def _record(self, name: str) -> _Record | None:
+        """The namespace's record, decoded (caller holds the lock)."""
+        pending = self._pending.get(name)
+        if pending is not None:
+            return pending
+        stored = self._records.get(name)
+        return None if stored is None else _decode(name, stored)
+
+    def _writable(self, name: str, decoded: _Record | None = None) -> _Record:
+        """The namespace's record to change within the current batch (caller holds the lock);
+        `decoded`: what `_record` just returned for it."""
+        record = self._pending.get(name)
+        if record is None:
+            record = decoded or self._record(name) or _Record(None, {})
+            self._pending[name] = record
+        self._known.pop(name, None)
+        self._views.pop(name, None)
+        return record
+
+    def _flush(self) -> None:
+        for name, record in self._pending.items():
+            if record.empty():
+                self._records.pop(name, None)
+            else:
+                self._records[name] = _encode(record)
+        self._pending = {}
+
     # -- reads (ClusterState) -------------------------------------------------------------
     def namespace(self, name: str) -> Namespace | None:
-        return self._namespaces.get(name)
+        known = self._known.get(name)
+        if known is not None:
+            return known
+        with self._lock:
+            record = self._record(name)
+            if record is None or record.namespace is None:
+                return None
+            if name not in self._pending:
+                self._known[name] = record.namespace
+            return record.namespace
 
     def namespaces(self) -> Iterable[Namespace]:
         with self._lock:
-            return tuple(self._namespaces.values())
+            found = []
+            # In the order the namespaces were first stored (what reports list first).
+            names = [*self._records, *(n for n in self._pending if n not in self._records)]
+            for name in names:
+                ns = self._known.get(name)
+                if ns is None:
+                    record = self._record(name)
+                    ns = record.namespace if record is not None else None
+                if ns is not None:
+                    found.append(ns)
+            return tuple(found)
 
     def policies_in(self, namespace: str) -> Sequence[Obj]:
         with self._lock:
-            stored = tuple(self._namespaced.get(namespace, {}).values())
-        return tuple(_expand(s) for s in stored)
+            record = self._record(namespace)
+        return tuple(record.policies.values()) if record is not None else ()
 
     def global_policies(self) -> Sequence[Obj]:
         return self._global_snapshot
@@ -103,10 +192,11 @@ class IndexedState:
             cached = self._views.get(namespace)
             if cached is not None:
                 return cached
-            ns = self._namespaces.get(namespace) or Namespace.unknown(namespace)
+            record = self._record(namespace)
+            ns = (record.namespace if record is not None else None) or Namespace.unknown(namespace)
             own: list[CompiledPolicy] = []
-            for stored in self._namespaced.get(namespace, {}).values():
-                compiled = compile_object(_expand(stored), namespace)
+            for obj in record.policies.values() if record is not None else ():
+                compiled = compile_object(obj, namespace)
                 if isinstance(compiled, CompiledPolicy):
                     own.append(compiled)
             stack = self._globals().with_changes(add=own, homes=(namespace,))
@@ -115,26 +205,34 @@ class IndexedState:
             return cached
 
     def _globals(self) -> PolicyStack:
-        if self._global_stack is None:
-            self._global_stack = build_stack(self._global_snapshot)
-        return self._global_stack
+        stack = self._global_stack
+        if stack is None:
+            stack = self._global_stack = build_stack(self._global_snapshot)
+        return stack
+
+    def compile_globals(self) -> None:
+        """Compile the cluster-scoped policies and tiers now rather than at the first decision
+        (the master before it forks: its workers then share one compiled stack)."""
+        with self._lock:
+            self._globals()
 
     def counts(self) -> dict[str, int]:
         with self._lock:
             return {
-                "namespaces": len(self._namespaces),
-                "policies": sum(len(p) for p in self._namespaced.values()) + len(self._global),
+                "namespaces": self._namespace_count,
+                "policies": self._policy_count + len(self._global),
             }
 
     # -- writes ----------------------------------------------------------------------------
     def upsert(self, obj: Obj) -> None:
         """Add or replace a Namespace or a network policy; other kinds are ignored."""
-        with self._lock:
+        with self.batch():
             if obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
                 ns = Namespace.from_object(obj)
                 if ns.name:
-                    self._namespaces[ns.name] = ns
-                    self._views.pop(ns.name, None)
+                    record = self._writable(ns.name)
+                    self._namespace_count += record.namespace is None
+                    record.namespace = ns
                 return
             located = self._locate(obj)
             if located is None:
@@ -144,16 +242,19 @@ class IndexedState:
                 self._global[key] = obj
                 self._global_changed()
             else:
-                self._namespaced.setdefault(namespace, {})[key] = _compact(obj)
-                self._views.pop(namespace, None)
+                record = self._writable(namespace)
+                self._policy_count += key not in record.policies
+                record.policies[key] = obj
 
     def remove(self, obj: Obj) -> None:
-        with self._lock:
+        with self.batch():
             if obj.get("kind") == "Namespace" and obj.get("apiVersion") == "v1":
                 name = str((obj.get("metadata") or {}).get("name") or "")
-                self._namespaces.pop(name, None)
-                self._namespaced.pop(name, None)
-                self._views.pop(name, None)
+                if name in self._records or name in self._pending:
+                    record = self._writable(name)
+                    self._namespace_count -= record.namespace is not None
+                    self._policy_count -= len(record.policies)
+                    record.namespace, record.policies = None, {}
                 return
             located = self._locate(obj)
             if located is None:
@@ -163,9 +264,10 @@ class IndexedState:
                 if self._global.pop(key, None) is not None:
                     self._global_changed()
             else:
-                bucket = self._namespaced.get(namespace)
-                if bucket is not None and bucket.pop(key, None) is not None:
-                    self._views.pop(namespace, None)
+                existing = self._record(namespace)
+                if existing is not None and key in existing.policies:
+                    del self._writable(namespace, existing).policies[key]
+                    self._policy_count -= 1
 
     def remove_namespace_only(self, name: str) -> None:
         """Forget a Namespace but not its policies.
@@ -174,28 +276,41 @@ class IndexedState:
         dropping them with the Namespace would race with those when a namespace is deleted and
         re-created under the same name.
         """
-        with self._lock:
-            self._namespaces.pop(name, None)
-            self._views.pop(name, None)
+        with self.batch():
+            existing = self._record(name)
+            if existing is not None and existing.namespace is not None:
+                self._writable(name, existing).namespace = None
+                self._namespace_count -= 1
 
     @contextmanager
     def batch(self) -> Iterator[None]:
         """Hold the write lock across several writes, and the caller's record of them.
 
         Readers see all of the batch or none of it (a resync's removals and additions at once),
-        and a writer's own bookkeeping cannot disagree with what the index holds.
+        and a writer's own bookkeeping cannot disagree with what the index holds. Each record
+        the batch changes is encoded once, when the batch ends.
         """
         with self._lock:
-            yield
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._flush()
 
     def replace_all(self, objs: Iterable[Obj]) -> None:
         """Swap the whole content at once (a resync or a reload), readers never see a mix."""
         fresh = IndexedState()
-        for obj in objs:
-            fresh.upsert(obj)
+        with fresh.batch():
+            for obj in objs:
+                fresh.upsert(obj)
         with self._lock:
-            self._namespaces = fresh._namespaces
-            self._namespaced = fresh._namespaced
+            self._records = fresh._records
+            self._pending = {}
+            self._known = {}
+            self._namespace_count = fresh._namespace_count
+            self._policy_count = fresh._policy_count
             self._global = fresh._global
             self._global_snapshot = fresh._global_snapshot
             self._global_stack = None
