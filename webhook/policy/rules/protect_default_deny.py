@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping, Sequence
 
 from webhook.policy.cluster import ClusterState
 from webhook.policy.engine import (
@@ -45,6 +47,41 @@ NAMESPACE_CONTROLLER = "system:serviceaccount:kube-system:namespace-controller"
 Lost = dict[str, list[IsolationLoss]]
 Anchored = dict[str, list[AnchorLoss]]
 Judged = tuple[list[IsolationLoss], list[AnchorLoss]]
+
+
+class _Judgements:
+    """What going from one namespace view to another loses, by the views' shapes, kept across
+    requests (least recently used dropped past `size`).
+
+    The anchor analysis of a change in a namespace holding a dozen policies builds a view per
+    policy and decides every representative pod in each: about 20 ms. Its result depends on the
+    views' shapes alone (equivalence and anchor order, with the directions judged), so the same
+    change judged again (a retry, a dry run, a controller re-applying, another namespace of the
+    same shape) costs a lookup. A change to any policy or label of the namespace is another key.
+    Each result is kept with the namespace it was judged in: exact for that one (messages name
+    its objects), told for others.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._items: OrderedDict[Hashable, tuple[str, Judged]] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[str, Judged] | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: Hashable, namespace: str, judged: Judged) -> None:
+        with self._lock:
+            self._items[key] = (namespace, judged)
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+_JUDGED = _Judgements(1024)
 
 
 def check(request: Request, state: ClusterState, settings: Settings) -> list[Finding]:  # noqa: PLR0911 - each request it does not judge returns early
@@ -187,7 +224,7 @@ def _lost(
     # Namespaces whose views have the same shapes (and their policies the same anchor order)
     # before and after lose the same pods: judge one, tell the others from it. Messages name
     # the objects of the first namespace listed, so that one is judged on its own.
-    memo: dict[object, Judged] = {}
+    directions = tuple(settings.get(DIRECTIONS))
     views: dict[str, tuple[NamespaceView, NamespaceView, bool]] = {}
     for namespace in candidates:
         if namespace is None or namespace.terminating:
@@ -199,15 +236,27 @@ def _lost(
         # it yet cannot hide what the change removes.
         was = _changed(stack, home, before, before).for_namespace(namespace)
         now = _changed(stack, home, before, after).for_namespace(namespace)
-        key = (equivalence(was), equivalence(now), anchor_ranks(was), anchor_ranks(now))
-        found = memo.get(key)
-        exact = found is None
-        if found is None:
+        anchors = not lost and not anchored
+        key = (
+            directions,
+            anchors,
+            equivalence(was),
+            equivalence(now),
+            anchor_ranks(was),
+            anchor_ranks(now),
+        )
+        name = namespace.name
+        known = _JUDGED.get(key)
+        if known is None:
             # One namespace is enough to refuse for the anchor's sake (and the message names
             # one); losing isolation outright is looked for everywhere, and counted.
-            found = memo[key] = _judge(was, now, settings, anchors=not lost and not anchored)
+            found = _judge(was, now, settings, anchors=anchors)
+            _JUDGED.put(key, name, found)
+            exact = True
+        else:
+            judged_in, found = known
+            exact = judged_in == name
         losses, moved = found
-        name = namespace.name
         if losses:
             lost[name] = [dataclasses.replace(loss, namespace=name) for loss in losses]
             views[name] = (was, now, exact)
