@@ -89,7 +89,10 @@ def percentile(values: list[float], p: float) -> float:
 
 
 # -- the AdmissionReviews -------------------------------------------------------------------------
-def pod_review(namespace: str, role: str = "r1") -> dict[str, Any]:
+def pod_review(namespace: str, role: str = "r1", template: str = "") -> dict[str, Any]:
+    labels = {"app": "shop", "role": role}
+    if template:
+        labels["pod-template-hash"] = template
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -97,7 +100,7 @@ def pod_review(namespace: str, role: str = "r1") -> dict[str, Any]:
         "metadata": {
             "name": "web",
             "namespace": namespace,
-            "labels": {"app": "shop", "role": role},
+            "labels": labels,
         },
         "spec": {"containers": [{"name": "web", "image": "registry.invalid/web:1"}]},
     }
@@ -542,15 +545,24 @@ def decision_section(cluster: Cluster, namespaces: int) -> dict[str, Any]:
         if decision.allowed != expected_allowed(i):
             raise SystemExit(f"scale: {req.namespace}: allowed={decision.allowed}, expected not")
     # Wall time, and this thread's CPU time: on a shared machine the wall time's tail is the
-    # moments this process was not running at all.
+    # moments this process was not running at all. Each round's Pods carry labels new to
+    # their namespaces (a pod-template-hash of the round), so every decision walks; then the
+    # last round's again, as a ReplicaSet's later replicas: decisions the view has kept.
     timings: list[float] = []
     cpu: list[float] = []
-    for _ in range(ROUNDS):
-        for req, _i in requests:
+    kept: list[float] = []
+    for round_ in range(ROUNDS + 1):
+        again = round_ == ROUNDS
+        template = f"h{min(round_, ROUNDS - 1)}"
+        for k, i in enumerate(sampled):
+            req = parse(pod_review(objects.ns_name(i), f"r{k % objects.ROLES}", template)).request
             began, began_cpu = time.perf_counter(), time.thread_time()
             judging.decide(req)
-            timings.append(time.perf_counter() - began)
-            cpu.append(time.thread_time() - began_cpu)
+            if again:
+                kept.append(time.perf_counter() - began)
+            else:
+                timings.append(time.perf_counter() - began)
+                cpu.append(time.thread_time() - began_cpu)
     state.stop()
     return {
         "in_process_list_s": round(listed_s, 2),
@@ -560,6 +572,8 @@ def decision_section(cluster: Cluster, namespaces: int) -> dict[str, Any]:
         "decision_p99_us": round(percentile(timings, 0.99) * 1e6, 1),
         "decision_cpu_p50_us": round(statistics.median(cpu) * 1e6, 1),
         "decision_cpu_p99_us": round(percentile(cpu, 0.99) * 1e6, 1),
+        "kept_decision_p50_us": round(statistics.median(kept) * 1e6, 1),
+        "kept_decision_p99_us": round(percentile(kept, 0.99) * 1e6, 1),
         "first_in_namespace_p50_us": round(statistics.median(first) * 1e6, 1),
         "first_in_namespace_p99_us": round(percentile(first, 0.99) * 1e6, 1),
         "first_in_namespace_cpu_p50_us": round(statistics.median(first_cpu) * 1e6, 1),

@@ -60,6 +60,10 @@ from webhook.policy.engine.tiers import tier_named
 from webhook.policy.model import Direction, Namespace
 
 _MAX_CHAIN = 8
+# Label sets whose decisions a view keeps: a namespace runs a handful of workloads, and each
+# entry is about 1.7 KiB (two directions' decisions and their explanation) in every worker
+# that judged the namespace, against the view's own 13 KiB with 1,000 GlobalNetworkPolicies.
+MAX_DECIDED = 4
 
 
 def _policy_sort_key(policy: CompiledPolicy) -> tuple[bool, float, str, str]:
@@ -372,7 +376,7 @@ class PolicyStack:
 class NamespaceView:
     """The stack as seen from one namespace: what a decision walks."""
 
-    __slots__ = ("_indexes", "_labels", "_preselected", "namespace", "tiers")
+    __slots__ = ("_decided", "_indexes", "_labels", "_preselected", "namespace", "tiers")
 
     def __init__(
         self,
@@ -386,6 +390,10 @@ class NamespaceView:
         self._indexes = indexes
         self._preselected = preselected
         self._labels = namespace_labels(namespace)
+        # Decisions by pod labels, service account and directions, for endpoints of this
+        # namespace: a ReplicaSet's pods carry the same labels, so all but its first are a
+        # lookup. A view never changes (a change builds a new one), so neither do they.
+        self._decided: dict[object, tuple[Decision, ...]] | None = None
 
     @property
     def preselected(self) -> frozenset[int]:
@@ -420,8 +428,23 @@ class NamespaceView:
         same = endpoint.namespace == self.namespace.name and (
             endpoint.namespace_labels == self._labels
         )
+        key: object = None
         if same:
             ctx.preselected = self._preselected
+            labels = endpoint.pod_labels
+            key = (
+                frozenset(labels.known.items()),
+                labels.complete,
+                endpoint.service_account,
+                tuple(directions),
+            )
+            decided = self._decided
+            if decided is None:
+                decided = self._decided = {}
+            else:
+                found = decided.get(key)
+                if found is not None:
+                    return found
         decisions = []
         for direction in directions:
             index = self._indexes[direction]
@@ -432,7 +455,12 @@ class NamespaceView:
             decisions.append(
                 Decision(direction, verdict, outside, fresh, render(direction, outside, fresh))
             )
-        return tuple(decisions)
+        result = tuple(decisions)
+        if key is not None and self._decided is not None:
+            if len(self._decided) >= MAX_DECIDED:
+                self._decided.clear()  # a namespace of many label sets: the recent ones
+            self._decided[key] = result
+        return result
 
     def decide_any_pod(self, direction: Direction) -> Decision:
         """The namespace-wide judgement: every label set a pod could carry."""
