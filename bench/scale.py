@@ -61,6 +61,7 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import scale_objects as objects  # noqa: E402 - after the sys.path set-up
+import tables  # noqa: E402 - after the sys.path set-up
 
 from tests.e2e.harness import Cluster  # noqa: E402 - after the sys.path set-up
 
@@ -909,7 +910,7 @@ def main() -> None:  # noqa: PLR0915 - the benchmark, step by step
     out = out_dir / f"scale-{stamp}.json"
     out.write_text(json.dumps(results, indent=2))
     log(f"done in {results['total_s']:.0f} s; results in {out}")
-    print(json.dumps(results, indent=2))
+    print(tables.scale_table(results))
 
 
 if __name__ == "__main__":

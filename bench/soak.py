@@ -50,6 +50,10 @@ import requests
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import tables  # noqa: E402 - after the sys.path set-up
+
 GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
 STATE = ROOT / "examples" / "state"
 CLIENT_THREADS = 32
@@ -580,6 +584,7 @@ def summarize(args: argparse.Namespace, reports: list[dict[str, Any]]) -> dict[s
     for report in reports:
         errors.update(report["errors"])
     pss = [(r["elapsed_s"], r["pss_total_mib"]) for r in reports if r.get("pss_total_mib")]
+    rss = [(r["elapsed_s"], r["rss_total_mib"]) for r in reports if r.get("rss_total_mib")]
     p99s = sorted(r["p99_ms"] for r in reports)
     return {
         "requests": total,
@@ -590,6 +595,7 @@ def summarize(args: argparse.Namespace, reports: list[dict[str, Any]]) -> dict[s
         "rss_last_mib": next(
             (r["rss_total_mib"] for r in reversed(reports) if r["rss_total_mib"]), 0.0
         ),
+        "rss_slope_mib_per_min": slope(rss),
         "pss_first_mib": pss[0][1] if pss else 0.0,
         "pss_last_mib": pss[-1][1] if pss else 0.0,
         "pss_slope_mib_per_min": slope(pss),
@@ -646,6 +652,7 @@ def main() -> int:
         json.dumps({"args": vars(args), "summary": summary, "intervals": reports}, indent=2)
     )
     log(f"report written to {out}")
+    print(tables.soak_table(summary, reports))
     return 1 if summary["errors"] else 0
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +48,8 @@ from webhook.state.index import IndexedState
 log = logging.getLogger("guardrail.state")
 
 CONFIRM_TIMEOUT_SECONDS = 2.0
+# Reads of confirmations in flight at once, per worker (a confirmation reads each resource).
+CONFIRM_THREADS = 8
 # Server-side watch timeout; the client's read timeout is a little longer, so a connection that
 # went silent (no event, no bookmark) is noticed even where no reset ever arrives.
 WATCH_TIMEOUT_SECONDS = 290
@@ -229,6 +233,9 @@ class LiveState:
         # of its content (records, listed resources, change counters), so the two agree.
         self._index = IndexedState()
         self._client = client
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
         self._resync_seconds = resync_seconds
         self._discovery_seconds = discovery_seconds
         self._hooks = hooks or CacheHooks()
@@ -381,6 +388,10 @@ class LiveState:
         self._stop.set()
         for watcher in list(self._watchers.values()):
             watcher.stop.set()
+        with self._pool_lock:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.shutdown(wait=False)
+            self._pool = None
 
     @property
     def synced(self) -> bool:
@@ -718,21 +729,14 @@ class LiveState:
         try:
             for _attempt in range(2):
                 before = (self._changes[bucket], self._global_changes)
-                found: list[tuple[ApiResource, dict[str, Any]]] = []
-                for resource in resources:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return None
-                    if not resource.namespaced and self._same_count(resource, remaining):
-                        continue
-                    remaining = deadline - time.monotonic()
-                    url = resource.url(namespace) if resource.namespaced else resource.url()
-                    page = self._client.get(url, timeout=remaining)
-                    found.extend(
-                        (resource, slim(item, resource))
-                        for item in page.get("items") or []
-                        if isinstance(item, dict)
-                    )
+                # Every resource at once: one round trip to the API server, not one each
+                # (4 sequential reads took 13 ms of every denial at 100,000 namespaces).
+                pool = self._confirm_pool()
+                reads = [pool.submit(self._confirm_read, r, namespace, deadline) for r in resources]
+                done, waiting = futures.wait(reads, timeout=max(deadline - time.monotonic(), 0))
+                if waiting:
+                    return None  # each read ends by its own timeout; its answer is not used
+                found = [item for read in done for item in read.result()]
                 with self._index.batch():
                     if (self._changes[bucket], self._global_changes) != before:
                         continue
@@ -747,6 +751,37 @@ class LiveState:
             return None
         # Raced with the watch twice: the cache is at least as new as both reads.
         return self._index.view(namespace)
+
+    def _confirm_read(
+        self, resource: ApiResource, namespace: str, deadline: float
+    ) -> list[tuple[ApiResource, dict[str, Any]]]:
+        """One resource's part of a confirmation: the namespace's objects, or the cluster's
+        when they differ in number from the cache's."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the confirmation's deadline passed")
+        if not resource.namespaced and self._same_count(resource, remaining):
+            return []
+        remaining = max(deadline - time.monotonic(), 0.001)
+        url = resource.url(namespace) if resource.namespaced else resource.url()
+        page = self._client.get(url, timeout=remaining)
+        return [
+            (resource, slim(item, resource))
+            for item in page.get("items") or []
+            if isinstance(item, dict)
+        ]
+
+    def _confirm_pool(self) -> ThreadPoolExecutor:
+        """This process's threads for confirmations' reads (made on first use, in the worker:
+        a pool made before a fork has no threads in the child)."""
+        with self._pool_lock:
+            pool = self._pool
+            if pool is None or self._pool_pid != os.getpid():
+                pool = self._pool = ThreadPoolExecutor(
+                    CONFIRM_THREADS, thread_name_prefix="guardrail-confirm"
+                )
+                self._pool_pid = os.getpid()
+            return pool
 
     def _same_count(self, resource: ApiResource, timeout: float) -> bool:
         """Whether the API server holds as many objects of a cluster-scoped resource as the
