@@ -4,7 +4,7 @@
 
 Installs what it lacks (wrk from Debian, kopf into this venv, the Go load generator), then:
 1. /validate over keep-alive TLS at fixed concurrency (wrk, bench/rotate.lua rotating 10
-   AdmissionReviews, 3 denied), against Guardrail (10,000 namespaces, 30,000 policies, every
+   AdmissionReviews, 4 denied), against Guardrail (10,000 namespaces, 30,000 policies, every
    policy on), a bare allow-all Flask endpoint under the same gunicorn/TLS settings, and a kopf
    admission handler, alternating in rounds so they share the machine's moment;
 2. latency at a fixed 200 requests/s (bench/loadgen, open loop, keep-alive);

@@ -14,11 +14,15 @@ import pytest
 import yaml
 from flask.testing import FlaskClient
 
+from bench import workload
 from bench.peers import cases
+from webhook.admission import review
+from webhook.admission.judge import Judge
 from webhook.app import create_app
-from webhook.config import default_config
+from webhook.config import Config, default_config
 from webhook.policy.rules import require_role_labels
 from webhook.state.files import state_from_objects
+from webhook.state.index import IndexedState
 
 SUBJECT = "guardrail"
 
@@ -112,3 +116,18 @@ def test_peer_denials_name_the_rule(peer: str) -> None:
     text = "".join(p.read_text(encoding="utf-8") for p in (MANIFESTS / peer).glob("*.yaml"))
     for rule in ("require-role-labels", "require-default-deny"):
         assert f"[{rule}]" in text
+
+
+@pytest.mark.parametrize("namespaces", [200, 10000])
+def test_the_throughput_mix_expects_guardrails_verdicts(namespaces: int) -> None:
+    """bench/run.py stops when a verdict differs from the mix's expectation (measuring a
+    server that answers otherwise would measure other work): the expectations are Guardrail's."""
+    state = IndexedState()
+    for obj in workload.state_objects(namespaces):
+        state.upsert(obj)
+    judge = Judge(Config(), state)
+    got = {
+        label: judge.decide(review.parse(doc).request).allowed
+        for label, doc, _ in workload.reviews(namespaces)
+    }
+    assert got == {label: allowed for label, _, allowed in workload.reviews(namespaces)}
