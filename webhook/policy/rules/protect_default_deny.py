@@ -58,25 +58,26 @@ class _Judgements:
     views' shapes alone (equivalence and anchor order, with the directions judged), so the same
     change judged again (a retry, a dry run, a controller re-applying, another namespace of the
     same shape) costs a lookup. A change to any policy or label of the namespace is another key.
-    Each result is kept with the namespace it was judged in: exact for that one (messages name
-    its objects), told for others.
+    A result is told for every namespace of the same shapes; one with findings is also kept
+    exactly for the namespace it was judged in (its message names that namespace's objects),
+    under the key and that namespace's name.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._lock = threading.Lock()
-        self._items: OrderedDict[Hashable, tuple[str, Judged]] = OrderedDict()
+        self._items: OrderedDict[Hashable, Judged] = OrderedDict()
 
-    def get(self, key: Hashable) -> tuple[str, Judged] | None:
+    def get(self, key: Hashable) -> Judged | None:
         with self._lock:
             found = self._items.get(key)
             if found is not None:
                 self._items.move_to_end(key)
             return found
 
-    def put(self, key: Hashable, namespace: str, judged: Judged) -> None:
+    def put(self, key: Hashable, judged: Judged) -> None:
         with self._lock:
-            self._items[key] = (namespace, judged)
+            self._items[key] = judged
             if len(self._items) > self.size:
                 self._items.popitem(last=False)
 
@@ -225,7 +226,7 @@ def _lost(
     # before and after lose the same pods: judge one, tell the others from it. Messages name
     # the objects of the first namespace listed, so that one is judged on its own.
     directions = tuple(settings.get(DIRECTIONS))
-    views: dict[str, tuple[NamespaceView, NamespaceView, bool]] = {}
+    views: dict[str, tuple[NamespaceView, NamespaceView, bool, tuple[object, ...]]] = {}
     for namespace in candidates:
         if namespace is None or namespace.terminating:
             continue
@@ -246,23 +247,25 @@ def _lost(
             anchor_ranks(now),
         )
         name = namespace.name
-        known = _JUDGED.get(key)
-        if known is None:
+        exact = True
+        found = _JUDGED.get((key, name))
+        if found is None:
+            found = _JUDGED.get(key)
+            exact = found is None
+        if found is None:
             # One namespace is enough to refuse for the anchor's sake (and the message names
             # one); losing isolation outright is looked for everywhere, and counted.
             found = _judge(was, now, settings, anchors=anchors)
-            _JUDGED.put(key, name, found)
-            exact = True
-        else:
-            judged_in, found = known
-            exact = judged_in == name
+            _JUDGED.put(key, found)
+            if found[0] or found[1]:
+                _JUDGED.put((key, name), found)
         losses, moved = found
         if losses:
             lost[name] = [dataclasses.replace(loss, namespace=name) for loss in losses]
-            views[name] = (was, now, exact)
+            views[name] = (was, now, exact, key)
         elif moved and not lost:
             anchored[name] = [dataclasses.replace(m, namespace=name) for m in moved]
-            views[name] = (was, now, exact)
+            views[name] = (was, now, exact, key)
     if lost:
         anchored.clear()
     if lost or anchored:
@@ -272,16 +275,21 @@ def _lost(
 
 def _judge_shown(
     shown: str,
-    views: Mapping[str, tuple[NamespaceView, NamespaceView, bool]],
+    views: Mapping[str, tuple[NamespaceView, NamespaceView, bool, tuple[object, ...]]],
     settings: Settings,
     lost: Lost,
     anchored: Anchored,
     literals: dict[str, dict[str, set[str]]],
 ) -> None:
     """Judge the namespace the message details on its own, if its result was shared."""
-    was, now, exact = views[shown]
+    was, now, exact, key = views[shown]
     if not exact:
-        losses, moved = _judge(was, now, settings, anchors=not lost)
+        anchors = not lost
+        losses, moved = _judge(was, now, settings, anchors=anchors)
+        # Kept for this namespace when it is what the key stands for (with losses, the
+        # anchors are not looked at whichever way the key was judged).
+        if losses or key[1] == anchors:
+            _JUDGED.put((key, shown), (losses, moved))
         if lost:
             lost[shown] = losses
         else:
