@@ -6,10 +6,11 @@ GlobalNetworkPolicies, each in one tier, selecting the namespaces of one team an
 one role, with an Allow on a port. The state is Guardrail's own IndexedState, as the webhook
 holds it. Timed: require-default-deny's decision for a Pod (both directions) in 1,000 sampled
 namespaces, after one pass that builds their views (as a running webhook has them):
-- the walk: every Pod's labels new to its namespace (a `pod-template-hash` of its round), so
-  no decision is one the view has kept;
-- kept: the last round's Pods again, as the later replicas of a ReplicaSet are (the view keeps
-  the decisions of its last label sets, engine/stack.py MAX_DECIDED).
+- the walk: each round's Pod in a namespace has a role (a label the policies read) new to
+  it, so no decision is one the view has kept;
+- kept: the last round's Pods again with a new `pod-template-hash`, which no policy reads, as
+  a rollout's or a ReplicaSet's later replicas are (a view keeps the decisions of its last
+  label sets, by the labels its policies read: engine/stack.py MAX_DECIDED).
 
     python bench/engine_decision.py 100 100000    # one JSON object per size
 """
@@ -120,9 +121,11 @@ def measure(size: int) -> dict[str, Any]:
     try:
         for round_ in range(ROUNDS + 1):
             again = round_ == ROUNDS
-            for ns, labels in zip(sampled, pods, strict=True):
+            shift = min(round_, ROUNDS - 1)
+            for k, ns in enumerate(sampled):
                 view = state.view(ns)
-                pod = {**labels, "pod-template-hash": f"h{min(round_, ROUNDS - 1)}"}
+                labels = pods[(k + shift) % len(pods)]
+                pod = {**labels, "pod-template-hash": f"h{round_}"}
                 began = time.perf_counter()
                 decisions = view.decide_all(view.endpoint(pod, "default"), directions)
                 (kept if again else timings).append(time.perf_counter() - began)

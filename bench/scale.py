@@ -546,17 +546,19 @@ def decision_section(cluster: Cluster, namespaces: int) -> dict[str, Any]:
         if decision.allowed != expected_allowed(i):
             raise SystemExit(f"scale: {req.namespace}: allowed={decision.allowed}, expected not")
     # Wall time, and this thread's CPU time: on a shared machine the wall time's tail is the
-    # moments this process was not running at all. Each round's Pods carry labels new to
-    # their namespaces (a pod-template-hash of the round), so every decision walks; then the
-    # last round's again, as a ReplicaSet's later replicas: decisions the view has kept.
+    # moments this process was not running at all. Each round's Pod in a namespace has a role
+    # (a label the policies read) new to it, so every decision walks; then the last round's
+    # Pods again with a new pod-template-hash (no policy reads it), as a rollout's or a
+    # ReplicaSet's later replicas: decisions the view has kept.
     timings: list[float] = []
     cpu: list[float] = []
     kept: list[float] = []
     for round_ in range(ROUNDS + 1):
         again = round_ == ROUNDS
-        template = f"h{min(round_, ROUNDS - 1)}"
+        shift = min(round_, ROUNDS - 1)
         for k, i in enumerate(sampled):
-            req = parse(pod_review(objects.ns_name(i), f"r{k % objects.ROLES}", template)).request
+            role = f"r{(k + shift) % objects.ROLES}"
+            req = parse(pod_review(objects.ns_name(i), role, f"h{round_}")).request
             began, began_cpu = time.perf_counter(), time.thread_time()
             judging.decide(req)
             if again:

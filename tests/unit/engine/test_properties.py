@@ -270,3 +270,27 @@ def test_derived_view_matches_built_view(
     built = after.for_namespace(NAMESPACE)
     endpoint = built.endpoint(Labels(known, complete=False), "default")
     assert derived.decide(endpoint, direction).text == built.decide(endpoint, direction).text
+
+
+@PROPERTY
+@given(
+    stacks,
+    st.lists(st.tuples(known_labels, st.sampled_from(["x", "y", None])), min_size=1, max_size=6),
+    st.sampled_from(list(Direction)),
+)
+def test_kept_decisions_are_the_decisions(
+    stack_parts: tuple[list[dict[str, Any]], list[dict[str, Any]]],
+    pods: list[tuple[dict[str, str], str | None]],
+    direction: Direction,
+) -> None:
+    """A view keeps decisions by the labels its policies read (a label `hash` none reads is
+    left out of the key): each is what a view that never decided anything gives."""
+    tiers, policies = stack_parts
+    stack = build_stack([*tiers, *policies])
+    view = stack.for_namespace(NAMESPACE)
+    for known, unread in pods:
+        labels = {**known, **({"hash": unread} if unread else {})}
+        got = view.decide(view.endpoint(Labels.exactly(labels), "default"), direction)
+        fresh = stack.for_namespace(NAMESPACE)
+        want = fresh.decide(fresh.endpoint(Labels.exactly(labels), "default"), direction)
+        assert got == want

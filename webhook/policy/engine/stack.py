@@ -64,6 +64,9 @@ _MAX_CHAIN = 8
 # entry is about 1.7 KiB (two directions' decisions and their explanation) in every worker
 # that judged the namespace, against the view's own 13 KiB with 1,000 GlobalNetworkPolicies.
 MAX_DECIDED = 4
+# Label keys a decision's key always keeps, read or not: Calico's own (its selectors may read
+# them through the endpoint's labels without naming them in a policy's literals).
+_KEPT = ("pcns.", "pcsa.", "projectcalico.org/")
 
 
 def _policy_sort_key(policy: CompiledPolicy) -> tuple[bool, float, str, str]:
@@ -376,7 +379,7 @@ class PolicyStack:
 class NamespaceView:
     """The stack as seen from one namespace: what a decision walks."""
 
-    __slots__ = ("_decided", "_indexes", "_labels", "_preselected", "namespace", "tiers")
+    __slots__ = ("_decided", "_indexes", "_labels", "_preselected", "_read", "namespace", "tiers")
 
     def __init__(
         self,
@@ -394,6 +397,34 @@ class NamespaceView:
         # namespace: a ReplicaSet's pods carry the same labels, so all but its first are a
         # lookup. A view never changes (a change builds a new one), so neither do they.
         self._decided: dict[object, tuple[Decision, ...]] | None = None
+        self._read: frozenset[str] | None = None
+
+    def _read_keys(self) -> frozenset[str]:
+        """The pod label keys some policy of the view reads: its selection's and its rules'
+        endpoint side (`pod_literals`, what change impact tells pods apart by) and its guard."""
+        read = self._read
+        if read is None:
+            keys: set[str] = set()
+            for policy in self.policies():
+                keys.update(policy.pod_literals)
+                if policy.guard is not None:
+                    keys.add(policy.guard.key)
+            read = self._read = frozenset(keys)
+        return read
+
+    def _decided_key(self, endpoint: Endpoint, directions: Sequence[Direction]) -> object:
+        """What a decision for an endpoint of this namespace depends on: the labels no
+        policy reads left out (a pod-template-hash, a StatefulSet's pod name), so every
+        replica of a workload, and every rollout of it, shares one decision."""
+        labels = endpoint.pod_labels
+        if labels.complete:
+            read = self._read_keys()
+            known = frozenset(
+                (k, v) for k, v in labels.known.items() if k in read or k.startswith(_KEPT)
+            )
+        else:
+            known = frozenset(labels.known.items())
+        return (known, labels.complete, endpoint.service_account, tuple(directions))
 
     @property
     def preselected(self) -> frozenset[int]:
@@ -431,13 +462,7 @@ class NamespaceView:
         key: object = None
         if same:
             ctx.preselected = self._preselected
-            labels = endpoint.pod_labels
-            key = (
-                frozenset(labels.known.items()),
-                labels.complete,
-                endpoint.service_account,
-                tuple(directions),
-            )
+            key = self._decided_key(endpoint, directions)
             decided = self._decided
             if decided is None:
                 decided = self._decided = {}
