@@ -212,10 +212,45 @@ def api_server(url: str) -> str:
 
 
 def without_kustomize_patches(manifests: Sequence[Manifest]) -> tuple[list[Manifest], list[str]]:
-    """The manifests but those in files a kustomization of the input lists as patches (`patches`,
-    `patchesStrategicMerge`, `patchesJson6902`), and a note for each one left out: a patch holds
-    part of an object (a fix directory's label patches), which judged whole would be a finding."""
+    """The manifests but the patches of a kustomization of the input (files it lists under
+    `patches`, `patchesStrategicMerge` or `patchesJson6902`), and a note for each one left
+    out: a patch holds part of an object (a fix directory's label patches), which judged whole
+    would be a finding.
+
+    Only what is certainly a patch is left out, so that listing a file as a patch cannot hide
+    it: an object of a file that a kustomization also lists under `resources`, or one whose
+    kind and name no other object of the input has (a patch that patches nothing fails the
+    build; the object is then applied some other way, or not at all), is judged.
+    """
+    patch_files, resource_files = _kustomize_files(manifests)
+    if not patch_files:
+        return list(manifests), []
+    patch_of: dict[int, str] = {}  # id of a manifest in a patch file -> the kustomization
+    for manifest in manifests:
+        path = (
+            None
+            if manifest.file == STDIN_NAME
+            else os.path.normpath(os.path.abspath(manifest.file))
+        )
+        listed_in = patch_files.get(path) if path is not None else None
+        if listed_in is not None and path not in resource_files:
+            patch_of[id(manifest)] = listed_in
+    targets = {_kind_and_name(m.obj) for m in manifests if id(m) not in patch_of}
+    kept, notes = [], []
+    for manifest in manifests:
+        listed_in = patch_of.get(id(manifest))
+        if listed_in is not None and _kind_and_name(manifest.obj) in targets:
+            notes.append(f"{manifest.where}: skipped: a kustomize patch (listed in {listed_in})")
+        else:
+            kept.append(manifest)
+    return kept, notes
+
+
+def _kustomize_files(manifests: Sequence[Manifest]) -> tuple[dict[str, str], set[str]]:
+    """The files kustomizations of the input list as patches (each with the kustomization's
+    file) and as resources."""
     patch_files: dict[str, str] = {}
+    resource_files: set[str] = set()
     for manifest in manifests:
         obj = manifest.obj
         if not str(obj.get("apiVersion") or "").startswith("kustomize.config.k8s.io/"):
@@ -228,20 +263,17 @@ def without_kustomize_patches(manifests: Sequence[Manifest]) -> tuple[list[Manif
                 # An inline patch (a YAML string) holds a line break; a path does not.
                 if isinstance(path, str) and path and "\n" not in path:
                     patch_files[os.path.normpath(os.path.join(base, path))] = manifest.file
-    if not patch_files:
-        return list(manifests), []
-    kept, notes = [], []
-    for manifest in manifests:
-        listed_in = (
-            None
-            if manifest.file == STDIN_NAME
-            else patch_files.get(os.path.normpath(os.path.abspath(manifest.file)))
-        )
-        if listed_in is None:
-            kept.append(manifest)
-        else:
-            notes.append(f"{manifest.where}: skipped: a kustomize patch (listed in {listed_in})")
-    return kept, notes
+        resources = obj.get("resources")
+        for entry in resources if isinstance(resources, list) else []:
+            if isinstance(entry, str) and entry:
+                resource_files.add(os.path.normpath(os.path.join(base, entry)))
+    return patch_files, resource_files
+
+
+def _kind_and_name(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata")
+    name = meta.get("name") if isinstance(meta, Mapping) else None
+    return str(obj.get("kind") or ""), str(name or "")
 
 
 def described_namespaces(manifests: Sequence[Manifest]) -> frozenset[str]:

@@ -366,6 +366,35 @@ def test_the_fix_directory_inside_the_input_is_not_judged_as_workloads(tmp_path:
     ) in again.stderr
 
 
+@pytest.mark.parametrize(
+    "kustomization",
+    [
+        # the same file a resource and a patch: kustomize builds its objects
+        "resources: [web.yaml]\npatches: [{path: web.yaml}]\n",
+        # a patch of nothing in the input: the object is applied some other way, or fails
+        "patchesStrategicMerge: [web.yaml]\n",
+    ],
+    ids=["resource-and-patch", "patch-of-nothing"],
+)
+def test_listing_a_file_as_a_patch_cannot_hide_it(tmp_path: Path, kustomization: str) -> None:
+    """Only what is certainly a patch is left out: an object of a file also listed as a
+    resource, or one no other object of the input has the kind and name of, is judged."""
+    write(
+        tmp_path,
+        {
+            "tree/ns.yaml": NAMESPACE,
+            "tree/web.yaml": WEB,
+            "tree/kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+            "kind: Kustomization\n" + kustomization,
+        },
+    )
+    result = run(tmp_path, "check", "--format", "json", "tree")
+    assert result.returncode == 1, result.stderr
+    found = json.loads(result.stdout)["violations"]
+    assert ("require-role-labels", "tree/web.yaml") in [(v["policy"], v["file"]) for v in found]
+    assert "skipped" not in result.stderr
+
+
 # -- --write --------------------------------------------------------------------------------
 POD_JSON = """\
 {
