@@ -85,7 +85,8 @@ def scale_table(results: Mapping[str, Any]) -> str:
     decision = results.get("decision")
     if decision:
         rows.append(
-            f"| decision in process, every Pod's labels new to its namespace: p50 / p99 (µs)"
+            f"| decision in process, a Pod's role (read by the policies) new to its namespace: "
+            f"p50 / p99 (µs)"
             f"{_load(decision)} | {decision['decision_p50_us']:.1f} / "
             f"**{decision['decision_p99_us']:.1f}** (thread CPU p99 "
             f"{decision['decision_cpu_p99_us']:.1f}) | p99 < {DECISION_LIMIT_US:.0f} µs | "
@@ -93,8 +94,9 @@ def scale_table(results: Mapping[str, Any]) -> str:
         )
         if "kept_decision_p99_us" in decision:
             rows.append(
-                f"| … a label set the view has kept (a ReplicaSet's later replicas): p50 / p99 "
-                f"(µs) | {decision['kept_decision_p50_us']:.1f} / "
+                f"| … the same Pods with a new pod-template-hash, kept by the view (a rollout's, "
+                f"a ReplicaSet's later replicas): p50 / p99 (µs) | "
+                f"{decision['kept_decision_p50_us']:.1f} / "
                 f"{decision['kept_decision_p99_us']:.1f} |  |  |"
             )
         rows.append(
