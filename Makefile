@@ -58,7 +58,7 @@ bench: install
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 ## make bench-scale: SPEC §6 "Scale" against a real API server holding 100,000 namespaces and
-## 300,000 policies (bench/scale.py; the e2e servers built by `make test`); 12 to 30 minutes on
+## 300,000 policies (bench/scale.py; the e2e servers built by `make test`); 11 minutes on a quiet machine, up to 30 on
 ## 2 shared cores. SCALE_ARGS passes flags, e.g. SCALE_ARGS="--namespaces 20000 --workers 2".
 .PHONY: bench-scale
 bench-scale: install
