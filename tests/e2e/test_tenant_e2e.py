@@ -310,3 +310,45 @@ def test_a_collection_delete_of_two_default_denies_keeps_the_newer(
     assert emptied.returncode == 1, emptied.stdout
     assert "[protect-default-deny]" in emptied.stderr, emptied.stderr
     assert _policies(cluster, namespace) == ["z-newer-deny"]
+
+
+def test_a_refusal_kept_across_requests_follows_the_namespace(
+    cluster: Cluster, tenant: tuple[str, tuple[str, ...]]
+) -> None:
+    """protect-default-deny keeps what a change loses by the shapes of the namespace's views:
+    the same delete is refused, then allowed once a newer default-deny is there, then refused
+    again once the recreated one is the newer; and in a second namespace of the same shapes
+    the refusal names that namespace."""
+    namespace, as_owner = tenant
+    other = _name("tenant")
+    cluster.create_namespace(other)
+
+    def delete(target: str, *flags: str) -> subprocess.CompletedProcess[str]:
+        return cluster.kubectl(
+            "delete", "networkpolicy", "default-deny", "-n", target, *flags, check=False
+        )
+
+    try:
+        assert apply(cluster, other, _deny("default-deny")).returncode == 0
+        # The tenant twice (the second is the kept answer), then the cluster's admin in the
+        # other namespace of the same shapes.
+        for target, flags in ((namespace, as_owner), (namespace, as_owner), (other, ())):
+            refused = delete(target, *flags)
+            assert refused.returncode == 1, refused.stdout
+            assert f'namespace "{target}"' in refused.stderr, refused.stderr
+        assert apply(cluster, namespace, _deny("deny-newer")).returncode == 0
+        # Allowed once the newer one's watch event is in every worker: it is the anchor now.
+        eventually(
+            lambda: delete(namespace, *as_owner).returncode == 0,
+            what="the older default-deny deleted beside a newer one",
+        )
+        assert apply(cluster, namespace, _deny("default-deny")).returncode == 0
+        # The recreated default-deny is the newer of the two, so the anchor: refused again.
+        again = eventually(
+            lambda: (r := delete(namespace, *as_owner)).returncode == 1 and r,
+            what="the recreated default-deny refused",
+        )
+        assert "[protect-default-deny]" in again.stderr, again.stderr
+        assert _policies(cluster, namespace) == ["default-deny", "deny-newer"]
+    finally:
+        cluster.kubectl("delete", "namespace", other, "--wait=false", "--ignore-not-found")
