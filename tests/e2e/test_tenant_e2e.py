@@ -336,12 +336,16 @@ def test_a_refusal_kept_across_requests_follows_the_namespace(
             refused = delete(target, *flags)
             assert refused.returncode == 1, refused.stdout
             assert f'namespace "{target}"' in refused.stderr, refused.stderr
+        # creationTimestamp counts seconds: the newer one must be a second newer (at the same
+        # second the anchor is the last by name, which is not what this test is about).
+        time.sleep(1.1)
         assert apply(cluster, namespace, _deny("deny-newer")).returncode == 0
         # Allowed once the newer one's watch event is in every worker: it is the anchor now.
         eventually(
             lambda: delete(namespace, *as_owner).returncode == 0,
             what="the older default-deny deleted beside a newer one",
         )
+        time.sleep(1.1)
         assert apply(cluster, namespace, _deny("default-deny")).returncode == 0
         # The recreated default-deny is the newer of the two, so the anchor: refused again.
         again = eventually(
