@@ -22,7 +22,6 @@ import contextlib
 import datetime
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -37,6 +36,8 @@ sys.path[:0] = [str(BENCH.parent), str(BENCH)]
 
 import run  # noqa: E402 - after the sys.path set-up
 import workload  # noqa: E402 - after the sys.path set-up
+
+from bench.peers.base import stop_group  # noqa: E402 - after the sys.path set-up
 
 KINDS = ("guardrail", "bare")
 
@@ -84,17 +85,7 @@ def prepare(
 ) -> tuple[Path, Path, list[Path]]:
     """Certificates, state and reviews (those numbered in `reviews`, 1-based; default all),
     written once and reused by later runs."""
-    from webhook.certs import write_certificates  # noqa: PLC0415 - after the sys.path set-up
-
-    certs = work / "certs"
-    if not (certs / "tls.crt").exists():
-        write_certificates(
-            certs,
-            service="guardrail",
-            namespace="guardrail-system",
-            hosts=("127.0.0.1", "localhost"),
-            days=30,
-        )
+    certs = run.bench_certificates(work / "certs")
     state = work / f"state-{namespaces}"
     if not state.exists():
         run.log(f"writing the state: {namespaces} namespaces")
@@ -150,13 +141,7 @@ def start(
             run.wait_ready(proc, port, certs / "ca.crt", probe, target.name, log_path)
             yield Running(target, f"https://127.0.0.1:{port}/validate", port, proc)
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc, 40)
 
 
 # -- per-worker figures -------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -43,6 +42,8 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT), str(BENCH)]
 
 import workload  # noqa: E402 - after the sys.path set-up
+
+from bench.peers.base import stop_group  # noqa: E402 - after the sys.path set-up
 
 PYTHON = sys.executable
 VENV_BIN = Path(PYTHON).parent
@@ -162,14 +163,23 @@ def server(
         wait_ready(proc, port, ca, body, name, log_dir / f"{name}.log")
         yield Server(name, url, proc)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, 40)
         log_file.close()
+
+
+def bench_certificates(certs: Path) -> Path:
+    """The benchmark's CA and serving certificate for 127.0.0.1 in `certs`, made once."""
+    if not (certs / "tls.crt").exists():
+        from webhook.certs import write_certificates  # noqa: PLC0415 - only when missing
+
+        write_certificates(
+            certs,
+            service="guardrail",
+            namespace="guardrail-system",
+            hosts=("127.0.0.1", "localhost"),
+            days=30,
+        )
+    return certs
 
 
 def post(
@@ -313,17 +323,7 @@ def http_sections(args: argparse.Namespace, work: Path, results: dict[str, Any])
     wrk = ensure_wrk()
     ensure_kopf()
     loadgen = build_loadgen(work)
-    from webhook.certs import write_certificates  # noqa: PLC0415 - only when certificates are missing
-
-    certs = work / "certs"
-    if not (certs / "tls.crt").exists():
-        write_certificates(
-            certs,
-            service="guardrail",
-            namespace="guardrail-system",
-            hosts=("127.0.0.1", "localhost"),
-            days=30,
-        )
+    certs = bench_certificates(work / "certs")
     ca = certs / "ca.crt"
     log(f"writing the state: {args.namespaces} namespaces")
     counts = workload.write_state(work / "state", args.namespaces)
@@ -747,16 +747,7 @@ def main() -> None:
     if "check" in sections:
         check_section(args, work, results)
     if "apiserver" in sections:
-        if not (work / "certs" / "tls.crt").exists():
-            from webhook.certs import write_certificates  # noqa: PLC0415 - only when certificates are missing
-
-            write_certificates(
-                work / "certs",
-                service="guardrail",
-                namespace="guardrail-system",
-                hosts=("127.0.0.1", "localhost"),
-                days=30,
-            )
+        bench_certificates(work / "certs")
         apiserver_section(args, work, results)
     results["load_average_end"] = load_average()
     results["seconds"] = time.perf_counter() - started

@@ -41,7 +41,6 @@ import json
 import multiprocessing
 import os
 import random
-import signal
 import socket
 import ssl
 import statistics
@@ -63,6 +62,7 @@ sys.path[:0] = [str(ROOT), str(BENCH)]
 import scale_objects as objects  # noqa: E402 - after the sys.path set-up
 import tables  # noqa: E402 - after the sys.path set-up
 
+from bench.peers.base import stop_group  # noqa: E402 - after the sys.path set-up
 from tests.e2e.harness import Cluster  # noqa: E402 - after the sys.path set-up
 
 GUARDRAIL = str(Path(sys.executable).with_name("guardrail"))
@@ -261,13 +261,7 @@ def serve(
     try:
         yield served
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, 60)
 
 
 def free_port() -> int:

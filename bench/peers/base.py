@@ -92,14 +92,20 @@ def process(
     try:
         yield proc
     finally:
+        stop_group(proc, 30)
+
+
+def stop_group(proc: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM to the process group `proc` leads (started with `start_new_session`), then
+    SIGKILL if it has not ended within `timeout` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 def log_tail(log_dir: Path, name: str, lines: int = 40) -> str:
