@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 import urllib3
+import workload
 
 TEAMS = 50
 TIERS = 50
@@ -83,56 +84,16 @@ def namespace(i: int) -> dict[str, Any]:
     }
 
 
+# shape -> (apiVersion, name, spec): the throughput benchmark's policies (bench/workload.py),
+# the Calico one as its CRD (the cluster has no Calico API server).
 SPECS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    # shape -> (apiVersion, name, spec)
-    "default-deny": (
-        K8S,
-        "default-deny",
-        {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-    ),
-    "allow-web": (
-        K8S,
-        "allow-web",
-        {
-            "podSelector": {"matchLabels": {"app": "web"}},
-            "ingress": [{"from": [{"podSelector": {"matchLabels": {"role": "frontend"}}}]}],
-        },
-    ),
-    "allow-metrics": (
-        K8S,
-        "allow-metrics",
-        {
-            "podSelector": {"matchLabels": {"role": "api"}},
-            "policyTypes": ["Ingress"],
-            "ingress": [
-                {
-                    "from": [
-                        {
-                            "namespaceSelector": {
-                                "matchLabels": {"kubernetes.io/metadata.name": "monitoring"}
-                            }
-                        }
-                    ],
-                    "ports": [{"protocol": "TCP", "port": 9090}],
-                }
-            ],
-        },
-    ),
-    "allow-dns": (
-        CALICO,
-        "allow-dns",
-        {
-            "selector": "app == 'web'",
-            "types": ["Egress"],
-            "egress": [
-                {
-                    "action": "Allow",
-                    "protocol": "UDP",
-                    "destination": {"selector": "k8s-app == 'kube-dns'", "ports": [53]},
-                }
-            ],
-        },
-    ),
+    shape: (api, obj["metadata"]["name"], obj["spec"])
+    for shape, api, obj in (
+        ("default-deny", K8S, workload.k8s_default_deny("")),
+        ("allow-web", K8S, workload.k8s_allow_web("")),
+        ("allow-metrics", K8S, workload.k8s_allow_metrics("")),
+        ("allow-dns", CALICO, workload.calico_allow_dns("")),
+    )
 }
 
 

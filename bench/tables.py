@@ -134,7 +134,7 @@ def scale_table(results: Mapping[str, Any]) -> str:
             f"{resync['child_private_mib_after_1']:.0f}; {resync['resync_1_s']:.0f} s |  |  |"
         )
     after_lag = results.get("serve_memory_after_lag")
-    if after_lag:
+    if after_lag and lag:
         rows.append(
             f"| PSS of the 2-worker pod after the lag part's changes (MiB) | "
             f"{after_lag['pss_total_mib']:.0f} |  |  |"
